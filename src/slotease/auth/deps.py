@@ -1,0 +1,58 @@
+"""Request dependencies: the caller, and the transaction that acts as them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from slotease.auth.principal import Principal, resolve_principal
+from slotease.context import AppContext, app_context
+from slotease.db.database import Connection
+from slotease.kit.problems import Unauthorized
+
+ContextDep = Annotated[AppContext, Depends(app_context)]
+
+
+def get_principal(request: Request, context: ContextDep) -> Principal:
+    # Resolved once per request: the rate limiter may already have done it.
+    cached: Principal | None = getattr(request.state, "principal", None)
+    if cached is None:
+        cached = resolve_principal(request, context.jwt_secret)
+        request.state.principal = cached
+    return cached
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncIterator[Connection]:
+    """One transaction per request, acting as the caller; committed before the response leaves
+    (scope="function"), so a client never sees an answer whose change could still roll back."""
+    async with context.db.transaction(principal.identity) as conn:
+        if principal.is_api_key:
+            cursor = await conn.execute("select key_id from app.api_key_grant()")
+            if await cursor.fetchone() is None:
+                raise Unauthorized("The API key is not valid.")
+        yield conn
+
+
+DbDep = Annotated[Connection, Depends(db_session, scope="function")]
+
+
+def require_user(principal: PrincipalDep) -> Principal:
+    if principal.user_id is None:
+        raise Unauthorized("Sign in to do this.")
+    return principal
+
+
+def require_signed_in(principal: PrincipalDep) -> Principal:
+    """A user or an API key."""
+    if principal.is_anonymous:
+        raise Unauthorized("Credentials are required.")
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(require_user)]
+SignedIn = Annotated[Principal, Depends(require_signed_in)]

@@ -1,0 +1,90 @@
+"""Who is calling: resolved from the request's credentials, without trusting any claim about
+memberships. What the caller may see is then decided by PostgreSQL's policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import HTTPConnection
+
+from slotease.auth.tokens import InvalidToken, hash_secret, verify_access_token
+from slotease.db.database import ANONYMOUS, DbIdentity
+from slotease.kit.problems import Unauthorized
+
+API_KEY_PREFIX = "sk_"
+
+
+@dataclass(frozen=True)
+class Principal:
+    identity: DbIdentity
+    user_id: UUID | None = None
+    email: str | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.identity.role == "anon"
+
+    @property
+    def is_api_key(self) -> bool:
+        return self.identity.api_key_hash is not None
+
+    @property
+    def rate_limit_key(self) -> str | None:
+        """The bucket of a signed-in caller; anonymous callers are limited by address."""
+        if self.identity.api_key_hash:
+            return f"key:{self.identity.api_key_hash[:32]}"
+        if self.user_id:
+            return f"user:{self.user_id}"
+        return None
+
+
+ANONYMOUS_PRINCIPAL = Principal(identity=ANONYMOUS)
+
+
+def api_key_from(connection: HTTPConnection) -> str | None:
+    return connection.headers.get("apikey") or connection.headers.get("x-api-key")
+
+
+def resolve_principal(connection: HTTPConnection, jwt_secret: str) -> Principal:
+    """Read the credentials of a request or WebSocket; 401 for any that are present but bad.
+
+    An API key is only parsed here; whether it is live is checked inside the request's
+    transaction (see deps.db_session), by the same function the policies use.
+    """
+    api_key = api_key_from(connection)
+    authorization = connection.headers.get("authorization")
+    token = (
+        connection.query_params.get("token") if connection.scope["type"] == "websocket" else None
+    )
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+        token = value.strip()
+    if token:
+        return principal_for_token(token, jwt_secret)
+    if api_key:
+        if not api_key.startswith(API_KEY_PREFIX):
+            raise Unauthorized("The API key is not valid.")
+        return Principal(
+            identity=DbIdentity(
+                role="authenticated",
+                claims={"role": "authenticated"},
+                api_key_hash=hash_secret(api_key),
+            )
+        )
+    return ANONYMOUS_PRINCIPAL
+
+
+def principal_for_token(token: str, jwt_secret: str) -> Principal:
+    try:
+        claims: dict[str, Any] = verify_access_token(jwt_secret, token)
+    except InvalidToken as exc:
+        raise Unauthorized("The access token is invalid or expired.") from exc
+    return Principal(
+        identity=DbIdentity(role="authenticated", claims=claims),
+        user_id=UUID(claims["sub"]),
+        email=claims.get("email"),
+    )

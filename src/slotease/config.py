@@ -1,0 +1,129 @@
+"""One settings object for the whole service, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(second|minute|hour|day)s?\s*$")
+
+RateLimit = Annotated[str, Field(description="A limit such as `1000/hour` or `20/minute`.")]
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "test", "production"] = Field(
+        default="development", validation_alias="SLOTEASE_ENV"
+    )
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    # The app itself connects as a NOINHERIT login role that cannot bypass RLS; by default it is
+    # the DATABASE_URL with the user swapped for this role (see db.urls).
+    app_database_url: str | None = Field(default=None, validation_alias="SLOTEASE_APP_DATABASE_URL")
+    app_db_role: str = Field(default="slotease_app", validation_alias="SLOTEASE_APP_DB_ROLE")
+    app_db_password: str | None = Field(default=None, validation_alias="SLOTEASE_APP_DB_PASSWORD")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    data_dir: Path = Field(default=Path(".data"), validation_alias="SLOTEASE_DATA_DIR")
+    jwt_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("SLOTEASE_JWT_SECRET", "SUPABASE_JWT_SECRET")
+    )
+    access_token_ttl_seconds: int = Field(
+        default=3600, ge=60, validation_alias="SLOTEASE_ACCESS_TOKEN_TTL"
+    )
+    refresh_token_ttl_days: int = Field(
+        default=30, ge=1, validation_alias="SLOTEASE_REFRESH_TTL_DAYS"
+    )
+    api_key_rotation_grace_minutes: int = Field(
+        default=60 * 24, ge=0, validation_alias="SLOTEASE_API_KEY_ROTATION_GRACE_MINUTES"
+    )
+    rate_limit_api_key: RateLimit = Field(
+        default="1000/hour", validation_alias="SLOTEASE_RATE_LIMIT_API_KEY"
+    )
+    rate_limit_user: RateLimit = Field(
+        default="3000/hour", validation_alias="SLOTEASE_RATE_LIMIT_USER"
+    )
+    rate_limit_anon: RateLimit = Field(
+        default="300/hour", validation_alias="SLOTEASE_RATE_LIMIT_ANON"
+    )
+    pool_min_size: int = Field(default=2, ge=1, validation_alias="SLOTEASE_POOL_MIN_SIZE")
+    pool_max_size: int = Field(default=20, ge=1, validation_alias="SLOTEASE_POOL_MAX_SIZE")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, validation_alias="SLOTEASE_MAX_BODY_BYTES"
+    )
+    log_level: str = Field(default="INFO", validation_alias="SLOTEASE_LOG_LEVEL")
+    # Behind a trusted proxy the client address comes from X-Forwarded-For; off by default so
+    # that a client cannot pick its own rate-limit bucket.
+    trust_forwarded_for: bool = Field(
+        default=False, validation_alias="SLOTEASE_TRUST_FORWARDED_FOR"
+    )
+
+    @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if not RATE_LIMIT_PATTERN.match(value):
+            raise ValueError("expected a limit like '1000/hour' or '20/minute'")
+        return value.replace(" ", "")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    def resolved_jwt_secret(self) -> str:
+        """The signing secret; in development one is generated once and kept in the data dir."""
+        if self.jwt_secret:
+            if len(self.jwt_secret) < 32:
+                raise ConfigurationError("SLOTEASE_JWT_SECRET: must be at least 32 characters")
+            return self.jwt_secret
+        if self.env == "production":
+            raise ConfigurationError(
+                "SLOTEASE_JWT_SECRET: required when SLOTEASE_ENV=production "
+                "(SUPABASE_JWT_SECRET is accepted too)"
+            )
+        path = self.data_dir / "jwt_secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+            log.warning(
+                "SLOTEASE_JWT_SECRET is not set: generated one in %s (fine for development only)",
+                path,
+            )
+        return path.read_text().strip()
+
+
+def describe_validation_error(exc: Exception) -> str:
+    """One line naming the first bad setting by its environment variable."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        alias = (
+            Settings.model_fields[field].validation_alias
+            if field in Settings.model_fields
+            else None
+        )
+        name = str(alias.choices[0]) if isinstance(alias, AliasChoices) else str(alias or field)
+        return f"{name}: {first['msg']}"
+    return str(exc)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

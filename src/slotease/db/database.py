@@ -1,0 +1,79 @@
+"""The pool and the per-request transaction that carries the caller's identity into PostgreSQL.
+
+Every statement the API runs goes through `Database.transaction`, which switches to one of the
+Supabase roles (`anon`, `authenticated`, `service_role`) and publishes the caller's claims for
+`auth.uid()`/`auth.jwt()`. Row-level security then decides what the statement sees; nothing
+in Python filters rows by tenant.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+DbRole = Literal["anon", "authenticated", "service_role"]
+Connection = AsyncConnection[DictRow]
+
+
+@dataclass(frozen=True)
+class DbIdentity:
+    """Who a transaction acts as, in the terms the database policies understand."""
+
+    role: DbRole
+    claims: dict[str, Any] = field(default_factory=dict)
+    # A verified API key is passed as its hash, so a policy can only ever match a key whose
+    # secret the caller presented (see app.api_key_role()).
+    api_key_hash: str | None = None
+
+
+ANONYMOUS = DbIdentity(role="anon", claims={"role": "anon"})
+SERVICE = DbIdentity(role="service_role", claims={"role": "service_role"})
+
+_IDENTITY_SQL = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+    " set_config('slotease.api_key_hash', %s, true)"
+)
+
+
+class Database:
+    def __init__(self, conninfo: str, *, min_size: int = 2, max_size: int = 20) -> None:
+        self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            conninfo,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            connection_class=AsyncConnection[DictRow],
+            name="slotease",
+        )
+
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def transaction(self, identity: DbIdentity) -> AsyncIterator[Connection]:
+        """One transaction acting as `identity`; committed when the block exits cleanly."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                _IDENTITY_SQL,
+                (identity.role, json.dumps(identity.claims), identity.api_key_hash or ""),
+            )
+            yield conn
+
+    async def ping(self) -> bool:
+        async with self.pool.connection(timeout=2) as conn:
+            await conn.execute("select 1")
+        return True
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.pool.get_stats())

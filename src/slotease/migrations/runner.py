@@ -1,0 +1,33 @@
+"""Programmatic Alembic: the CLI and the tests migrate through these functions."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+HERE = Path(__file__).parent
+
+
+def _config(conninfo: str | None = None, output: io.StringIO | None = None) -> Config:
+    config = Config(output_buffer=output) if output is not None else Config()
+    config.set_main_option("script_location", str(HERE))
+    config.attributes["conninfo"] = conninfo
+    return config
+
+
+def upgrade(conninfo: str, revision: str = "head") -> None:
+    command.upgrade(_config(conninfo), revision)
+
+
+def downgrade(conninfo: str, revision: str = "base") -> None:
+    command.downgrade(_config(conninfo), revision)
+
+
+def offline_sql(revision: str = "head") -> str:
+    """The SQL script for `revision`, for a database the CLI cannot reach (Supabase SQL editor)."""
+    buffer = io.StringIO()
+    command.upgrade(_config(output=buffer), revision, sql=True)
+    return buffer.getvalue()

@@ -1,0 +1,173 @@
+"""Test fixtures: a real PostgreSQL (the server in SLOTEASE_TEST_DATABASE_URL, else the embedded
+one), a migrated template database built once per schema version, and one clone of it per test
+module, so no test pays for migrations."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from slotease.app import create_app
+from slotease.config import Settings
+from slotease.db.embedded import embedded_database_url
+from slotease.migrations import runner
+
+MIGRATIONS = Path(runner.__file__).parent
+REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server_conninfo() -> str:
+    """A superuser connection to the maintenance database of the server under test."""
+    url = os.environ.get("SLOTEASE_TEST_DATABASE_URL")
+    if url:
+        return make_conninfo(url)
+    data_dir = Path(os.environ.get("SLOTEASE_TEST_DATA_DIR", ".data/test")).resolve()
+    return make_conninfo(embedded_database_url(data_dir))
+
+
+def _with_db(conninfo: str, dbname: str) -> str:
+    return make_conninfo(conninfo, dbname=dbname)
+
+
+def _schema_fingerprint() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(MIGRATIONS.rglob("*")):
+        if path.suffix in {".py", ".sql"} and "__pycache__" not in path.parts:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@pytest.fixture(scope="session")
+def template_db(server_conninfo: str) -> str:
+    """The name of a database migrated to head, rebuilt only when a migration changes."""
+    name = f"slotease_tmpl_{_schema_fingerprint()}"
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        # Concurrent test runs on one server build the template once.
+        conn.execute("select pg_advisory_lock(hashtext('slotease-template'))")
+        try:
+            exists = conn.execute(
+                "select 1 from pg_database where datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                building = name + "_building"
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(building)
+                    )
+                )
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(building)))
+                runner.upgrade(_with_db(server_conninfo, building))
+                conn.execute(
+                    sql.SQL("alter database {} rename to {}").format(
+                        sql.Identifier(building), sql.Identifier(name)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("alter database {} with is_template true").format(sql.Identifier(name))
+                )
+        finally:
+            conn.execute("select pg_advisory_unlock(hashtext('slotease-template'))")
+    return name
+
+
+def clone_database(server_conninfo: str, template: str) -> str:
+    name = f"slotease_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} template {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    return name
+
+
+def drop_database(server_conninfo: str, name: str) -> None:
+    with psycopg.connect(server_conninfo, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="module")
+def owner_conninfo(server_conninfo: str, template_db: str) -> Iterator[str]:
+    """A fresh, migrated database for this test module, as its owner (a superuser)."""
+    name = clone_database(server_conninfo, template_db)
+    yield _with_db(server_conninfo, name)
+    drop_database(server_conninfo, name)
+
+
+@pytest.fixture(scope="module")
+def app_conninfo(owner_conninfo: str) -> str:
+    """The same database as the API's NOINHERIT login role."""
+    params = {k: str(v) for k, v in conninfo_to_dict(owner_conninfo).items()}
+    params.pop("password", None)
+    params["user"] = "slotease_app"
+    return make_conninfo(**params)
+
+
+@pytest.fixture(scope="module")
+def settings(
+    owner_conninfo: str, app_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return Settings(
+        env="test",
+        database_url=owner_conninfo,
+        app_database_url=app_conninfo,
+        jwt_secret=TEST_JWT_SECRET,
+        data_dir=tmp_path_factory.mktemp("data"),
+        rate_limit_api_key="100000/hour",
+        rate_limit_user="100000/hour",
+        rate_limit_anon="100000/hour",
+        pool_min_size=1,
+        pool_max_size=10,
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in this process, with its lifespan (pool) running."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+def owner(owner_conninfo: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A superuser connection to this module's database, for arranging and checking data."""
+    with psycopg.connect(owner_conninfo, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis, or a skip (a failure in CI, where services are required)."""
+    import redis
+
+    url = os.environ.get("SLOTEASE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"Redis is required (SLOTEASE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        pytest.skip(f"Redis is not reachable at {url}")
+    return url
