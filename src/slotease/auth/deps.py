@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
-from slotease.db.database import Connection
+from slotease.db.database import SERVICE, Connection
 from slotease.kit.problems import Unauthorized
 
 ContextDep = Annotated[AppContext, Depends(app_context)]
@@ -56,3 +56,13 @@ def require_signed_in(principal: PrincipalDep) -> Principal:
 
 CurrentUser = Annotated[Principal, Depends(require_user)]
 SignedIn = Annotated[Principal, Depends(require_signed_in)]
+
+
+async def service_session(context: ContextDep) -> AsyncIterator[Connection]:
+    """A transaction as `service_role`, for the few routes that act before anyone is signed in
+    (sign-up, token exchange). RLS is bypassed here, so such routes touch only auth tables."""
+    async with context.db.transaction(SERVICE) as conn:
+        yield conn
+
+
+ServiceDbDep = Annotated[Connection, Depends(service_session, scope="function")]

@@ -1,0 +1,54 @@
+"""Keyset pagination: `{"items": [...], "next_cursor": ...}` with an opaque cursor."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from slotease.kit.problems import Unprocessable
+
+T = TypeVar("T")
+
+LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size, at most 200.")]
+CursorQuery = Annotated[
+    str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(values: list[Any]) -> str:
+    """The sort key of the last item of a page, made opaque."""
+    raw = json.dumps(values, default=str, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("The cursor is not valid.") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise Unprocessable("The cursor is not valid.")
+    return values
+
+
+def page_of(rows: list[T], limit: int, key: list[str] | None = None) -> tuple[list[T], str | None]:
+    """Split a `limit + 1` fetch into the page and the cursor of its last row."""
+    if len(rows) <= limit:
+        return rows, None
+    items = rows[:limit]
+    last = items[-1]
+    keys = key or ["id"]
+    values = [last[k] if isinstance(last, dict) else getattr(last, k) for k in keys]
+    return items, encode_cursor(values)
