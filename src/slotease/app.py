@@ -6,27 +6,44 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
+from slotease.appointments.routes import router as appointments_router
 from slotease.auth.routes import router as auth_router
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
 from slotease.db.database import Database
 from slotease.db.urls import app_conninfo
+from slotease.kit.access import AccessMiddleware
+from slotease.kit.bodylimit import BodyLimitMiddleware
+from slotease.kit.metrics import Metrics
 from slotease.kit.problems import install_problem_handlers
+from slotease.kit.ratelimit import RateLimiter, RateLimitMiddleware
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    db = Database(
+        app_conninfo(settings),
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+    )
+    metrics = Metrics(db.stats)
+    # Short timeouts: a stalled Redis must not hold requests (the limiter then fails open).
+    redis = (
+        Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        if settings.redis_url
+        else None
+    )
     context = AppContext(
         settings=settings,
-        db=Database(
-            app_conninfo(settings),
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-        ),
+        db=db,
         jwt_secret=settings.resolved_jwt_secret(),
+        metrics=metrics,
+        redis=redis,
+        limiter=RateLimiter(settings, metrics, redis),
     )
 
     @asynccontextmanager
@@ -36,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await context.db.close()
+            if context.redis is not None:
+                await context.redis.aclose()
 
     app = FastAPI(
         title="SlotEase",
@@ -45,7 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.context = context
     install_problem_handlers(app)
+    # Added innermost first: the access layer wraps the rate limit, which wraps the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=context.limiter,
+        jwt_secret=context.jwt_secret,
+        trust_forwarded_for=settings.trust_forwarded_for,
+    )
+    app.add_middleware(AccessMiddleware, metrics=metrics)
     app.include_router(ops_router)
     app.include_router(auth_router, prefix="/v1")
     app.include_router(organizations_router, prefix="/v1")
+    app.include_router(appointments_router, prefix="/v1")
     return app

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = Field(
         default=False, validation_alias="SLOTEASE_TRUST_FORWARDED_FOR"
     )
+    # Realtime: the Redis key and channel prefix keeps deployments sharing one Redis apart; the
+    # send queue bounds what a slow WebSocket client may hold; the replay buffer is per topic.
+    realtime_prefix: str = Field(default="slotease:rt", validation_alias="SLOTEASE_REALTIME_PREFIX")
+    realtime_send_queue: int = Field(
+        default=256, ge=16, validation_alias="SLOTEASE_REALTIME_SEND_QUEUE"
+    )
+    realtime_replay: int = Field(default=500, ge=0, validation_alias="SLOTEASE_REALTIME_REPLAY")
 
     @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon")
     @classmethod

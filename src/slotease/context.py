@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.kit.metrics import Metrics
+from slotease.kit.ratelimit import RateLimiter
 
 
 @dataclass
@@ -15,6 +18,10 @@ class AppContext:
     settings: Settings
     db: Database
     jwt_secret: str
+    metrics: Metrics
+    # Shared by every Redis user in the process; None when REDIS_URL is not set.
+    redis: Redis | None
+    limiter: RateLimiter
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
 from slotease.db.database import SERVICE, Connection
+from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Unauthorized
 
 ContextDep = Annotated[AppContext, Depends(app_context)]
@@ -29,13 +30,16 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncIterator[Connection]:
     """One transaction per request, acting as the caller; committed before the response leaves
-    (scope="function"), so a client never sees an answer whose change could still roll back."""
-    async with context.db.transaction(principal.identity) as conn:
-        if principal.is_api_key:
-            cursor = await conn.execute("select key_id from app.api_key_grant()")
-            if await cursor.fetchone() is None:
-                raise Unauthorized("The API key is not valid.")
-        yield conn
+    (scope="function"), so a client never sees an answer whose change could still roll back.
+    Work collected for after the commit (events, cache invalidation) runs once it succeeded."""
+    async with after_commit_scope() as after_commit:
+        async with context.db.transaction(principal.identity) as conn:
+            if principal.is_api_key:
+                cursor = await conn.execute("select key_id from app.api_key_grant()")
+                if await cursor.fetchone() is None:
+                    raise Unauthorized("The API key is not valid.")
+            yield conn
+        await after_commit.run()
 
 
 DbDep = Annotated[Connection, Depends(db_session, scope="function")]

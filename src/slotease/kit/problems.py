@@ -28,6 +28,9 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
 
+    def response(self) -> JSONResponse:
+        return problem_response(self.status, self.detail, slug=self.slug, headers=self.headers)
+
 
 class Unauthorized(Problem):
     status, slug = 401, "unauthorized"
@@ -75,6 +78,17 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+def http_problem(exc: StarletteHTTPException) -> JSONResponse:
+    """The framework's HTTP errors (404, 405 with its Allow header, 413, ...) as problems."""
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+
+
+def unexpected_problem() -> JSONResponse:
+    """The answer to a bug: no exception text, which could carry SQL or data."""
+    return problem_response(500, "An unexpected error occurred; it has been logged.")
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only location and message: echoing `input` back could reflect secrets such as passwords.
     return [
@@ -86,7 +100,7 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers)
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -99,10 +113,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+        return http_problem(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "An unexpected error occurred; it has been logged.")
+        return unexpected_problem()

@@ -1,9 +1,10 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness, readiness and metrics for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from slotease.auth.deps import ContextDep
 
@@ -22,3 +23,12 @@ async def ready(context: ContextDep) -> JSONResponse:
     except Exception:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+async def metrics(context: ContextDep) -> Response:
+    return Response(context.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

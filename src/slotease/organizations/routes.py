@@ -2,6 +2,168 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Response, status
+
+from slotease.auth.deps import CurrentUser, DbDep, SignedIn
+from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.organizations import service
+from slotease.organizations.schemas import (
+    Closure,
+    ClosureCreate,
+    ClosureRange,
+    Member,
+    MemberAdd,
+    Membership,
+    Organization,
+    OrganizationCreate,
+    OrganizationListItem,
+    OrganizationSearch,
+    OrganizationUpdate,
+    Service,
+    ServiceCreate,
+    ServiceUpdate,
+)
 
 router = APIRouter(tags=["organizations"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown, or not visible to the caller"}
+}
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No credentials"},
+    403: {"description": "Visible, but the caller is not an admin of the organization"},
+    **NOT_FOUND,
+}
+DEFAULT_LIMIT = 50
+
+
+@router.post(
+    "/organizations",
+    status_code=status.HTTP_201_CREATED,
+    responses={401: {"description": "Not signed in"}},
+)
+async def create_organization(
+    body: OrganizationCreate, _: CurrentUser, conn: DbDep
+) -> Organization:
+    """Create an organization; the caller becomes its admin."""
+    return Organization.model_validate(await service.create_organization(conn, body))
+
+
+@router.get("/organizations")
+async def list_organizations(
+    search: Annotated[OrganizationSearch, Query()], conn: DbDep
+) -> Page[OrganizationListItem]:
+    """The directory: full-text `q` (the last word also matches as a prefix), `kind`, and with
+    `near=LAT,LNG` the nearest first with `distance_km`, optionally within `radius_km`.
+    Organizations without a location are left out of `near` searches."""
+    rows, next_cursor = await service.search_organizations(conn, search)
+    return Page(
+        items=[OrganizationListItem.model_validate(row) for row in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/organizations/{org_id}", responses=NOT_FOUND)
+async def get_organization(org_id: UUID, conn: DbDep) -> Organization:
+    return Organization.model_validate(await service.get_organization(conn, org_id))
+
+
+@router.patch("/organizations/{org_id}", responses=ADMIN_ONLY)
+async def update_organization(
+    org_id: UUID, body: OrganizationUpdate, _: SignedIn, conn: DbDep
+) -> Organization:
+    """Change any field; `is_active` is for platform admins only."""
+    return Organization.model_validate(await service.update_organization(conn, org_id, body))
+
+
+@router.get(
+    "/organizations/{org_id}/members",
+    responses={403: {"description": "Not a member of the organization"}, **NOT_FOUND},
+)
+async def list_members(
+    org_id: UUID,
+    _: SignedIn,
+    conn: DbDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[Member]:
+    rows, next_cursor = await service.list_members(conn, org_id, limit=limit, cursor=cursor)
+    return Page(items=[Member.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/organizations/{org_id}/members",
+    status_code=status.HTTP_201_CREATED,
+    responses={**ADMIN_ONLY, 409: {"description": "Demoting the last admin"}},
+)
+async def add_member(org_id: UUID, body: MemberAdd, _: SignedIn, conn: DbDep) -> Membership:
+    """Add a user by email, or change the role of an existing member. 404 for an unknown email."""
+    return Membership.model_validate(await service.add_member(conn, org_id, body))
+
+
+@router.delete(
+    "/organizations/{org_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**ADMIN_ONLY, 409: {"description": "Removing the last admin"}},
+)
+async def remove_member(org_id: UUID, user_id: UUID, _: SignedIn, conn: DbDep) -> Response:
+    await service.remove_member(conn, org_id, user_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/organizations/{org_id}/services", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
+)
+async def create_service(org_id: UUID, body: ServiceCreate, _: SignedIn, conn: DbDep) -> Service:
+    return Service.model_validate(await service.create_service(conn, org_id, body))
+
+
+@router.get("/organizations/{org_id}/services", responses=NOT_FOUND)
+async def list_services(
+    org_id: UUID, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[Service]:
+    """The organization's active services with their working hours, by name."""
+    rows, next_cursor = await service.list_services(conn, org_id, limit=limit, cursor=cursor)
+    return Page(items=[Service.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/services/{service_id}", responses=NOT_FOUND)
+async def get_service(service_id: UUID, conn: DbDep) -> Service:
+    return Service.model_validate(await service.get_service(conn, service_id))
+
+
+@router.patch("/services/{service_id}", responses=ADMIN_ONLY)
+async def update_service(
+    service_id: UUID, body: ServiceUpdate, _: SignedIn, conn: DbDep
+) -> Service:
+    """Change any field; `working_hours`, when given, replaces the whole week."""
+    return Service.model_validate(await service.update_service(conn, service_id, body))
+
+
+@router.post(
+    "/services/{service_id}/closures", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
+)
+async def add_closure(service_id: UUID, body: ClosureCreate, _: SignedIn, conn: DbDep) -> Closure:
+    """Close the service for a period: no slot is offered inside it."""
+    return Closure.model_validate(await service.add_closure(conn, service_id, body))
+
+
+@router.get("/services/{service_id}/closures", responses=NOT_FOUND)
+async def list_closures(
+    service_id: UUID, window: Annotated[ClosureRange, Query()], conn: DbDep
+) -> Page[Closure]:
+    """Closures overlapping the days `from`..`to` (inclusive, in the organization's timezone)."""
+    rows, next_cursor = await service.list_closures(conn, service_id, window)
+    return Page(items=[Closure.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.delete(
+    "/services/{service_id}/closures/{closure_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=ADMIN_ONLY,
+)
+async def remove_closure(service_id: UUID, closure_id: UUID, _: SignedIn, conn: DbDep) -> Response:
+    await service.remove_closure(conn, service_id, closure_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -205,6 +205,8 @@ create table public.services (
   primary key (id, organization_id)
 );
 create index services_org_idx on public.services (organization_id, name) where is_active;
+-- Every column a policy filters on leads an index that holds all rows, inactive ones included.
+create index services_organization_idx on public.services (organization_id);
 
 create table public.service_working_hours (
   id uuid not null default gen_random_uuid(),
@@ -221,6 +223,7 @@ create table public.service_working_hours (
 -- Covering index: the slot engine reads a service's whole week from the index alone.
 create index service_working_hours_service_idx on public.service_working_hours (service_id, weekday)
   include (start_time, end_time);
+create index service_working_hours_org_idx on public.service_working_hours (organization_id);
 
 create table public.service_closures (
   id uuid not null default gen_random_uuid(),
@@ -237,6 +240,7 @@ create table public.service_closures (
 );
 create index service_closures_service_idx on public.service_closures (service_id, ends_at)
   include (starts_at);
+create index service_closures_org_idx on public.service_closures (organization_id);
 
 -- ---------------------------------------------------------------------------------------
 -- Appointments: range-partitioned by start time, monthly partitions made ahead.
@@ -287,7 +291,7 @@ create table public.queues (
   foreign key (service_id, organization_id)
     references public.services (id, organization_id) on delete set null (service_id)
 );
-create index queues_org_idx on public.queues (organization_id) where is_active;
+create index queues_org_idx on public.queues (organization_id);
 
 create table public.tickets (
   id uuid not null default gen_random_uuid(),
@@ -459,7 +463,7 @@ create table public.webhooks (
   updated_at timestamptz not null default now(),
   primary key (id, organization_id)
 );
-create index webhooks_org_active_idx on public.webhooks (organization_id) where is_active;
+create index webhooks_org_idx on public.webhooks (organization_id);
 create index webhooks_events_idx on public.webhooks using gin (events);
 
 create table public.webhook_deliveries (
@@ -481,6 +485,7 @@ create table public.webhook_deliveries (
     references public.webhooks (id, organization_id) on delete cascade
 );
 create index webhook_deliveries_webhook_idx on public.webhook_deliveries (webhook_id, created_at desc);
+create index webhook_deliveries_org_idx on public.webhook_deliveries (organization_id, created_at desc);
 create index webhook_deliveries_due_idx on public.webhook_deliveries (next_attempt_at)
   where status = 'pending';
 
@@ -509,49 +514,72 @@ create index audit_log_row_idx on public.audit_log (table_name, row_id);
 -- Membership helpers used by the policies: STABLE SECURITY DEFINER with a fixed, empty
 -- search_path so that no caller can shadow the tables they read.
 -- ---------------------------------------------------------------------------------------
+-- Written in PL/pgSQL rather than SQL on purpose: a SECURITY DEFINER SQL function cannot be
+-- inlined and is planned again on every call, while PL/pgSQL caches its plans per connection.
+-- On the policy path that difference was most of the RLS overhead (see docs/performance.md).
 create function app.api_key_grant(out organization_id uuid, out role text, out key_id uuid)
   returns setof record
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = ''
   as $$
+declare
+  presented text := nullif(current_setting('slotease.api_key_hash', true), '');
+begin
+  if presented is null then
+    return;
+  end if;
+  return query
     select k.organization_id, k.role, k.id
     from public.api_keys k
-    where k.key_hash = nullif(current_setting('slotease.api_key_hash', true), '')
+    where k.key_hash = presented
       and k.revoked_at is null
-      and (k.expires_at is null or k.expires_at > now())
-  $$;
+      and (k.expires_at is null or k.expires_at > now());
+end
+$$;
 
 create function app.member_org_ids() returns uuid[]
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = ''
   as $$
-    select coalesce(array_agg(s.organization_id), '{}')
-    from (
-      select m.organization_id from public.organization_members m where m.user_id = auth.uid()
-      union all
-      select g.organization_id from app.api_key_grant() g
-    ) s
-  $$;
+declare
+  ids uuid[];
+begin
+  if nullif(current_setting('slotease.api_key_hash', true), '') is not null then
+    select coalesce(array_agg(g.organization_id), '{}') into ids from app.api_key_grant() g;
+    return ids;
+  end if;
+  select coalesce(array_agg(m.organization_id), '{}') into ids
+  from public.organization_members m where m.user_id = auth.uid();
+  return ids;
+end
+$$;
 
 create function app.admin_org_ids() returns uuid[]
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = ''
   as $$
-    select coalesce(array_agg(s.organization_id), '{}')
-    from (
-      select m.organization_id from public.organization_members m
-      where m.user_id = auth.uid() and m.role = 'admin'
-      union all
-      select g.organization_id from app.api_key_grant() g where g.role = 'admin'
-    ) s
-  $$;
+declare
+  ids uuid[];
+begin
+  if nullif(current_setting('slotease.api_key_hash', true), '') is not null then
+    select coalesce(array_agg(g.organization_id), '{}') into ids
+    from app.api_key_grant() g where g.role = 'admin';
+    return ids;
+  end if;
+  select coalesce(array_agg(m.organization_id), '{}') into ids
+  from public.organization_members m where m.user_id = auth.uid() and m.role = 'admin';
+  return ids;
+end
+$$;
 
 create function app.is_super_admin() returns boolean
-  language sql stable security definer
+  language plpgsql stable security definer
   set search_path = ''
   as $$
-    select exists (select 1 from app.platform_admins p where p.user_id = auth.uid())
-  $$;
+begin
+  return exists (select 1 from app.platform_admins p where p.user_id = auth.uid());
+end
+$$;
 
 create function app.is_org_member(org uuid) returns boolean
   language sql stable security definer
@@ -649,7 +677,8 @@ begin
   values (
     coalesce(any_row ->> 'organization_id',
              case when tg_table_name = 'organizations' then any_row ->> 'id' end)::uuid,
-    tg_table_name,
+    -- On a partitioned table the trigger runs on the partition: record the table's own name.
+    coalesce(tg_argv[0], tg_table_name),
     tg_op,
     coalesce(any_row ->> 'id', any_row ->> 'user_id'),
     auth.uid(),
@@ -674,6 +703,9 @@ create trigger audit_log_append_only before update or delete on public.audit_log
   for each row execute function app.reject_audit_change();
 create trigger audit_log_no_truncate before truncate on public.audit_log
   for each statement execute function app.reject_audit_change();
+-- Statement triggers are not inherited, and a partition can be truncated on its own.
+create trigger audit_log_default_no_truncate before truncate on public.audit_log_default
+  for each statement execute function app.reject_audit_change();
 
 do $$
 declare
@@ -685,7 +717,7 @@ begin
   ] loop
     execute format(
       'create trigger %I after insert or update or delete on public.%I '
-      'for each row execute function app.audit_row()', t || '_audit', t);
+      'for each row execute function app.audit_row(%L)', t || '_audit', t, t);
   end loop;
   foreach t in array array[
     'organizations', 'user_profiles', 'services', 'appointments', 'queues', 'tickets',
@@ -767,6 +799,11 @@ begin
       -- A partition can be queried on its own; it must not be a way around the parent's RLS.
       execute format('alter table %I.%I enable row level security', parent_schema, part_name);
       execute format('alter table %I.%I force row level security', parent_schema, part_name);
+      if parent = 'public.audit_log'::regclass then
+        execute format('create trigger %I before truncate on %I.%I for each statement '
+                       'execute function app.reject_audit_change()',
+                       part_name || '_no_truncate', parent_schema, part_name);
+      end if;
       created := created + 1;
     end if;
     month_start := (month_start + interval '1 month')::date;

@@ -1,0 +1,160 @@
+"""Shared pieces of the benchmarks: a migrated bench database, seeding, pgbench, statistics.
+
+Benchmarks run against the PostgreSQL at BENCH_SERVER_URL (default: the local server on
+127.0.0.1:5432 as `postgres`) and report ratios against a peer measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from slotease.migrations import runner
+
+SERVER_URL = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def fresh_database(name: str) -> str:
+    """Drop and recreate `name`, migrate it to head; return the owner's conninfo."""
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    owner = make_conninfo(SERVER_URL, dbname=name)
+    runner.upgrade(owner)
+    return owner
+
+
+def app_role_conninfo(owner: str) -> str:
+    return make_conninfo(owner, user="slotease_app")
+
+
+def seed_organizations(owner: str, organizations: int, services_per_org: int) -> list[uuid.UUID]:
+    """Organizations with services and a Monday-to-Friday week each; returns the org ids."""
+    with psycopg.connect(owner, autocommit=True) as conn:
+        rows = conn.execute(
+            """
+            insert into public.organizations (name, slug, kind, timezone, location)
+            select 'Bench clinic ' || g, 'bench-clinic-' || g, 'clinic', 'Europe/Paris',
+                   point(2 + g / 1000.0, 48 + g / 1000.0)
+            from generate_series(1, %s) g
+            returning id
+            """,
+            (organizations,),
+        ).fetchall()
+        org_ids = [row[0] for row in rows]
+        conn.execute(
+            """
+            insert into public.services (organization_id, name, duration_minutes, capacity,
+                                         slot_interval_minutes, price, currency)
+            select o.id, 'Service ' || s, 30, 2, 30, 40, 'EUR'
+            from public.organizations o, generate_series(1, %s) s
+            """,
+            (services_per_org,),
+        )
+        conn.execute(
+            """
+            insert into public.service_working_hours (organization_id, service_id, weekday,
+                                                      start_time, end_time)
+            select s.organization_id, s.id, d, h.start_time, h.end_time
+            from public.services s, generate_series(0, 4) d,
+                 (values (time '08:30', time '12:30'), (time '13:30', time '17:00'))
+                   as h(start_time, end_time)
+            """
+        )
+        conn.execute("analyze")
+    return org_ids
+
+
+@dataclass(frozen=True)
+class Stats:
+    label: str
+    throughput: float
+    p50_ms: float
+    p95_ms: float
+
+    def row(self) -> str:
+        return f"| {self.label} | {self.throughput:,.0f} | {self.p50_ms:.2f} | {self.p95_ms:.2f} |"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def pgbench(label: str, conninfo: str, script: str, *, clients: int, seconds: int) -> Stats:
+    """Run `script` with pgbench (prepared statements, one thread per client up to 2 threads)
+    and read every transaction's latency from its log for p50/p95."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script_path = Path(tmp) / "bench.sql"
+        script_path.write_text(script)
+        prefix = str(Path(tmp) / "log")
+        result = subprocess.run(
+            [
+                "pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
+                "-T", str(seconds), "-f", str(script_path), "-l", "--log-prefix", prefix,
+                "-d", conninfo,
+            ],
+            capture_output=True, text=True, check=True,
+        )
+        latencies = [
+            int(line.split()[2]) / 1000.0
+            for log in Path(tmp).glob("log*")
+            for line in log.read_text().splitlines()
+        ]
+    tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
+    return Stats(label, tps, percentile(latencies, 0.5), percentile(latencies, 0.95))
+
+
+def wrk(label: str, url: str, *, connections: int, seconds: int, headers: dict[str, str] | None = None) -> Stats:
+    """Load `url` with wrk (one thread) and read throughput and p50/p95 from its Lua summary."""
+    lua = (
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("JSON{\\"rps\\":%f,\\"p50\\":%f,\\"p95\\":%f,\\"errors\\":%d}\\n",'
+        " summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,"
+        " latency:percentile(95) / 1000, summary.errors.status + summary.errors.connect"
+        " + summary.errors.timeout))\n"
+        "end\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(lua)
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    result = subprocess.run([*args, url], capture_output=True, text=True, check=True)
+    os.unlink(script.name)
+    summary = json.loads(result.stdout.split("JSON", 1)[1])
+    if summary["errors"]:
+        raise RuntimeError(f"{label}: {summary['errors']} failed requests\n{result.stdout}")
+    return Stats(label, summary["rps"], summary["p50"], summary["p95"])
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with psycopg.connect(SERVER_URL) as conn:
+        version = conn.execute("show server_version").fetchone()
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"PostgreSQL {version[0] if version else '?'}"
+    )
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,1 @@
+"""Availability, booking and the appointment lifecycle."""

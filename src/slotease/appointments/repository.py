@@ -1,0 +1,256 @@
+"""All SQL of availability and appointments. Row-level security decides which rows exist for
+the caller; the database's triggers decide capacity and status changes, and their errors are
+translated here into the problems the API answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from slotease.appointments.schemas import AppointmentFilters
+from slotease.db.database import Connection
+from slotease.kit.problems import Conflict, Forbidden, Unprocessable
+
+Row = dict[str, Any]
+
+# SQLSTATEs raised by the 0003 triggers.
+SLOT_FULL = "SECAP"
+INVALID_CHANGE = "SESTA"
+
+_APPOINTMENT_COLUMNS = (
+    "a.id, a.organization_id, a.service_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
+    " a.notes"
+)
+# The organization may be hidden from the caller (inactive); the row stays readable in UTC.
+_WITH_TIMEZONE = " left join public.organizations o on o.id = a.organization_id"
+
+
+@contextmanager
+def database_rules() -> Iterator[None]:
+    """Answer the database's refusals as problems; anything else stays a server error."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        state = exc.sqlstate
+        message = exc.diag.message_primary or "The change was refused."
+        if state == SLOT_FULL:
+            raise Conflict("The slot is full.") from None
+        if state == INVALID_CHANGE:
+            raise Conflict(message[:1].upper() + message[1:] + ".") from None
+        if state == "42501":
+            raise Forbidden("You may not make this change to the appointment.") from None
+        if state == "23503":
+            raise Unprocessable("The customer does not exist.") from None
+        if state == "23505":
+            raise Conflict("This has already been recorded.") from None
+        raise
+
+
+async def schedule(conn: Connection, service_id: UUID) -> Row | None:
+    """The service, its organization's timezone and its weekly hours, in one query."""
+    cursor = await conn.execute(
+        "select s.id, s.organization_id, s.is_active, s.duration_minutes, s.capacity,"
+        " s.buffer_minutes, s.min_notice_minutes, s.max_advance_days, s.slot_interval_minutes,"
+        " o.timezone,"
+        " coalesce(array_agg(h.weekday order by h.weekday, h.start_time)"
+        "   filter (where h.id is not null), '{}') as weekdays,"
+        " coalesce(array_agg(h.start_time order by h.weekday, h.start_time)"
+        "   filter (where h.id is not null), '{}') as starts,"
+        " coalesce(array_agg(h.end_time order by h.weekday, h.start_time)"
+        "   filter (where h.id is not null), '{}') as ends"
+        " from public.services s"
+        " join public.organizations o on o.id = s.organization_id"
+        " left join public.service_working_hours h on h.service_id = s.id"
+        " where s.id = %(id)s"
+        " group by s.id, s.organization_id, o.timezone",
+        {"id": service_id},
+    )
+    return await cursor.fetchone()
+
+
+async def closures(conn: Connection, service_id: UUID, start: datetime, end: datetime) -> list[Row]:
+    cursor = await conn.execute(
+        "select starts_at, ends_at from public.service_closures"
+        " where service_id = %(id)s and ends_at > %(start)s and starts_at < %(end)s",
+        {"id": service_id, "start": start, "end": end},
+    )
+    return await cursor.fetchall()
+
+
+async def busy_intervals(
+    conn: Connection, service_id: UUID, start: datetime, end: datetime
+) -> list[Row]:
+    cursor = await conn.execute(
+        "select starts_at, ends_at from app.busy_intervals(%(id)s, %(start)s, %(end)s)",
+        {"id": service_id, "start": start, "end": end},
+    )
+    return await cursor.fetchall()
+
+
+async def insert_appointment(conn: Connection, values: Row) -> Row:
+    with database_rules():
+        cursor = await conn.execute(
+            "with a as ("
+            " insert into public.appointments"
+            " (organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
+            " values (%(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
+            " %(ends_at)s, %(notes)s, auth.uid())"
+            " returning *)"
+            f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}",
+            values,
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        f"select {_APPOINTMENT_COLUMNS}, o.timezone from public.appointments a{_WITH_TIMEZONE}"
+        " where a.id = %(id)s",
+        {"id": appointment_id},
+    )
+    return await cursor.fetchone()
+
+
+async def update_appointment(conn: Connection, appointment_id: UUID, changes: Row) -> Row | None:
+    """One UPDATE, so a move takes the new place and frees the old one atomically: the capacity
+    trigger counts everyone but this row."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+        for column in changes
+    )
+    query = sql.SQL(
+        "with a as (update public.appointments set {} where id = %(id)s returning *)"
+        " select {}, o.timezone from a{}"
+    ).format(assignments, sql.SQL(_APPOINTMENT_COLUMNS), sql.SQL(_WITH_TIMEZONE))
+    with database_rules():
+        cursor = await conn.execute(query, {**changes, "id": appointment_id})
+        return await cursor.fetchone()
+
+
+async def list_appointments(
+    conn: Connection,
+    filters: AppointmentFilters,
+    *,
+    customer_id: UUID | None,
+    after: tuple[datetime, UUID] | None,
+) -> list[Row]:
+    """Dates are local to each appointment's organization; the UTC bounds around them (a day
+    either side covers every offset) keep the scan on the index."""
+    cursor = await conn.execute(
+        f"select {_APPOINTMENT_COLUMNS}, o.timezone from public.appointments a{_WITH_TIMEZONE}"
+        " where (%(customer)s::uuid is null or a.customer_id = %(customer)s)"
+        " and (%(org)s::uuid is null or a.organization_id = %(org)s)"
+        " and (%(service)s::uuid is null or a.service_id = %(service)s)"
+        " and (%(status)s::text is null or a.status = %(status)s)"
+        " and (%(from)s::date is null or (a.starts_at >= %(from)s::date - 1"
+        "   and (a.starts_at at time zone coalesce(o.timezone, 'UTC'))::date >= %(from)s))"
+        " and (%(to)s::date is null or (a.starts_at < %(to)s::date + 2"
+        "   and (a.starts_at at time zone coalesce(o.timezone, 'UTC'))::date <= %(to)s))"
+        " and (%(after_start)s::timestamptz is null"
+        "   or (a.starts_at, a.id) > (%(after_start)s, %(after_id)s::uuid))"
+        " order by a.starts_at, a.id"
+        " limit %(limit)s",
+        {
+            "customer": customer_id,
+            "org": filters.organization_id,
+            "service": filters.service_id,
+            "status": filters.status,
+            "from": filters.from_day,
+            "to": filters.to_day,
+            "after_start": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": filters.limit + 1,
+        },
+    )
+    return await cursor.fetchall()
+
+
+async def claim_idempotency_key(
+    conn: Connection, key: str, method: str, path: str, request_hash: str
+) -> bool:
+    """Take the key for this request; False when a live one exists. A concurrent request with
+    the same key waits here on the unique index until the first one commits or rolls back."""
+    cursor = await conn.execute(
+        "insert into public.idempotency_keys"
+        " (principal, idempotency_key, request_method, request_path, request_hash)"
+        " values ((select app.principal_id()), %(key)s, %(method)s, %(path)s, %(hash)s)"
+        " on conflict (principal, idempotency_key) do update set"
+        "   request_method = excluded.request_method, request_path = excluded.request_path,"
+        "   request_hash = excluded.request_hash, response_status = null, response_body = null,"
+        "   created_at = excluded.created_at, expires_at = excluded.expires_at"
+        "   where public.idempotency_keys.expires_at <= now()"
+        " returning 1",
+        {"key": key, "method": method, "path": path, "hash": request_hash},
+    )
+    return await cursor.fetchone() is not None
+
+
+async def idempotency_record(conn: Connection, key: str) -> Row | None:
+    cursor = await conn.execute(
+        "select request_method, request_path, request_hash, response_status, response_body"
+        " from public.idempotency_keys"
+        " where principal = (select app.principal_id()) and idempotency_key = %(key)s",
+        {"key": key},
+    )
+    return await cursor.fetchone()
+
+
+async def save_idempotent_response(
+    conn: Connection, key: str, organization_id: UUID, status: int, body: Row
+) -> None:
+    await conn.execute(
+        "update public.idempotency_keys"
+        " set response_status = %(status)s, response_body = %(body)s, organization_id = %(org)s"
+        " where principal = (select app.principal_id()) and idempotency_key = %(key)s",
+        {"key": key, "status": status, "body": Jsonb(body), "org": organization_id},
+    )
+
+
+async def insert_feedback(
+    conn: Connection, appointment: Row, rating: int, comment: str | None
+) -> Row:
+    with database_rules():
+        cursor = await conn.execute(
+            "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
+            " service_id, customer_id, rating, comment)"
+            " values (%(org)s, %(id)s, %(starts_at)s, %(service)s, auth.uid(), %(rating)s,"
+            " %(comment)s)"
+            " returning id, appointment_id, service_id, rating, comment, created_at",
+            {
+                "org": appointment["organization_id"],
+                "id": appointment["id"],
+                "starts_at": appointment["starts_at"],
+                "service": appointment["service_id"],
+                "rating": rating,
+                "comment": comment,
+            },
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+async def service_is_visible(conn: Connection, service_id: UUID) -> bool:
+    cursor = await conn.execute(
+        "select 1 from public.services where id = %(id)s", {"id": service_id}
+    )
+    return await cursor.fetchone() is not None
+
+
+async def rating_stats(conn: Connection, service_id: UUID) -> Row:
+    cursor = await conn.execute(
+        "select count, average, distribution from app.service_rating_stats(%(id)s)",
+        {"id": service_id},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row

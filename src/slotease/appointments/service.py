@@ -1,0 +1,323 @@
+"""The rules of availability, booking and the appointment lifecycle. No SQL here, and no
+commit: the request owns the transaction. Capacity and status changes are finally decided by
+the database's triggers (see migration 0003), whoever writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from slotease.appointments import repository as repo
+from slotease.appointments.schemas import (
+    Appointment,
+    AppointmentCreate,
+    AppointmentFilters,
+    AppointmentUpdate,
+    AvailableSlots,
+    Feedback,
+    FeedbackCreate,
+    Ratings,
+    SlotOut,
+)
+from slotease.appointments.slots import (
+    Interval,
+    Schedule,
+    WorkingHours,
+    available_slots,
+    day_window,
+    is_offered,
+)
+from slotease.auth.principal import Principal
+from slotease.db.database import Connection
+from slotease.kit.cache import Cache
+from slotease.kit.events import DomainEvent, emit, on_commit
+from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+
+MAX_RANGE_DAYS = 62
+# Entries also carry the minute they were computed for, so the TTL only bounds memory.
+SLOTS_CACHE_TTL_SECONDS = 120
+
+
+def _engine_now() -> datetime:
+    """Now, rounded up to the minute. Availability and booking both judge notice and advance
+    against this value, so a slot listed during a minute is bookable during that minute."""
+    now = datetime.now(UTC)
+    floored = now.replace(second=0, microsecond=0)
+    return floored if floored == now else floored + timedelta(minutes=1)
+
+
+def _slots_namespace(service_id: UUID) -> str:
+    return f"slots:{service_id}"
+
+
+def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
+    return Schedule(
+        timezone=ZoneInfo(row["timezone"]),
+        working_hours=[
+            WorkingHours(weekday, start, end)
+            for weekday, start, end in zip(row["weekdays"], row["starts"], row["ends"], strict=True)
+        ],
+        slot_interval_minutes=row["slot_interval_minutes"],
+        duration_minutes=row["duration_minutes"],
+        buffer_minutes=row["buffer_minutes"],
+        capacity=row["capacity"],
+        min_notice_minutes=row["min_notice_minutes"],
+        max_advance_days=row["max_advance_days"],
+        closures=[Interval(c["starts_at"], c["ends_at"]) for c in closures],
+    )
+
+
+async def _active_service(conn: Connection, service_id: UUID) -> repo.Row:
+    row = await repo.schedule(conn, service_id)
+    if row is None or not row["is_active"]:
+        raise NotFound("No such service.")
+    return row
+
+
+async def get_available_slots(
+    conn: Connection, cache: Cache, service_id: UUID, first_day: date, last_day: date
+) -> AvailableSlots:
+    if last_day < first_day:
+        raise Unprocessable("`from` must not be after `to`.")
+    if (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
+        raise Unprocessable(f"The range may span at most {MAX_RANGE_DAYS} days.")
+    now = _engine_now()
+    # The version is read before the database: an answer computed from a snapshot older than
+    # a booking is stored under the version that booking has since replaced.
+    version = await cache.version(_slots_namespace(service_id))
+    key = f"{_slots_namespace(service_id)}:{version}:{first_day}:{last_day}:{now:%Y%m%d%H%M}"
+    cached = await cache.get(key)
+    if cached is not None:
+        return AvailableSlots.model_validate_json(cached)
+
+    row = await _active_service(conn, service_id)
+    zone = ZoneInfo(row["timezone"])
+    window = day_window(first_day, last_day, zone)
+    closures = await repo.closures(conn, service_id, window.starts_at, window.ends_at)
+    busy = await repo.busy_intervals(conn, service_id, window.starts_at, window.ends_at)
+    computed = available_slots(
+        _schedule(row, closures),
+        first_day,
+        last_day,
+        now,
+        [Interval(b["starts_at"], b["ends_at"]) for b in busy],
+    )
+    answer = AvailableSlots(
+        service_id=service_id,
+        timezone=row["timezone"],
+        slots=[
+            SlotOut(
+                starts_at=s.starts_at.astimezone(zone),
+                ends_at=s.ends_at.astimezone(zone),
+                remaining=s.remaining,
+            )
+            for s in computed
+        ],
+    )
+    await cache.set(key, answer.model_dump_json(), SLOTS_CACHE_TTL_SECONDS)
+    return answer
+
+
+def _appointment(row: repo.Row) -> Appointment:
+    zone = ZoneInfo(row["timezone"] or "UTC")
+    return Appointment(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        service_id=row["service_id"],
+        customer_id=row["customer_id"],
+        starts_at=row["starts_at"].astimezone(zone),
+        ends_at=row["ends_at"].astimezone(zone),
+        status=row["status"],
+        notes=row["notes"],
+    )
+
+
+def _changed(cache: Cache, event: str, appointment: Appointment) -> None:
+    """Every change of a service's places invalidates its availability, then is announced."""
+    on_commit(partial(cache.bump, _slots_namespace(appointment.service_id)))
+    emit(DomainEvent(event, appointment.model_dump(mode="json")))
+
+
+async def _offered_end(conn: Connection, service: repo.Row | None, starts_at: datetime) -> datetime:
+    """The end of the slot starting at `starts_at`, or a 409 when no such slot is offered."""
+    if service is None or not service["is_active"]:
+        raise Conflict("The service no longer takes bookings.")
+    zone = ZoneInfo(service["timezone"])
+    local_day = starts_at.astimezone(zone).date()
+    window = day_window(local_day, local_day, zone)
+    closures = await repo.closures(conn, service["id"], window.starts_at, window.ends_at)
+    schedule = _schedule(service, closures)
+    if not is_offered(schedule, starts_at, _engine_now()):
+        raise Conflict(
+            "This time is not an offered slot (off the grid, outside working hours, closed, "
+            "too soon or too far ahead)."
+        )
+    return starts_at + schedule.duration
+
+
+def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
+    canonical = json.dumps(
+        [method, path, payload.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def book(
+    conn: Connection,
+    cache: Cache,
+    principal: Principal,
+    payload: AppointmentCreate,
+    *,
+    idempotency_key: str | None,
+    method: str,
+    path: str,
+) -> tuple[int, dict[str, Any]]:
+    """Book a slot; with an idempotency key, a repeated request gets the first answer.
+
+    Only a successful booking is remembered: a refused one rolls back with its key, so
+    sending it again is tried afresh (and can never book twice, since nothing was booked).
+    """
+    if idempotency_key is not None:
+        request_hash = _request_hash(method, path, payload)
+        if not await repo.claim_idempotency_key(conn, idempotency_key, method, path, request_hash):
+            record = await repo.idempotency_record(conn, idempotency_key)
+            if record is not None and record["request_hash"] != request_hash:
+                raise Unprocessable("This Idempotency-Key was used with another request.")
+            if record is None or record["response_status"] is None:
+                raise Conflict("A request with this Idempotency-Key is still in progress.")
+            # Through the model again: jsonb keeps no key order, the first answer had one.
+            replay = Appointment.model_validate(record["response_body"])
+            return record["response_status"], replay.model_dump(mode="json")
+
+    customer_id = payload.customer_id or principal.user_id
+    if customer_id is None:
+        raise Unprocessable("customer_id is required when booking with an API key.")
+    service = await _active_service(conn, payload.service_id)
+    ends_at = await _offered_end(conn, service, payload.starts_at)
+    row = await repo.insert_appointment(
+        conn,
+        {
+            "organization_id": service["organization_id"],
+            "service_id": payload.service_id,
+            "customer_id": customer_id,
+            "starts_at": payload.starts_at,
+            "ends_at": ends_at,
+            "notes": payload.notes,
+        },
+    )
+    appointment = _appointment(row)
+    _changed(cache, "appointment.created", appointment)
+    body = appointment.model_dump(mode="json")
+    if idempotency_key is not None:
+        await repo.save_idempotent_response(
+            conn, idempotency_key, appointment.organization_id, 201, body
+        )
+    return 201, body
+
+
+async def _visible_row(conn: Connection, appointment_id: UUID) -> repo.Row:
+    row = await repo.get_appointment(conn, appointment_id)
+    if row is None:
+        raise NotFound("No such appointment.")
+    return row
+
+
+async def get_appointment(conn: Connection, appointment_id: UUID) -> Appointment:
+    return _appointment(await _visible_row(conn, appointment_id))
+
+
+async def list_appointments(
+    conn: Connection, principal: Principal, filters: AppointmentFilters
+) -> Page[Appointment]:
+    """Without `organization_id`, the caller's own appointments; with it, that organization's
+    (row-level security shows staff all of them, and a customer only their own)."""
+    if filters.from_day and filters.to_day and filters.to_day < filters.from_day:
+        raise Unprocessable("`from` must not be after `to`.")
+    if filters.organization_id is None and principal.user_id is None:
+        raise Unprocessable("organization_id is required with an API key.")
+    after = None
+    position = decode_cursor(filters.cursor, 2)
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position[0]), UUID(position[1]))
+        except (TypeError, ValueError):
+            raise Unprocessable("The cursor is not valid.") from None
+    customer_id = principal.user_id if filters.organization_id is None else None
+    rows = await repo.list_appointments(conn, filters, customer_id=customer_id, after=after)
+    items, next_cursor = page_of(rows, filters.limit, ["starts_at", "id"])
+    return Page[Appointment](items=[_appointment(r) for r in items], next_cursor=next_cursor)
+
+
+async def _apply(
+    conn: Connection, cache: Cache, current: repo.Row, changes: dict[str, Any]
+) -> Appointment:
+    row = await repo.update_appointment(conn, current["id"], changes)
+    if row is None:
+        raise Forbidden("You may not change this appointment.")
+    appointment = _appointment(row)
+    if "starts_at" in changes:
+        _changed(cache, "appointment.rescheduled", appointment)
+    if "status" in changes:
+        event = (
+            "appointment.cancelled"
+            if changes["status"] == "cancelled"
+            else "appointment.status_changed"
+        )
+        _changed(cache, event, appointment)
+    return appointment
+
+
+async def update_appointment(
+    conn: Connection, cache: Cache, appointment_id: UUID, payload: AppointmentUpdate
+) -> Appointment:
+    current = await _visible_row(conn, appointment_id)
+    changes: dict[str, Any] = {}
+    if "notes" in payload.model_fields_set:
+        changes["notes"] = payload.notes
+    if payload.starts_at is not None and payload.starts_at != current["starts_at"]:
+        changes["starts_at"] = payload.starts_at
+        service = await repo.schedule(conn, current["service_id"])
+        changes["ends_at"] = await _offered_end(conn, service, payload.starts_at)
+    if payload.status is not None and payload.status != current["status"]:
+        changes["status"] = payload.status
+    if not changes:
+        return _appointment(current)
+    return await _apply(conn, cache, current, changes)
+
+
+async def cancel_appointment(conn: Connection, cache: Cache, appointment_id: UUID) -> Appointment:
+    current = await _visible_row(conn, appointment_id)
+    if current["status"] == "cancelled":
+        return _appointment(current)
+    return await _apply(conn, cache, current, {"status": "cancelled"})
+
+
+async def give_feedback(
+    conn: Connection, principal: Principal, appointment_id: UUID, payload: FeedbackCreate
+) -> Feedback:
+    current = await _visible_row(conn, appointment_id)
+    if current["customer_id"] != principal.user_id:
+        raise Forbidden("Only the customer may rate an appointment.")
+    if current["status"] != "completed":
+        raise Conflict("Feedback can be given once the appointment is completed.")
+    row = await repo.insert_feedback(conn, current, payload.rating, payload.comment)
+    return Feedback.model_validate(row)
+
+
+async def ratings(conn: Connection, service_id: UUID) -> Ratings:
+    if not await repo.service_is_visible(conn, service_id):
+        raise NotFound("No such service.")
+    stats = await repo.rating_stats(conn, service_id)
+    average = stats["average"]
+    return Ratings(
+        service_id=service_id,
+        count=stats["count"],
+        average=None if average is None else float(average),
+        distribution={str(star): n for star, n in enumerate(stats["distribution"], start=1)},
+    )

@@ -1,0 +1,163 @@
+"""The slot engine: pure functions from a service's schedule and its occupied places to the
+slots offered for booking. No I/O, so it can be tested exhaustively.
+
+Time rules:
+- Working hours are wall-clock times in the organization's IANA zone. A slot starts on the
+  wall-clock grid `interval start + k * slot_interval` and lasts `duration` of real time; it
+  is offered only if it ends by the interval's end.
+- A wall-clock start that does not exist (the hour skipped when clocks spring forward) is not
+  offered. A wall-clock start that happens twice (clocks falling back) is offered once, at its
+  first occurrence (`fold=0`).
+- A place is occupied over [starts_at, ends_at + buffer); the database's capacity trigger
+  counts the same way, so a slot offered with `remaining > 0` is one the database accepts.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+# The longest an appointment may last plus the longest buffer (checked by the schema).
+MAX_PLACE_SPAN = timedelta(hours=48)
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    weekday: int  # 0 = Monday, as date.weekday()
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Interval:
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True)
+class Schedule:
+    timezone: ZoneInfo
+    working_hours: Sequence[WorkingHours]
+    slot_interval_minutes: int
+    duration_minutes: int
+    buffer_minutes: int
+    capacity: int
+    min_notice_minutes: int
+    max_advance_days: int
+    closures: Sequence[Interval] = ()
+
+    @property
+    def duration(self) -> timedelta:
+        return timedelta(minutes=self.duration_minutes)
+
+    @property
+    def buffer(self) -> timedelta:
+        return timedelta(minutes=self.buffer_minutes)
+
+
+@dataclass(frozen=True)
+class Slot:
+    starts_at: datetime
+    ends_at: datetime
+    remaining: int
+
+
+def to_utc(local: datetime, zone: ZoneInfo) -> datetime | None:
+    """The instant of a naive wall-clock time in `zone`, or None when it does not exist."""
+    instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != local:
+        return None
+    return instant
+
+
+def day_window(first_day: date, last_day: date, zone: ZoneInfo) -> Interval:
+    """From the start of `first_day` to the end of `last_day`, local time, as instants."""
+    start = datetime.combine(first_day, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+    return Interval(start, end)
+
+
+def _days(first_day: date, last_day: date) -> Iterator[date]:
+    day = first_day
+    while day <= last_day:
+        yield day
+        day += timedelta(days=1)
+
+
+def _overlaps(start: datetime, end: datetime, intervals: Sequence[Interval]) -> bool:
+    return any(i.starts_at < end and start < i.ends_at for i in intervals)
+
+
+def candidate_starts(
+    schedule: Schedule, first_day: date, last_day: date, now: datetime
+) -> Iterator[Interval]:
+    """Every slot the schedule offers between two local dates, before counting capacity:
+    on the grid, inside working hours, outside closures, within notice and advance."""
+    zone = schedule.timezone
+    step = timedelta(minutes=schedule.slot_interval_minutes)
+    earliest = now + timedelta(minutes=schedule.min_notice_minutes)
+    latest = now + timedelta(days=schedule.max_advance_days)
+    for day in _days(first_day, last_day):
+        starts: set[datetime] = set()
+        for period in (h for h in schedule.working_hours if h.weekday == day.weekday()):
+            period_end = datetime.combine(day, period.end).replace(tzinfo=zone).astimezone(UTC)
+            local = datetime.combine(day, period.start)
+            while local.date() == day and local.time() < period.end:
+                starts_at = to_utc(local, zone)
+                local += step
+                if starts_at is None:
+                    continue
+                if starts_at + schedule.duration > period_end:
+                    break
+                starts.add(starts_at)
+        for starts_at in sorted(starts):
+            ends_at = starts_at + schedule.duration
+            if earliest <= starts_at <= latest and not _overlaps(
+                starts_at, ends_at, schedule.closures
+            ):
+                yield Interval(starts_at, ends_at)
+
+
+def _peak(start: datetime, end: datetime, occupied: Sequence[Interval]) -> int:
+    """The most places of `occupied` in use at one instant of [start, end)."""
+    instants = [start, *(o.starts_at for o in occupied if start < o.starts_at < end)]
+    return max(sum(1 for o in occupied if o.starts_at <= t < o.ends_at) for t in instants)
+
+
+def available_slots(
+    schedule: Schedule,
+    first_day: date,
+    last_day: date,
+    now: datetime,
+    busy: Sequence[Interval],
+) -> list[Slot]:
+    """Offered slots with at least one free place; `busy` are the active appointments."""
+    occupied = sorted(
+        (Interval(b.starts_at, b.ends_at + schedule.buffer) for b in busy),
+        key=lambda o: o.starts_at,
+    )
+    starts = [o.starts_at for o in occupied]
+    slots = []
+    for candidate in candidate_starts(schedule, first_day, last_day, now):
+        place_end = candidate.ends_at + schedule.buffer
+        nearby = occupied[
+            bisect_left(starts, candidate.starts_at - MAX_PLACE_SPAN) : bisect_right(
+                starts, place_end
+            )
+        ]
+        overlapping = [
+            o for o in nearby if o.starts_at < place_end and candidate.starts_at < o.ends_at
+        ]
+        remaining = schedule.capacity - _peak(candidate.starts_at, place_end, overlapping)
+        if remaining > 0:
+            slots.append(Slot(candidate.starts_at, candidate.ends_at, remaining))
+    return slots
+
+
+def is_offered(schedule: Schedule, starts_at: datetime, now: datetime) -> bool:
+    """Whether `starts_at` is a slot the schedule offers (capacity aside)."""
+    day = starts_at.astimezone(schedule.timezone).date()
+    return any(c.starts_at == starts_at for c in candidate_starts(schedule, day, day, now))

@@ -1,0 +1,236 @@
+"""All SQL of sign-up, refresh tokens, the current user's profile and API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from psycopg.errors import ForeignKeyViolation
+
+from slotease.db.database import Connection
+
+Row = dict[str, Any]
+
+
+async def insert_user(conn: Connection, *, email: str, password_hash: str) -> Row | None:
+    """The new user, or None when the address is taken (whatever unique index says so: ours is
+    on lower(email), Supabase's own schema has others)."""
+    cursor = await conn.execute(
+        "insert into auth.users (email, encrypted_password, last_sign_in_at)"
+        " values (%(email)s, %(hash)s, now())"
+        " on conflict do nothing returning id, email",
+        {"email": email, "hash": password_hash},
+    )
+    return await cursor.fetchone()
+
+
+async def insert_profile(
+    conn: Connection, *, user_id: UUID, full_name: str, phone: str | None
+) -> None:
+    await conn.execute(
+        "insert into public.user_profiles (user_id, full_name, phone)"
+        " values (%(user_id)s, %(full_name)s, %(phone)s)",
+        {"user_id": user_id, "full_name": full_name, "phone": phone},
+    )
+
+
+async def add_platform_admin(conn: Connection, user_id: UUID) -> None:
+    await conn.execute(
+        "insert into app.platform_admins (user_id) values (%s) on conflict do nothing", (user_id,)
+    )
+
+
+async def find_user_by_email(conn: Connection, email: str) -> Row | None:
+    cursor = await conn.execute(
+        "select u.id, u.email, u.encrypted_password, coalesce(p.full_name, '') as full_name"
+        " from auth.users u left join public.user_profiles p on p.user_id = u.id"
+        " where lower(u.email) = lower(%s)",
+        (email,),
+    )
+    return await cursor.fetchone()
+
+
+async def record_sign_in(conn: Connection, user_id: UUID, new_password_hash: str | None) -> None:
+    await conn.execute(
+        "update auth.users set last_sign_in_at = now(), updated_at = now(),"
+        " encrypted_password = coalesce(%(hash)s, encrypted_password)"
+        " where id = %(user_id)s",
+        {"user_id": user_id, "hash": new_password_hash},
+    )
+
+
+async def insert_refresh_token(
+    conn: Connection, *, user_id: UUID, family_id: UUID, token_hash: str, ttl_days: int
+) -> None:
+    await conn.execute(
+        "insert into app.refresh_tokens (user_id, family_id, token_hash, expires_at)"
+        " values (%(user_id)s, %(family_id)s, %(hash)s, now() + make_interval(days => %(days)s))",
+        {"user_id": user_id, "family_id": family_id, "hash": token_hash, "days": ttl_days},
+    )
+
+
+async def lock_refresh_token(conn: Connection, token_hash: str) -> Row | None:
+    """The token with its user, locked until the transaction ends: a concurrent refresh with
+    the same token waits here and then sees it spent."""
+    cursor = await conn.execute(
+        "select t.id, t.user_id, t.family_id, t.used_at, t.revoked_at,"
+        " t.expires_at <= now() as is_expired, u.email, coalesce(p.full_name, '') as full_name"
+        " from app.refresh_tokens t"
+        " join auth.users u on u.id = t.user_id"
+        " left join public.user_profiles p on p.user_id = t.user_id"
+        " where t.token_hash = %s"
+        " for update of t",
+        (token_hash,),
+    )
+    return await cursor.fetchone()
+
+
+async def mark_refresh_token_used(conn: Connection, token_id: UUID) -> None:
+    await conn.execute("update app.refresh_tokens set used_at = now() where id = %s", (token_id,))
+
+
+async def revoke_refresh_family(conn: Connection, family_id: UUID) -> None:
+    await conn.execute(
+        "update app.refresh_tokens set revoked_at = now()"
+        " where family_id = %s and revoked_at is null",
+        (family_id,),
+    )
+
+
+async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
+    await conn.execute(
+        "update app.refresh_tokens set revoked_at = now()"
+        " where family_id = (select family_id from app.refresh_tokens where token_hash = %s)"
+        " and revoked_at is null",
+        (token_hash,),
+    )
+
+
+async def get_profile(conn: Connection, user_id: UUID) -> Row:
+    """The profile fields (empty when the user has none yet) and the platform-admin flag."""
+    cursor = await conn.execute(
+        "select coalesce(p.full_name, '') as full_name, p.phone,"
+        " (select app.is_super_admin()) as is_super_admin"
+        " from (select %s::uuid as user_id) me"
+        " left join public.user_profiles p on p.user_id = me.user_id",
+        (user_id,),
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+async def list_memberships(conn: Connection, user_id: UUID) -> list[Row]:
+    cursor = await conn.execute(
+        "select organization_id, role from public.organization_members"
+        " where user_id = %s order by created_at, organization_id",
+        (user_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def upsert_profile(
+    conn: Connection, *, user_id: UUID, full_name: str | None, phone: str | None, set_phone: bool
+) -> Row | None:
+    """Write the given fields (a user signed up through Supabase may have no profile yet);
+    None when the user no longer exists."""
+    try:
+        cursor = await conn.execute(
+            "insert into public.user_profiles as p (user_id, full_name, phone)"
+            " values (%(user_id)s, coalesce(%(full_name)s, ''), %(phone)s)"
+            " on conflict (user_id) do update set"
+            " full_name = coalesce(%(full_name)s, p.full_name),"
+            " phone = case when %(set_phone)s then %(phone)s else p.phone end"
+            " returning full_name, phone",
+            {"user_id": user_id, "full_name": full_name, "phone": phone, "set_phone": set_phone},
+        )
+    except ForeignKeyViolation:
+        return None
+    return await cursor.fetchone()
+
+
+async def organization_admin_access(conn: Connection, organization_id: UUID) -> bool | None:
+    """None when the caller cannot see the organization; otherwise whether they administer it."""
+    cursor = await conn.execute(
+        "select (select app.is_org_admin(o.id)) as is_admin"
+        " from public.organizations o where o.id = %s",
+        (organization_id,),
+    )
+    row = await cursor.fetchone()
+    return None if row is None else bool(row["is_admin"])
+
+
+_API_KEY_COLUMNS = (
+    "id, organization_id, name, role, prefix, created_by, created_at, last_used_at, expires_at"
+)
+# A key that can no longer authenticate is gone as far as its organization's admins are concerned.
+_LIVE_API_KEY = "revoked_at is null and (expires_at is null or expires_at > now())"
+
+
+async def insert_api_key(
+    conn: Connection,
+    *,
+    organization_id: UUID,
+    name: str,
+    role: str,
+    prefix: str,
+    key_hash: str,
+) -> Row:
+    cursor = await conn.execute(
+        "insert into public.api_keys (organization_id, name, role, prefix, key_hash, created_by)"
+        " values (%(org)s, %(name)s, %(role)s, %(prefix)s, %(hash)s, (select auth.uid()))"
+        " returning " + _API_KEY_COLUMNS,
+        {"org": organization_id, "name": name, "role": role, "prefix": prefix, "hash": key_hash},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+async def list_api_keys(
+    conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
+) -> list[Row]:
+    """Live keys (rotated ones included until they expire), oldest first; `limit + 1` rows."""
+    cursor = await conn.execute(
+        "select " + _API_KEY_COLUMNS + " from public.api_keys"
+        " where organization_id = %(org)s and "
+        + _LIVE_API_KEY
+        + " and (%(after_at)s::timestamptz is null"
+        "      or (created_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid))"
+        " order by created_at, id limit %(limit)s",
+        {
+            "org": organization_id,
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit + 1,
+        },
+    )
+    return await cursor.fetchall()
+
+
+async def revoke_api_key(conn: Connection, organization_id: UUID, key_id: UUID) -> bool:
+    cursor = await conn.execute(
+        "update public.api_keys set revoked_at = now()"
+        " where id = %s and organization_id = %s and " + _LIVE_API_KEY + " returning id",
+        (key_id, organization_id),
+    )
+    return await cursor.fetchone() is not None
+
+
+async def lock_api_key(conn: Connection, organization_id: UUID, key_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        "select " + _API_KEY_COLUMNS + " from public.api_keys"
+        " where id = %s and organization_id = %s and " + _LIVE_API_KEY + " for update",
+        (key_id, organization_id),
+    )
+    return await cursor.fetchone()
+
+
+async def expire_api_key(
+    conn: Connection, organization_id: UUID, key_id: UUID, *, grace_minutes: int
+) -> None:
+    await conn.execute(
+        "update public.api_keys set expires_at = now() + make_interval(mins => %s)"
+        " where id = %s and organization_id = %s",
+        (grace_minutes, key_id, organization_id),
+    )

@@ -1,0 +1,96 @@
+"""Domain events and after-commit work.
+
+A request's transaction collects what should happen once its change is durable: events for
+subscribers (realtime, notifications, webhooks) and callbacks such as cache invalidation.
+`deps.db_session` opens the scope, and runs it only after the commit; on rollback everything
+collected is dropped, so nobody hears of a change that did not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    name: str
+    payload: dict[str, Any]
+
+
+EventHandler = Callable[[DomainEvent], Awaitable[None]]
+Callback = Callable[[], Awaitable[None]]
+
+
+class EventBus:
+    """In-process fan-out. A failing subscriber is logged and never fails the request: the
+    change it reports is already committed."""
+
+    def __init__(self) -> None:
+        self._handlers: list[EventHandler] = []
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    async def publish(self, event: DomainEvent) -> None:
+        for handler in list(self._handlers):
+            try:
+                await handler(event)
+            except Exception:
+                log.exception("event handler failed for %s", event.name)
+
+
+bus = EventBus()
+
+
+@dataclass
+class AfterCommit:
+    events: list[DomainEvent] = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
+
+    async def run(self) -> None:
+        # Callbacks first: they keep derived state (caches) in step before anyone is told.
+        for callback in self.callbacks:
+            try:
+                await callback()
+            except Exception:
+                log.exception("after-commit callback failed")
+        for event in self.events:
+            await bus.publish(event)
+
+
+_current: ContextVar[AfterCommit | None] = ContextVar("slotease_after_commit", default=None)
+
+
+def _scope() -> AfterCommit:
+    scope = _current.get()
+    if scope is None:
+        raise RuntimeError("no transaction is collecting after-commit work")
+    return scope
+
+
+def emit(event: DomainEvent) -> None:
+    """Publish `event` once the current transaction commits."""
+    _scope().events.append(event)
+
+
+def on_commit(callback: Callback) -> None:
+    """Run `callback` once the current transaction commits."""
+    _scope().callbacks.append(callback)
+
+
+@asynccontextmanager
+async def after_commit_scope() -> AsyncIterator[AfterCommit]:
+    scope = AfterCommit()
+    token = _current.set(scope)
+    try:
+        yield scope
+    finally:
+        _current.reset(token)

@@ -1,0 +1,94 @@
+"""Prometheus metrics of one app instance, in a registry of its own so that several apps in one
+process (tests, workers started in-process) never share or collide on counters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from fastapi.routing import iter_route_contexts
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.routing import Match
+from starlette.types import Scope
+
+UNMATCHED = "unmatched"
+# Clients may send any method name; only these get a series of their own.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# Pool figures are read when scraped, so they are never stale.
+_POOL_GAUGES = {
+    "pool_size": "Connections currently held by the pool, busy or idle.",
+    "pool_available": "Idle connections ready to be handed out.",
+    "requests_waiting": "Requests queued for a connection.",
+}
+
+
+class PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], Mapping[str, int]]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats()
+        for name, documentation in _POOL_GAUGES.items():
+            yield GaugeMetricFamily(f"slotease_db_{name}", documentation, value=stats.get(name, 0))
+
+
+class Metrics:
+    def __init__(self, pool_stats: Callable[[], Mapping[str, int]]) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "slotease_http_requests",
+            "HTTP requests answered, by route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "slotease_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "slotease_rate_limited",
+            "Requests refused with 429, by kind of caller.",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self.rate_limit_errors = Counter(
+            "slotease_rate_limit_storage_errors",
+            "Requests let through unchecked because the rate-limit storage failed.",
+            registry=self.registry,
+        )
+        self.registry.register(PoolCollector(pool_stats))
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "OTHER"
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def route_template(scope: Scope) -> str:
+    """The full path template of the route that served (or would serve) the request.
+
+    Labels use the template, never the raw path, so that ids in URLs cannot grow the number of
+    series without bound. The route in the scope is the one declared in its APIRouter, without
+    the include prefix, so the full template comes from FastAPI's view of the included routes.
+    """
+    contexts = list(iter_route_contexts(scope["app"].router.routes))
+    served = scope.get("route")
+    for context in contexts:
+        if served is not None and context.original_route is served:
+            return context.path or UNMATCHED
+    # Not routed yet, or routed inside a mounted app: match the way the router would.
+    partial: str | None = None
+    for context in contexts:
+        match, _ = context.matches(scope)
+        if match is Match.FULL:
+            return context.path or UNMATCHED
+        if match is Match.PARTIAL and partial is None:
+            partial = context.path
+    return partial or UNMATCHED

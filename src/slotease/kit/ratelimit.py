@@ -1,0 +1,167 @@
+"""Rate limits per API key, per signed-in user and per client address (api.md, "Rate limits").
+
+Counts live in Redis when it is configured, so that a limit holds across every server process,
+and in this process's memory otherwise. A moving window is used: a burst at the edge of a fixed
+window cannot double the allowance, and "remaining" is exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
+from redis.asyncio import Redis
+from starlette.datastructures import MutableHeaders
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from slotease.auth.principal import Principal, resolve_principal
+from slotease.config import Settings
+from slotease.kit.metrics import Metrics
+from slotease.kit.problems import TooManyRequests, Unauthorized
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "slotease:ratelimit"
+# Probes and scrapes must keep working for a caller that exhausted its allowance.
+EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+_WARNING_INTERVAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Quota:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: int
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_after),
+        }
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings, metrics: Metrics, redis: Redis | None) -> None:
+        storage: Storage
+        if redis is None:
+            storage = MemoryStorage()
+        else:
+            # The connections come from the app's client; the URI only selects redis-py.
+            storage = RedisStorage(
+                "async+redis://",
+                # Documented by limits, but its signature types options as scalars.
+                connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                wrap_exceptions=True,
+            )
+        self._strategy = MovingWindowRateLimiter(storage)
+        self._metrics = metrics
+        self._limits: dict[str, RateLimitItem] = {
+            "api_key": parse(settings.rate_limit_api_key),
+            "user": parse(settings.rate_limit_user),
+            "anon": parse(settings.rate_limit_anon),
+        }
+        self._next_warning = 0.0
+
+    def bucket(self, principal: Principal | None, client_ip: str) -> tuple[str, str]:
+        """The kind of caller and the key its requests are counted under."""
+        key = principal.rate_limit_key if principal else None
+        if principal is None or key is None:
+            return "anon", f"ip:{client_ip}"
+        return ("api_key" if principal.is_api_key else "user"), key
+
+    async def hit(self, kind: str, key: str) -> Quota | None:
+        """Count one request; None when the storage failed and the request goes unchecked."""
+        item = self._limits[kind]
+        try:
+            allowed = await self._strategy.hit(item, key)
+            reset_at, remaining = await self._strategy.get_window_stats(item, key)
+        except StorageError as exc:
+            self._storage_failed(exc)
+            return None
+        if not allowed:
+            self._metrics.rate_limited.labels(kind).inc()
+        return Quota(
+            allowed=allowed,
+            limit=item.amount,
+            remaining=max(0, remaining),
+            reset_after=max(1, math.ceil(reset_at - time.time())),
+        )
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        # Failing open keeps the API up when Redis is down; the warning is throttled so that an
+        # outage does not write one line per request.
+        self._metrics.rate_limit_errors.inc()
+        now = time.monotonic()
+        if now >= self._next_warning:
+            self._next_warning = now + _WARNING_INTERVAL_SECONDS
+            log.warning("rate-limit storage unavailable, requests pass unchecked: %s", exc)
+
+
+class RateLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        jwt_secret: str,
+        trust_forwarded_for: bool,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.jwt_secret = jwt_secret
+        self.trust_forwarded_for = trust_forwarded_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        connection = HTTPConnection(scope)
+        principal: Principal | None
+        try:
+            principal = resolve_principal(connection, self.jwt_secret)
+        except Unauthorized:
+            # The route answers 401; until then the caller is counted by address.
+            principal = None
+        else:
+            # Read by auth.deps.get_principal, so the credentials are decoded once.
+            scope.setdefault("state", {})["principal"] = principal
+        quota = await self.limiter.hit(*self.limiter.bucket(principal, self._client_ip(connection)))
+        if quota is None:
+            await self.app(scope, receive, send)
+            return
+        headers = quota.headers()
+        if not quota.allowed:
+            refusal = TooManyRequests(
+                f"Too many requests: the limit is {quota.limit}; retry in {quota.reset_after} s.",
+                headers={**headers, "Retry-After": str(quota.reset_after)},
+            )
+            await refusal.response()(scope, receive, send)
+            return
+
+        async def send_with_quota(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(raw=list(message.get("headers", [])))
+                response_headers.update(headers)
+                message["headers"] = response_headers.raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_quota)
+
+    def _client_ip(self, connection: HTTPConnection) -> str:
+        if self.trust_forwarded_for:
+            forwarded = connection.headers.get("x-forwarded-for", "")
+            first_hop = forwarded.split(",", 1)[0].strip()
+            if first_hop:
+                return first_hop
+        return connection.client.host if connection.client else "unknown"

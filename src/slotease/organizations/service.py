@@ -1,0 +1,341 @@
+"""Rules of organizations, members, services and closures. No SQL here and no commit: the
+request owns the transaction, and row-level security decides what the caller sees."""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors
+from psycopg.rows import DictRow
+
+from slotease.db.database import Connection
+from slotease.kit.pagination import decode_cursor, page_of
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.organizations import repository
+from slotease.organizations.repository import Nearby, TextQuery
+from slotease.organizations.schemas import (
+    ClosureCreate,
+    ClosureRange,
+    MemberAdd,
+    OrganizationCreate,
+    OrganizationSearch,
+    OrganizationUpdate,
+    ServiceCreate,
+    ServiceUpdate,
+    WorkingHours,
+)
+
+LAST_ADMIN_SQLSTATE = "P0409"
+SLUG_MAX_LENGTH = 50
+SLUG_ATTEMPTS = 5
+# The same mean Earth radius as app.haversine_km, so the box never cuts inside the radius.
+EARTH_RADIUS_KM = 6371.0088
+KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
+
+_PREFIX_WORD = re.compile(r"[^\W_]+")
+
+
+@contextmanager
+def database_rules() -> Iterator[None]:
+    """Turn the database's refusals into problems: a check constraint our validation missed
+    (422), a policy's WITH CHECK (403), the last-admin trigger (409)."""
+    try:
+        yield
+    except errors.CheckViolation as exc:
+        raise Unprocessable("A value is out of the allowed range.") from exc
+    except errors.InsufficientPrivilege as exc:
+        raise Forbidden("You may not change this organization.") from exc
+    except psycopg.Error as exc:
+        if exc.sqlstate == LAST_ADMIN_SQLSTATE:
+            raise Conflict("An organization must keep at least one admin.") from exc
+        raise
+
+
+async def _require_admin(conn: Connection, org_id: UUID) -> None:
+    """404 when the caller cannot see the organization, 403 when it sees but does not run it.
+    The write that follows still goes through RLS."""
+    access = await repository.organization_access(conn, org_id)
+    if not access["visible"]:
+        raise NotFound("No such organization.")
+    if not access["is_admin"]:
+        raise Forbidden("Only the organization's admins may do this.")
+
+
+async def _require_service_admin(conn: Connection, service_id: UUID) -> DictRow:
+    access = await repository.service_access(conn, service_id)
+    if access is None:
+        raise NotFound("No such service.")
+    if not access["is_admin"]:
+        raise Forbidden("Only the organization's admins may do this.")
+    return access
+
+
+def _text_key(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a text key")
+    return value
+
+
+def _number_key(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number key")
+    return float(value)
+
+
+def _timestamp_key(value: Any) -> datetime:
+    return datetime.fromisoformat(_text_key(value))
+
+
+def _cursor_key(cursor: str | None, parse_key: Callable[[Any], Any]) -> tuple[Any, UUID] | None:
+    """The (sort value, id) of a cursor, checked so that a forged one is a 422, not a 500."""
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return parse_key(values[0]), UUID(_text_key(values[1]))
+    except ValueError:
+        raise Unprocessable("The cursor is not valid.") from None
+
+
+# ---------------------------------------------------------------------------------------
+# Organizations
+# ---------------------------------------------------------------------------------------
+def slugify(name: str) -> str:
+    """Lowercase ASCII words joined by hyphens, as the slug check constraint wants."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:SLUG_MAX_LENGTH].rstrip("-") or "org"
+
+
+async def create_organization(conn: Connection, body: OrganizationCreate) -> DictRow:
+    base = slugify(body.name)
+    for attempt in range(SLUG_ATTEMPTS):
+        slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
+        with database_rules():
+            row = await repository.insert_organization(
+                conn,
+                name=body.name,
+                slug=slug,
+                kind=body.kind,
+                timezone=body.timezone,
+                address=body.address,
+                lat=body.location.lat if body.location else None,
+                lng=body.location.lng if body.location else None,
+            )
+        if row is not None:
+            return row
+    raise Conflict("Could not find a free slug for this name; try another name.")
+
+
+async def get_organization(conn: Connection, org_id: UUID) -> DictRow:
+    row = await repository.get_organization(conn, org_id)
+    if row is None:
+        raise NotFound("No such organization.")
+    return row
+
+
+async def update_organization(conn: Connection, org_id: UUID, body: OrganizationUpdate) -> DictRow:
+    await _require_admin(conn, org_id)
+    if "is_active" in body.model_fields_set and not await repository.is_super_admin(conn):
+        raise Forbidden("Only platform admins may activate or deactivate an organization.")
+    columns = body.model_dump(include=body.model_fields_set - {"location"})
+    location = None
+    if "location" in body.model_fields_set:
+        if body.location is None:
+            columns["location"] = None
+        else:
+            location = (body.location.lat, body.location.lng)
+    with database_rules():
+        row = await repository.update_organization(conn, org_id, columns, location)
+    if row is None:
+        raise Forbidden("Only the organization's admins may do this.")
+    return row
+
+
+def text_query(q: str) -> TextQuery:
+    """websearch_to_tsquery semantics, with the last word also matching as a prefix so that
+    results follow as one types ("cent" finds "Central"). The prefix applies only to a plain
+    last word (not inside a quoted phrase, not negated) of a query without OR, whose
+    precedence an extra AND would change."""
+    words = q.split()
+    last = words[-1]
+    if (
+        _PREFIX_WORD.fullmatch(last)
+        and q.count('"') % 2 == 0
+        and "or" not in (word.lower() for word in words)
+    ):
+        return TextQuery(websearch=q[: q.rindex(last)].strip(), prefix=last)
+    return TextQuery(websearch=q, prefix=None)
+
+
+def bounding_box(lat: float, lng: float, radius_km: float) -> tuple[float, float, float, float]:
+    """(lng_min, lat_min, lng_max, lat_max) containing every point within `radius_km`.
+
+    Near a pole, or across the antimeridian, the box takes every longitude: a wider box only
+    costs index selectivity, and the exact distance filter follows.
+    """
+    angular = radius_km / EARTH_RADIUS_KM
+    lat_delta = math.degrees(angular)
+    lat_min, lat_max = max(-90.0, lat - lat_delta), min(90.0, lat + lat_delta)
+    if lat_min <= -90.0 or lat_max >= 90.0 or angular >= math.pi / 2:
+        return -180.0, lat_min, 180.0, lat_max
+    ratio = math.sin(angular) / math.cos(math.radians(lat))
+    if ratio >= 1:
+        return -180.0, lat_min, 180.0, lat_max
+    lng_delta = math.degrees(math.asin(ratio))
+    if lng - lng_delta < -180.0 or lng + lng_delta > 180.0:
+        return -180.0, lat_min, 180.0, lat_max
+    return lng - lng_delta, lat_min, lng + lng_delta, lat_max
+
+
+async def search_organizations(
+    conn: Connection, search: OrganizationSearch
+) -> tuple[list[DictRow], str | None]:
+    near = search.near_location
+    nearby = None
+    if near is not None:
+        box = None
+        if search.radius_km is not None:
+            box = bounding_box(near.lat, near.lng, search.radius_km)
+        nearby = Nearby(lat=near.lat, lng=near.lng, radius_km=search.radius_km, box=box)
+    after = _cursor_key(search.cursor, _number_key if nearby else _text_key)
+    rows = await repository.search_organizations(
+        conn,
+        text=text_query(search.q) if search.q else None,
+        kind=search.kind,
+        nearby=nearby,
+        after=after,
+        limit=search.limit + 1,
+    )
+    return page_of(rows, search.limit, ["distance_km" if nearby else "name", "id"])
+
+
+# ---------------------------------------------------------------------------------------
+# Members
+# ---------------------------------------------------------------------------------------
+async def list_members(
+    conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
+) -> tuple[list[DictRow], str | None]:
+    after = _cursor_key(cursor, _text_key)
+    rows = await repository.list_members(conn, org_id, after=after, limit=limit + 1)
+    if not rows:
+        # Only an empty page costs the check: members always see at least themselves.
+        access = await repository.organization_access(conn, org_id)
+        if not access["visible"]:
+            raise NotFound("No such organization.")
+        if not access["is_member"]:
+            raise Forbidden("Only the organization's members may see its members.")
+    return page_of(rows, limit, ["full_name", "user_id"])
+
+
+async def add_member(conn: Connection, org_id: UUID, body: MemberAdd) -> DictRow:
+    await _require_admin(conn, org_id)
+    user_id = await repository.user_id_by_email(conn, body.email)
+    if user_id is None:
+        raise NotFound("No such user.")
+    with database_rules():
+        return await repository.upsert_member(conn, org_id, user_id, body.role)
+
+
+async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
+    await _require_admin(conn, org_id)
+    with database_rules():
+        removed = await repository.delete_member(conn, org_id, user_id)
+    if not removed:
+        raise NotFound("No such member.")
+
+
+# ---------------------------------------------------------------------------------------
+# Services
+# ---------------------------------------------------------------------------------------
+def _week(hours: list[WorkingHours]) -> list[tuple[int, str, str]]:
+    return [(h.weekday, h.start, h.end) for h in hours]
+
+
+async def get_service(conn: Connection, service_id: UUID) -> DictRow:
+    row = await repository.get_service(conn, service_id)
+    if row is None:
+        raise NotFound("No such service.")
+    return row
+
+
+async def create_service(conn: Connection, org_id: UUID, body: ServiceCreate) -> DictRow:
+    await _require_admin(conn, org_id)
+    with database_rules():
+        service_id = await repository.insert_service(conn, org_id, body.columns())
+        await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
+    return await get_service(conn, service_id)
+
+
+async def list_services(
+    conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
+) -> tuple[list[DictRow], str | None]:
+    after = _cursor_key(cursor, _text_key)
+    rows = await repository.list_active_services(conn, org_id, after=after, limit=limit + 1)
+    if rows is None:
+        raise NotFound("No such organization.")
+    return page_of(rows, limit, ["name", "id"])
+
+
+async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate) -> DictRow:
+    access = await _require_service_admin(conn, service_id)
+    with database_rules():
+        if not await repository.update_service(conn, service_id, body.columns()):
+            raise Forbidden("Only the organization's admins may do this.")
+        if body.working_hours is not None:
+            await repository.replace_working_hours(
+                conn, access["organization_id"], service_id, _week(body.working_hours)
+            )
+    return await get_service(conn, service_id)
+
+
+# ---------------------------------------------------------------------------------------
+# Closures
+# ---------------------------------------------------------------------------------------
+async def add_closure(conn: Connection, service_id: UUID, body: ClosureCreate) -> DictRow:
+    access = await _require_service_admin(conn, service_id)
+    with database_rules():
+        return await repository.insert_closure(
+            conn,
+            access["organization_id"],
+            service_id,
+            starts_at=body.starts_at,
+            ends_at=body.ends_at,
+            reason=body.reason,
+        )
+
+
+async def list_closures(
+    conn: Connection, service_id: UUID, window: ClosureRange
+) -> tuple[list[DictRow], str | None]:
+    access = await repository.service_access(conn, service_id)
+    if access is None:
+        raise NotFound("No such service.")
+    after = _cursor_key(window.cursor, _timestamp_key)
+    rows = await repository.list_closures(
+        conn,
+        service_id,
+        timezone=access["timezone"],
+        first_day=window.from_,
+        last_day=window.to,
+        after=after,
+        limit=window.limit + 1,
+    )
+    return page_of(rows, window.limit, ["starts_at", "id"])
+
+
+async def remove_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> None:
+    await _require_service_admin(conn, service_id)
+    with database_rules():
+        removed = await repository.delete_closure(conn, service_id, closure_id)
+    if not removed:
+        raise NotFound("No such closure.")

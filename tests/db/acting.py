@@ -1,0 +1,44 @@
+"""Act inside the database as the API does: the NOINHERIT login role, one transaction, and the
+caller's identity published by the same statement as `Database.transaction`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from slotease.auth.tokens import hash_secret
+from slotease.db.database import _IDENTITY_SQL, ANONYMOUS, SERVICE, DbIdentity
+
+AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
+
+__all__ = ["ANONYMOUS", "SERVICE", "AsyncConn", "acting_as", "as_api_key", "as_user"]
+
+
+def as_user(user_id: UUID) -> DbIdentity:
+    return DbIdentity(role="authenticated", claims={"sub": str(user_id), "role": "authenticated"})
+
+
+def as_api_key(secret: str) -> DbIdentity:
+    return DbIdentity(
+        role="authenticated", claims={"role": "authenticated"}, api_key_hash=hash_secret(secret)
+    )
+
+
+@asynccontextmanager
+async def acting_as(app_conninfo: str, identity: DbIdentity) -> AsyncIterator[AsyncConn]:
+    """A transaction of `slotease_app` acting as `identity`; always rolled back, so a test can
+    try any write without changing the data other tests see."""
+    async with (
+        await psycopg.AsyncConnection.connect(app_conninfo, autocommit=True) as conn,
+        conn.transaction(force_rollback=True),
+    ):
+        await conn.execute(
+            _IDENTITY_SQL,
+            (identity.role, json.dumps(identity.claims), identity.api_key_hash or ""),
+        )
+        yield conn
