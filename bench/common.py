@@ -29,7 +29,9 @@ SERVER_URL = os.environ.get("BENCH_SERVER_URL", "postgresql://postgres@127.0.0.1
 def fresh_database(name: str) -> str:
     """Drop and recreate `name`, migrate it to head; return the owner's conninfo."""
     with psycopg.connect(SERVER_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     owner = make_conninfo(SERVER_URL, dbname=name)
     runner.upgrade(owner)
@@ -93,20 +95,45 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def pgbench(label: str, conninfo: str, script: str, *, clients: int, seconds: int) -> Stats:
-    """Run `script` with pgbench (prepared statements, one thread per client up to 2 threads)
-    and read every transaction's latency from its log for p50/p95."""
+def pgbench(
+    label: str,
+    conninfo: str,
+    script: str,
+    *,
+    clients: int,
+    seconds: int,
+    protocol: str = "prepared",
+) -> Stats:
+    """Run `script` with pgbench (one thread per client up to 2 threads) and read every
+    transaction's latency from its log for p50/p95. The simple protocol is for SQL that holds
+    a colon pgbench would take for a variable (such as `to_char(t, 'HH24:MI')`)."""
     with tempfile.TemporaryDirectory() as tmp:
         script_path = Path(tmp) / "bench.sql"
         script_path.write_text(script)
         prefix = str(Path(tmp) / "log")
         result = subprocess.run(
             [
-                "pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)),
-                "-T", str(seconds), "-f", str(script_path), "-l", "--log-prefix", prefix,
-                "-d", conninfo,
+                "pgbench",
+                "-n",
+                "-M",
+                protocol,
+                "-c",
+                str(clients),
+                "-j",
+                str(min(clients, 2)),
+                "-T",
+                str(seconds),
+                "-f",
+                str(script_path),
+                "-l",
+                "--log-prefix",
+                prefix,
+                "-d",
+                conninfo,
             ],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         latencies = [
             int(line.split()[2]) / 1000.0
@@ -117,9 +144,18 @@ def pgbench(label: str, conninfo: str, script: str, *, clients: int, seconds: in
     return Stats(label, tps, percentile(latencies, 0.5), percentile(latencies, 0.95))
 
 
-def wrk(label: str, url: str, *, connections: int, seconds: int, headers: dict[str, str] | None = None) -> Stats:
-    """Load `url` with wrk (one thread) and read throughput and p50/p95 from its Lua summary."""
-    lua = (
+def wrk(
+    label: str,
+    url: str,
+    *,
+    connections: int,
+    seconds: int,
+    headers: dict[str, str] | None = None,
+    requests_lua: str = "",
+) -> Stats:
+    """Load `url` with wrk (one thread) and read throughput and p50/p95 from its Lua summary.
+    `requests_lua` may define wrk's `request()` to vary each request."""
+    lua = requests_lua + (
         "done = function(summary, latency, requests)\n"
         '  io.write(string.format("JSON{\\"rps\\":%f,\\"p50\\":%f,\\"p95\\":%f,\\"errors\\":%d}\\n",'
         " summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,"

@@ -65,9 +65,13 @@ async def psycopg_rate(
     claims = json.dumps({"role": role})
 
     async with AsyncConnectionPool(
-        conninfo, min_size=POOL_SIZE, max_size=POOL_SIZE, kwargs={"autocommit": True},
+        conninfo,
+        min_size=POOL_SIZE,
+        max_size=POOL_SIZE,
+        kwargs={"autocommit": True},
         connection_class=AsyncConnection,
     ) as pool:
+
         async def work() -> None:
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute(to_psycopg(IDENTITY), (role, claims))
@@ -83,10 +87,14 @@ async def asyncpg_rate(
 
     params = conninfo_to_dict(conninfo)
     async with asyncpg.create_pool(
-        host=str(params.get("host")), port=int(params.get("port", 5432)),
-        user=str(params["user"]), database=str(params["dbname"]),
-        min_size=POOL_SIZE, max_size=POOL_SIZE,
+        host=str(params.get("host")),
+        port=int(params.get("port", 5432)),
+        user=str(params["user"]),
+        database=str(params["dbname"]),
+        min_size=POOL_SIZE,
+        max_size=POOL_SIZE,
     ) as pool:
+
         async def work() -> None:
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute(IDENTITY, role, claims)

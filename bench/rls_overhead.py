@@ -101,10 +101,18 @@ def main() -> None:
         # Interleave the two sides so drift on a noisy machine hits both alike.
         for _ in range(args.rounds):
             without.append(
-                pgbench(name, app, f"begin;\n{bypass}{query}commit;\n", clients=1, seconds=args.seconds).p50_ms
+                pgbench(
+                    name, app, f"begin;\n{bypass}{query}commit;\n", clients=1, seconds=args.seconds
+                ).p50_ms
             )
             with_rls.append(
-                pgbench(name, app, f"begin;\n{identity}{query}commit;\n", clients=1, seconds=args.seconds).p50_ms
+                pgbench(
+                    name,
+                    app,
+                    f"begin;\n{identity}{query}commit;\n",
+                    clients=1,
+                    seconds=args.seconds,
+                ).p50_ms
             )
         base, rls = min(without), min(with_rls)
         print(f"| {name} | {base:.3f} | {rls:.3f} | {rls / base:.2f} |")

@@ -14,6 +14,8 @@ import httpx
 
 from bench.common import app_role_conninfo
 
+BENCH_JWT_SECRET = "bench-secret-" + "x" * 40
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -23,14 +25,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def api_server(owner: str, *, workers: int = 1, pool_size: int = 20) -> Iterator[str]:
-    """The API on a free port, with limits out of the way; yields its base URL."""
+def api_server(
+    owner: str, *, workers: int = 1, pool_size: int = 20, app: str = "slotease.app:create_app"
+) -> Iterator[str]:
+    """The API (or another factory of it) on a free port, with limits out of the way; yields
+    its base URL."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": owner,
         "SLOTEASE_APP_DATABASE_URL": app_role_conninfo(owner),
-        "SLOTEASE_JWT_SECRET": "bench-secret-" + "x" * 40,
+        "SLOTEASE_JWT_SECRET": BENCH_JWT_SECRET,
         "SLOTEASE_RATE_LIMIT_ANON": "100000000/hour",
         "SLOTEASE_RATE_LIMIT_USER": "100000000/hour",
         "SLOTEASE_RATE_LIMIT_API_KEY": "100000000/hour",
@@ -40,9 +45,20 @@ def api_server(owner: str, *, workers: int = 1, pool_size: int = 20) -> Iterator
     }
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "uvicorn", "slotease.app:create_app", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-            "--no-access-log", "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "uvicorn",
+            app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--no-access-log",
+            "--log-level",
+            "warning",
         ],
         env=env,
     )

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from slotease.analytics.routes import router as analytics_router
 from slotease.appointments.routes import router as appointments_router
 from slotease.auth.routes import router as auth_router
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
 from slotease.db.database import Database
 from slotease.db.urls import app_conninfo
+from slotease.jobs.worker import in_process_worker
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
+from slotease.kit.events import bus
 from slotease.kit.metrics import Metrics
 from slotease.kit.problems import install_problem_handlers
 from slotease.kit.ratelimit import RateLimiter, RateLimitMiddleware
+from slotease.notifications.automatic import transactional_handler
+from slotease.notifications.routes import router as notifications_router
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
+from slotease.queues.routes import router as queues_router
+from slotease.realtime.broker import make_broker
+from slotease.realtime.hub import Hub
+from slotease.realtime.routes import router as realtime_router
+from slotease.waitlist.routes import router as waitlist_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,14 +54,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics=metrics,
         redis=redis,
         limiter=RateLimiter(settings, metrics, redis),
+        realtime=make_broker(
+            Hub(send_queue=settings.realtime_send_queue, replay=settings.realtime_replay),
+            redis,
+            url=settings.redis_url,
+            prefix=settings.realtime_prefix,
+        ),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
+        await context.realtime.start()
+        unsubscribe_realtime = bus.subscribe(context.realtime.on_event)
+        unsubscribe_notifications = bus.subscribe_transactional(transactional_handler(settings))
         try:
-            yield
+            async with AsyncExitStack() as stack:
+                if settings.run_worker:
+                    await stack.enter_async_context(
+                        in_process_worker(settings, context.db, redis=context.redis)
+                    )
+                yield
         finally:
+            unsubscribe_notifications()
+            unsubscribe_realtime()
+            await context.realtime.stop()
             await context.db.close()
             if context.redis is not None:
                 await context.redis.aclose()
@@ -77,4 +104,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router, prefix="/v1")
     app.include_router(organizations_router, prefix="/v1")
     app.include_router(appointments_router, prefix="/v1")
+    app.include_router(analytics_router, prefix="/v1")
+    app.include_router(queues_router, prefix="/v1")
+    app.include_router(realtime_router, prefix="/v1")
+    app.include_router(notifications_router, prefix="/v1")
+    app.include_router(waitlist_router, prefix="/v1")
     return app

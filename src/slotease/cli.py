@@ -1,9 +1,12 @@
-"""The `slotease` command: serve, migrate, demo, users."""
+"""The `slotease` command: serve, migrate, demo, users, db."""
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -56,8 +59,12 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     demo: Annotated[bool, typer.Option("--demo", help="Seed the demo data first.")] = False,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Run no job worker here (use `slotease worker`).")
+    ] = False,
 ) -> None:
-    """Apply pending migrations, then serve the API, its docs and the web front end."""
+    """Apply pending migrations, then serve the API, its docs and the web front end, with a
+    job worker in each server process unless --no-worker."""
     import uvicorn
 
     from slotease.db.urls import owner_conninfo
@@ -69,6 +76,9 @@ def serve(
     runner.upgrade(owner_conninfo(settings))
     if demo:
         _seed_demo(settings)
+    # The server processes read their settings again: the environment is how they learn it.
+    os.environ["SLOTEASE_RUN_WORKER"] = "false" if no_worker else "true"
+    get_settings.cache_clear()
     typer.echo(f"SlotEase on http://{host}:{port} (API docs at /docs)")
     uvicorn.run(
         "slotease.app:create_app",
@@ -180,6 +190,172 @@ async def _create_user(
         if super_admin:
             await service.make_platform_admin(conn, user["id"])
     return str(user["id"])
+
+
+db = typer.Typer(help="Database maintenance, monitoring and tuning.", no_args_is_help=True)
+cli.add_typer(db, name="db")
+
+
+@db.command("maintenance")
+def db_maintenance() -> None:
+    """Run every scheduled maintenance task once: partitions, retention, views, ANALYZE."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from slotease.db.database import Database
+    from slotease.db.urls import app_conninfo
+    from slotease.ops import maintenance
+
+    settings = load_settings()
+
+    async def run() -> list[str]:
+        database = Database(app_conninfo(settings), min_size=1, max_size=1)
+        await database.open()
+        try:
+            report = await maintenance.run_all(database, settings, datetime.now(UTC))
+        finally:
+            await database.close()
+        return report.lines()
+
+    for line in asyncio.run(run()):
+        typer.echo(line)
+
+
+@db.command("stats")
+def db_stats() -> None:
+    """Print connections, the slowest queries (pg_stat_statements) and the largest tables."""
+    import asyncio
+
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    from slotease.db.urls import owner_conninfo
+    from slotease.ops import monitoring
+
+    conninfo = owner_conninfo(load_settings())
+
+    async def run() -> list[str]:
+        async with await AsyncConnection.connect(
+            conninfo, autocommit=True, row_factory=dict_row
+        ) as conn:
+            return await monitoring.stats_report(conn)
+
+    for line in asyncio.run(run()):
+        typer.echo(line)
+
+
+@db.command("tune")
+def db_tune(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="ALTER SYSTEM the settings and reload the server.")
+    ] = False,
+    max_connections: Annotated[int, typer.Option(min=10, help="Connections to plan for.")] = 100,
+) -> None:
+    """Print server settings recommended for this machine's memory (apply them with --apply)."""
+    import asyncio
+    import os
+
+    from psycopg import AsyncConnection
+    from psycopg.rows import dict_row
+
+    from slotease.db.urls import owner_conninfo
+    from slotease.ops import monitoring
+
+    settings = load_settings()
+    recommended = monitoring.recommended_settings(
+        monitoring.machine_memory_bytes(), os.cpu_count() or 1, max_connections
+    )
+    for name, value in recommended.items():
+        restart = "  (needs a restart)" if name in monitoring.RESTART_SETTINGS else ""
+        typer.echo(f"{name} = {value}{restart}")
+    if not apply:
+        return
+
+    async def run() -> None:
+        async with await AsyncConnection.connect(
+            owner_conninfo(settings), autocommit=True, row_factory=dict_row
+        ) as conn:
+            await monitoring.apply_settings(conn, recommended)
+
+    asyncio.run(run())
+    typer.echo("applied with ALTER SYSTEM and reloaded; restart for the settings marked so")
+
+
+@cli.command()
+def worker(
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", help="Only these queues (repeatable).")
+    ] = None,
+) -> None:
+    """Run the job worker alone (notifications, reminders, periodic tasks) until stopped."""
+    import asyncio
+
+    asyncio.run(_run_worker(load_settings(), queue or None))
+
+
+async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
+    from slotease.db.database import Database
+    from slotease.db.urls import app_conninfo
+    from slotease.jobs.worker import job_app, worker_options
+
+    db = Database(app_conninfo(settings), min_size=1, max_size=settings.worker_concurrency + 1)
+    await db.open()
+    try:
+        async with job_app(settings, db) as app:
+            await app.run_worker_async(
+                **worker_options(settings, queues=queues, install_signal_handlers=True)
+            )
+    finally:
+        await db.close()
+
+
+jobs_cli = typer.Typer(help="Inspect and retry background jobs.", no_args_is_help=True)
+cli.add_typer(jobs_cli, name="jobs")
+
+
+@jobs_cli.command("failed")
+def jobs_failed() -> None:
+    """List the jobs that failed for good: id, task, queue, attempts, arguments."""
+    import asyncio
+    import json
+
+    from slotease.jobs import service
+
+    async def run() -> list[service.FailedJob]:
+        async with _jobs_app(load_settings()) as app:
+            return await service.failed_jobs(app)
+
+    for job in asyncio.run(run()):
+        typer.echo(f"{job.id}\t{job.task}\t{job.queue}\t{job.attempts}\t{json.dumps(job.args)}")
+
+
+@jobs_cli.command("retry")
+def jobs_retry(job_id: Annotated[int, typer.Argument(help="The id `jobs failed` shows.")]) -> None:
+    """Queue a failed job again, to run now."""
+    import asyncio
+
+    from slotease.jobs import service
+
+    async def run() -> None:
+        async with _jobs_app(load_settings()) as app:
+            await service.retry_failed(app, job_id)
+
+    try:
+        asyncio.run(run())
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"job {job_id} queued again")
+
+
+@asynccontextmanager
+async def _jobs_app(settings: Settings) -> AsyncIterator[Any]:
+    from slotease.jobs.tasks import jobs
+    from slotease.jobs.worker import connector
+
+    with jobs.replace_connector(connector(settings)) as app:
+        async with app.open_async():
+            yield app
 
 
 def main() -> None:

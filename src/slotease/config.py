@@ -76,6 +76,75 @@ class Settings(BaseSettings):
         default=256, ge=16, validation_alias="SLOTEASE_REALTIME_SEND_QUEUE"
     )
     realtime_replay: int = Field(default=500, ge=0, validation_alias="SLOTEASE_REALTIME_REPLAY")
+    # How long a freed place is held for the first waiter of its slot before passing on.
+    waitlist_offer_minutes: int = Field(
+        default=15, ge=1, le=1440, validation_alias="SLOTEASE_WAITLIST_OFFER_MINUTES"
+    )
+    # Jobs: `slotease serve` turns the in-process worker on; `slotease worker` runs one alone.
+    run_worker: bool = Field(default=False, validation_alias="SLOTEASE_RUN_WORKER")
+    worker_concurrency: int = Field(default=4, ge=1, validation_alias="SLOTEASE_WORKER_CONCURRENCY")
+    job_max_attempts: int = Field(default=8, ge=1, validation_alias="SLOTEASE_JOB_MAX_ATTEMPTS")
+    # Notifications: reminder offsets before an appointment ("24h,1h"; units d, h, m) and the
+    # queue position that earns a "you are next soon" alert.
+    reminder_offsets: str = Field(default="24h,1h", validation_alias="SLOTEASE_REMINDER_OFFSETS")
+    queue_alert_position: int = Field(
+        default=3, ge=1, validation_alias="SLOTEASE_QUEUE_ALERT_POSITION"
+    )
+    # Providers: a channel whose provider is not configured records `skipped`, never `sent`.
+    smtp_host: str | None = Field(default=None, validation_alias="SLOTEASE_SMTP_HOST")
+    smtp_port: int = Field(default=587, validation_alias="SLOTEASE_SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="SLOTEASE_SMTP_USERNAME")
+    smtp_password: str | None = Field(default=None, validation_alias="SLOTEASE_SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=True, validation_alias="SLOTEASE_SMTP_STARTTLS")
+    mail_from: str = Field(
+        default="SlotEase <no-reply@slotease.localhost>", validation_alias="SLOTEASE_SMTP_FROM"
+    )
+    sendgrid_api_key: str | None = Field(default=None, validation_alias="SLOTEASE_SENDGRID_API_KEY")
+    sendgrid_base_url: str = Field(
+        default="https://api.sendgrid.com", validation_alias="SLOTEASE_SENDGRID_BASE_URL"
+    )
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias="SLOTEASE_TWILIO_ACCOUNT_SID"
+    )
+    twilio_auth_token: str | None = Field(
+        default=None, validation_alias="SLOTEASE_TWILIO_AUTH_TOKEN"
+    )
+    twilio_from: str | None = Field(default=None, validation_alias="SLOTEASE_TWILIO_FROM")
+    twilio_base_url: str = Field(
+        default="https://api.twilio.com", validation_alias="SLOTEASE_TWILIO_BASE_URL"
+    )
+    fcm_project_id: str | None = Field(default=None, validation_alias="SLOTEASE_FCM_PROJECT_ID")
+    fcm_access_token: str | None = Field(default=None, validation_alias="SLOTEASE_FCM_ACCESS_TOKEN")
+    fcm_base_url: str = Field(
+        default="https://fcm.googleapis.com", validation_alias="SLOTEASE_FCM_BASE_URL"
+    )
+    provider_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="SLOTEASE_PROVIDER_TIMEOUT"
+    )
+    # Circuit breaker per provider: open after this many consecutive failures, probe again
+    # after the cool-down.
+    breaker_failures: int = Field(default=5, ge=1, validation_alias="SLOTEASE_BREAKER_FAILURES")
+    breaker_cooldown_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="SLOTEASE_BREAKER_COOLDOWN"
+    )
+    # Analytics views are refreshed hourly within these local hours of the server, inclusive.
+    analytics_refresh_hours: tuple[int, int] = Field(
+        default=(6, 22), validation_alias="SLOTEASE_ANALYTICS_REFRESH_HOURS"
+    )
+    # Retention, in months: partitions older than this are dropped; analytics events and
+    # appointments lose their personal data after `anonymize_after_months` instead.
+    retention_months_audit_log: int = Field(
+        default=24, ge=1, validation_alias="SLOTEASE_RETENTION_MONTHS_AUDIT_LOG"
+    )
+    retention_months_notifications: int = Field(
+        default=12, ge=1, validation_alias="SLOTEASE_RETENTION_MONTHS_NOTIFICATIONS"
+    )
+    retention_months_analytics_events: int = Field(
+        default=36, ge=1, validation_alias="SLOTEASE_RETENTION_MONTHS_ANALYTICS_EVENTS"
+    )
+    anonymize_after_months: int = Field(
+        default=13, ge=1, validation_alias="SLOTEASE_ANONYMIZE_AFTER_MONTHS"
+    )
 
     @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon")
     @classmethod
@@ -83,6 +152,22 @@ class Settings(BaseSettings):
         if not RATE_LIMIT_PATTERN.match(value):
             raise ValueError("expected a limit like '1000/hour' or '20/minute'")
         return value.replace(" ", "")
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _check_reminder_offsets(cls, value: str) -> str:
+        from slotease.notifications.offsets import parse_offsets
+
+        parse_offsets(value)
+        return value
+
+    @field_validator("analytics_refresh_hours")
+    @classmethod
+    def _check_refresh_hours(cls, value: tuple[int, int]) -> tuple[int, int]:
+        first, last = value
+        if not 0 <= first <= last <= 23:
+            raise ValueError("expected two hours [first, last] with 0 <= first <= last <= 23")
+        return value
 
     @field_validator("log_level")
     @classmethod

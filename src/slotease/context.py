@@ -11,6 +11,7 @@ from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.kit.metrics import Metrics
 from slotease.kit.ratelimit import RateLimiter
+from slotease.realtime.broker import Broker
 
 
 @dataclass
@@ -22,6 +23,8 @@ class AppContext:
     # Shared by every Redis user in the process; None when REDIS_URL is not set.
     redis: Redis | None
     limiter: RateLimiter
+    # Carries topic events to the WebSocket clients of every server process.
+    realtime: Broker
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

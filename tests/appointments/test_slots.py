@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slotease.appointments.slots import (
+    Busy,
     Interval,
     Schedule,
     Slot,
@@ -39,7 +40,7 @@ DST_DAYS = [
 
 
 @st.composite
-def schedules(draw: st.DrawFn) -> tuple[Schedule, date, date, datetime, list[Interval]]:
+def schedules(draw: st.DrawFn) -> tuple[Schedule, date, date, datetime, list[Busy]]:
     zone = ZoneInfo(draw(st.sampled_from(ZONES)))
     hours = []
     for weekday in range(7):
@@ -74,7 +75,7 @@ def schedules(draw: st.DrawFn) -> tuple[Schedule, date, date, datetime, list[Int
     busy = []
     for _ in range(draw(st.integers(0, 25))):
         start = instant()
-        busy.append(Interval(start, start + timedelta(minutes=duration)))
+        busy.append(Busy(start, start + timedelta(minutes=duration), draw(st.integers(1, 2))))
     return schedule, first_day, last_day, now, busy
 
 
@@ -98,12 +99,15 @@ def _peak(start: datetime, end: datetime, places: list[Interval]) -> int:
 @settings(max_examples=120, deadline=None)
 @given(schedules())
 def test_offered_slots_obey_the_schedule(
-    case: tuple[Schedule, date, date, datetime, list[Interval]],
+    case: tuple[Schedule, date, date, datetime, list[Busy]],
 ) -> None:
     schedule, first_day, last_day, now, busy = case
     zone = schedule.timezone
     slots = available_slots(schedule, first_day, last_day, now, busy)
-    places = [Interval(b.starts_at, b.ends_at + schedule.buffer) for b in busy]
+    # One unit interval per place: the brute force knows nothing of grouped places.
+    places = [
+        Interval(b.starts_at, b.ends_at + schedule.buffer) for b in busy for _ in range(b.places)
+    ]
 
     # Unique and in order: overlapping periods, and a skipped wall-clock start that would map
     # onto a real one, must not offer a slot twice.
@@ -140,7 +144,7 @@ def test_offered_slots_obey_the_schedule(
 @settings(max_examples=60, deadline=None)
 @given(schedules())
 def test_a_full_slot_is_withheld_but_still_offered_for_booking(
-    case: tuple[Schedule, date, date, datetime, list[Interval]],
+    case: tuple[Schedule, date, date, datetime, list[Busy]],
 ) -> None:
     schedule, first_day, last_day, now, _ = case
     free = available_slots(schedule, first_day, last_day, now, [])
@@ -148,7 +152,7 @@ def test_a_full_slot_is_withheld_but_still_offered_for_booking(
     if not free:
         return
     target = free[len(free) // 2]
-    taken = [Interval(target.starts_at, target.ends_at)] * schedule.capacity
+    taken = [Busy(target.starts_at, target.ends_at, schedule.capacity)]
     after = available_slots(schedule, first_day, last_day, now, taken)
     assert target.starts_at not in {s.starts_at for s in after}
     assert is_offered(schedule, target.starts_at, now)
@@ -218,7 +222,7 @@ def test_buffer_blocks_the_next_slot() -> None:
         date(2026, 4, 4),
         date(2026, 4, 4),
         NOW,
-        [Interval(booked, booked + timedelta(minutes=30))],
+        [Busy(booked, booked + timedelta(minutes=30))],
     )
     # 09:30 starts inside 09:00's buffer (until 09:40).
     assert slots == []

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.anyio
 AUDITED = (
     "organizations", "organization_members", "services", "service_working_hours",
     "service_closures", "appointments", "queues", "tickets", "feedback", "api_keys", "webhooks",
+    "waitlist_entries",
 )  # fmt: skip
 # Where each audited write is aimed (see World.params); a ticket without a holder avoids the
 # one-active-ticket rule for seeded customers.
@@ -31,6 +32,7 @@ AUDIT_TARGETS = {
     "tickets": "A:-",
     # Feedback is accepted only from the appointment's own customer (migration 0003).
     "feedback": "A:customer_a",
+    "waitlist_entries": "A:customer_a",
 }
 
 

@@ -237,6 +237,33 @@ TABLES = (
         updates=expect(customer_a=OWN),
         deletes=NOTHING,
     ),
+    # Customers join and leave; only staff rewrite an entry (offers go through a function).
+    Table(
+        name="public.waitlist_entries",
+        key="id",
+        touch="status = status",
+        insert="insert into public.waitlist_entries (service_id, user_id, starts_at)"
+        " values (%(service)s, %(user)s, %(starts_at)s)",
+        targets=CUSTOMER_TARGETS,
+        select=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS), anon=DENIED, customer_a=OWN),
+        inserts=members_of_a(
+            A_CUSTOMERS, rows(*CUSTOMER_TARGETS), customer_a=rows("A:customer_a", "B:customer_a")
+        ),
+        updates=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS)),
+        deletes=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS), customer_a=OWN),
+    ),
+    Table(
+        name="public.calendar_feed_tokens",
+        key="user_id",
+        touch="created_at = created_at",
+        insert="insert into public.calendar_feed_tokens (user_id, token_hash)"
+        " values (%(user)s, %(secret)s)",
+        targets=("customer_a", "customer_b"),
+        select=expect(anon=DENIED, customer_a=rows("customer_a")),
+        inserts=expect(customer_a=rows("customer_a")),
+        updates=expect(customer_a=rows("customer_a")),
+        deletes=expect(customer_a=rows("customer_a")),
+    ),
     # Preferences and idempotency keys are private to their owner, super admins included:
     # the API reads them through RLS alone, so a wider policy would mix other people's rows
     # into the caller's own.
@@ -264,6 +291,19 @@ TABLES = (
             customer_a=rows("A:customer_a", "B:customer_a"),
             **dict.fromkeys(MEMBERS_OF_A, rows("A:-")),
         ),
+        updates=NOTHING,
+        deletes=NOTHING,
+    ),
+    # Reports: requested and read by admins, filled in only by the generator (service_role).
+    Table(
+        name="public.analytics_reports",
+        key="id",
+        touch="status = status",
+        insert="insert into public.analytics_reports (organization_id, kind, format, from_date,"
+        " to_date) values (%(org)s, 'queues', 'json', current_date, current_date)",
+        targets=("A", "B"),
+        select=ADMINS_ONLY,
+        inserts=admins_of_a(rows("A"), rows("A", "B")),
         updates=NOTHING,
         deletes=NOTHING,
     ),
@@ -304,6 +344,15 @@ TABLES = (
         ADMINS_ONLY,
     ),
     read_only(
+        "public.queue_counters",
+        "queue_id",
+        "last_number = last_number",
+        "insert into public.queue_counters (organization_id, queue_id, service_date, last_number)"
+        " values (%(org)s, %(queue)s, current_date + 1, 1)",
+        "A",
+        members_of_a(rows("A"), rows("A", "B"), anon=DENIED),
+    ),
+    read_only(
         "public.audit_log",
         "organization_id",
         "operation = operation",
@@ -327,6 +376,36 @@ TABLES = (
         "insert into app.refresh_tokens (user_id, family_id, token_hash, expires_at)"
         " values (%(user)s, gen_random_uuid(), %(secret)s, now())",
         "customer_a",
+    ),
+    # procrastinate's tables: the worker's (service_role) alone; the API enqueues through
+    # app.enqueue_job().
+    read_only(
+        "public.procrastinate_jobs",
+        "id",
+        "attempts = attempts",
+        "insert into public.procrastinate_jobs (queue_name, task_name) values ('q', 't')",
+        "A",
+    ),
+    read_only(
+        "public.procrastinate_workers",
+        "id",
+        "last_heartbeat = last_heartbeat",
+        "insert into public.procrastinate_workers default values",
+        "A",
+    ),
+    read_only(
+        "public.procrastinate_periodic_defers",
+        "id",
+        "defer_timestamp = defer_timestamp",
+        "insert into public.procrastinate_periodic_defers (task_name) values ('t')",
+        "A",
+    ),
+    read_only(
+        "public.procrastinate_events",
+        "id",
+        "at = at",
+        "insert into public.procrastinate_events (job_id, type) values (1, 'deferred')",
+        "A",
     ),
     read_only(
         "auth.users",

@@ -53,59 +53,61 @@ def database_rules() -> Iterator[None]:
         raise
 
 
+# The statements of the booking and availability paths are named so that the benchmarks in
+# bench/ run the very same SQL through pgbench.
+SCHEDULE_SQL = (
+    "select s.id, s.organization_id, s.is_active, s.duration_minutes, s.capacity,"
+    " s.buffer_minutes, s.min_notice_minutes, s.max_advance_days, s.slot_interval_minutes,"
+    " o.timezone,"
+    " coalesce(array_agg(h.weekday order by h.weekday, h.start_time)"
+    "   filter (where h.id is not null), '{}') as weekdays,"
+    " coalesce(array_agg(h.start_time order by h.weekday, h.start_time)"
+    "   filter (where h.id is not null), '{}') as starts,"
+    " coalesce(array_agg(h.end_time order by h.weekday, h.start_time)"
+    "   filter (where h.id is not null), '{}') as ends"
+    " from public.services s"
+    " join public.organizations o on o.id = s.organization_id"
+    " left join public.service_working_hours h on h.service_id = s.id"
+    " where s.id = %(id)s"
+    " group by s.id, s.organization_id, o.timezone"
+)
+CLOSURES_SQL = (
+    "select starts_at, ends_at from public.service_closures"
+    " where service_id = %(id)s and ends_at > %(start)s and starts_at < %(end)s"
+)
+BUSY_SQL = "select starts_at, ends_at, places from app.busy_intervals(%(id)s, %(start)s, %(end)s)"
+INSERT_SQL = (
+    "with a as ("
+    " insert into public.appointments"
+    " (organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
+    " values (%(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
+    " %(ends_at)s, %(notes)s, auth.uid())"
+    " returning *)"
+    f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}"
+)
+
+
 async def schedule(conn: Connection, service_id: UUID) -> Row | None:
     """The service, its organization's timezone and its weekly hours, in one query."""
-    cursor = await conn.execute(
-        "select s.id, s.organization_id, s.is_active, s.duration_minutes, s.capacity,"
-        " s.buffer_minutes, s.min_notice_minutes, s.max_advance_days, s.slot_interval_minutes,"
-        " o.timezone,"
-        " coalesce(array_agg(h.weekday order by h.weekday, h.start_time)"
-        "   filter (where h.id is not null), '{}') as weekdays,"
-        " coalesce(array_agg(h.start_time order by h.weekday, h.start_time)"
-        "   filter (where h.id is not null), '{}') as starts,"
-        " coalesce(array_agg(h.end_time order by h.weekday, h.start_time)"
-        "   filter (where h.id is not null), '{}') as ends"
-        " from public.services s"
-        " join public.organizations o on o.id = s.organization_id"
-        " left join public.service_working_hours h on h.service_id = s.id"
-        " where s.id = %(id)s"
-        " group by s.id, s.organization_id, o.timezone",
-        {"id": service_id},
-    )
+    cursor = await conn.execute(SCHEDULE_SQL, {"id": service_id})
     return await cursor.fetchone()
 
 
 async def closures(conn: Connection, service_id: UUID, start: datetime, end: datetime) -> list[Row]:
-    cursor = await conn.execute(
-        "select starts_at, ends_at from public.service_closures"
-        " where service_id = %(id)s and ends_at > %(start)s and starts_at < %(end)s",
-        {"id": service_id, "start": start, "end": end},
-    )
+    cursor = await conn.execute(CLOSURES_SQL, {"id": service_id, "start": start, "end": end})
     return await cursor.fetchall()
 
 
 async def busy_intervals(
     conn: Connection, service_id: UUID, start: datetime, end: datetime
 ) -> list[Row]:
-    cursor = await conn.execute(
-        "select starts_at, ends_at from app.busy_intervals(%(id)s, %(start)s, %(end)s)",
-        {"id": service_id, "start": start, "end": end},
-    )
+    cursor = await conn.execute(BUSY_SQL, {"id": service_id, "start": start, "end": end})
     return await cursor.fetchall()
 
 
 async def insert_appointment(conn: Connection, values: Row) -> Row:
     with database_rules():
-        cursor = await conn.execute(
-            "with a as ("
-            " insert into public.appointments"
-            " (organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
-            " values (%(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
-            " %(ends_at)s, %(notes)s, auth.uid())"
-            " returning *)"
-            f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}",
-            values,
-        )
+        cursor = await conn.execute(INSERT_SQL, values)
         row = await cursor.fetchone()
     assert row is not None
     return row
@@ -254,3 +256,51 @@ async def rating_stats(conn: Connection, service_id: UUID) -> Row:
     row = await cursor.fetchone()
     assert row is not None
     return row
+
+
+_CALENDAR_ROWS = (
+    "select a.id, a.starts_at, a.ends_at, a.status, a.revision, a.updated_at,"
+    " s.name as service_name, o.name as organization_name, o.address,"
+    " coalesce(o.timezone, 'UTC') as timezone"
+    " from public.appointments a"
+    " left join public.services s on s.id = a.service_id"
+    " left join public.organizations o on o.id = a.organization_id"
+)
+
+
+async def calendar_row(conn: Connection, appointment_id: UUID) -> Row | None:
+    cursor = await conn.execute(_CALENDAR_ROWS + " where a.id = %(id)s", {"id": appointment_id})
+    return await cursor.fetchone()
+
+
+async def calendar_feed_rows(conn: Connection, since: datetime, limit: int) -> list[Row]:
+    """The caller's own appointments (not those they see as staff) starting after `since`."""
+    cursor = await conn.execute(
+        _CALENDAR_ROWS + " where a.customer_id = auth.uid() and a.starts_at >= %(since)s"
+        " order by a.starts_at, a.id limit %(limit)s",
+        {"since": since, "limit": limit},
+    )
+    return await cursor.fetchall()
+
+
+async def save_calendar_token(conn: Connection, token_hash: str) -> None:
+    """One live token per user: a new one replaces the old."""
+    await conn.execute(
+        "insert into public.calendar_feed_tokens (user_id, token_hash)"
+        " values (auth.uid(), %(hash)s)"
+        " on conflict (user_id) do update set token_hash = excluded.token_hash,"
+        " created_at = now()",
+        {"hash": token_hash},
+    )
+
+
+async def delete_calendar_token(conn: Connection) -> None:
+    await conn.execute("delete from public.calendar_feed_tokens where user_id = auth.uid()")
+
+
+async def calendar_feed_owner(conn: Connection, token_hash: str) -> UUID | None:
+    cursor = await conn.execute(
+        "select app.calendar_feed_owner(%(hash)s) as user_id", {"hash": token_hash}
+    )
+    row = await cursor.fetchone()
+    return None if row is None else row["user_id"]

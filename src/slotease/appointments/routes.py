@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from slotease.appointments import service
@@ -16,11 +17,13 @@ from slotease.appointments.schemas import (
     AppointmentFilters,
     AppointmentUpdate,
     AvailableSlots,
+    CalendarToken,
     Feedback,
     FeedbackCreate,
     Ratings,
 )
 from slotease.auth.deps import ContextDep, CurrentUser, DbDep, SignedIn
+from slotease.db.database import ANONYMOUS, Connection, DbIdentity
 from slotease.kit.cache import Cache, make_cache
 from slotease.kit.pagination import Page
 
@@ -37,6 +40,7 @@ def slot_cache(request: Request, context: ContextDep) -> Cache:
 
 
 CacheDep = Annotated[Cache, Depends(slot_cache)]
+CALENDAR_TYPE = "text/calendar"
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -92,6 +96,15 @@ async def list_appointments(
     return await service.list_appointments(db, principal, filters)
 
 
+@router.get(
+    "/appointments/{appointment_id}.ics",
+    response_class=Response,
+    responses={200: {"content": {CALENDAR_TYPE: {}}, "description": "An iCalendar event."}},
+)
+async def appointment_calendar(appointment_id: UUID, _: SignedIn, db: DbDep) -> Response:
+    return _calendar_response(await service.appointment_calendar(db, appointment_id))
+
+
 @router.get("/appointments/{appointment_id}", response_model=Appointment)
 async def get_appointment(appointment_id: UUID, _: SignedIn, db: DbDep) -> Appointment:
     return await service.get_appointment(db, appointment_id)
@@ -99,16 +112,25 @@ async def get_appointment(appointment_id: UUID, _: SignedIn, db: DbDep) -> Appoi
 
 @router.put("/appointments/{appointment_id}", response_model=Appointment)
 async def update_appointment(
-    appointment_id: UUID, payload: AppointmentUpdate, _: SignedIn, db: DbDep, cache: CacheDep
+    appointment_id: UUID,
+    payload: AppointmentUpdate,
+    _: SignedIn,
+    db: DbDep,
+    cache: CacheDep,
+    context: ContextDep,
 ) -> Appointment:
-    return await service.update_appointment(db, cache, appointment_id, payload)
+    return await service.update_appointment(
+        db, cache, context.settings.waitlist_offer_minutes, appointment_id, payload
+    )
 
 
 @router.delete("/appointments/{appointment_id}", response_model=Appointment)
 async def cancel_appointment(
-    appointment_id: UUID, _: SignedIn, db: DbDep, cache: CacheDep
+    appointment_id: UUID, _: SignedIn, db: DbDep, cache: CacheDep, context: ContextDep
 ) -> Appointment:
-    return await service.cancel_appointment(db, cache, appointment_id)
+    return await service.cancel_appointment(
+        db, cache, context.settings.waitlist_offer_minutes, appointment_id
+    )
 
 
 @router.post("/appointments/{appointment_id}/feedback", status_code=201, response_model=Feedback)
@@ -121,3 +143,48 @@ async def give_feedback(
 @router.get("/services/{service_id}/ratings", response_model=Ratings)
 async def service_ratings(service_id: UUID, db: DbDep) -> Ratings:
     return await service.ratings(db, service_id)
+
+
+def _calendar_response(body: bytes) -> Response:
+    # Personal schedules: never kept by a shared cache.
+    return Response(body, media_type=CALENDAR_TYPE, headers={"Cache-Control": "private, no-store"})
+
+
+@router.post("/me/calendar-token", status_code=201, response_model=CalendarToken)
+async def issue_calendar_token(request: Request, _: CurrentUser, db: DbDep) -> CalendarToken:
+    token = await service.issue_calendar_token(db)
+    url = request.url_for("calendar_feed").include_query_params(token=token)
+    return CalendarToken(url=str(url), token=token)
+
+
+@router.delete("/me/calendar-token", status_code=204)
+async def revoke_calendar_token(_: CurrentUser, db: DbDep) -> Response:
+    await service.revoke_calendar_token(db)
+    return Response(status_code=204)
+
+
+async def feed_session(
+    token: Annotated[str, Query(min_length=1, max_length=200, description="The feed token.")],
+    context: ContextDep,
+) -> AsyncIterator[Connection]:
+    """Calendar apps send no headers: the token names the user, and the feed is then read in
+    a transaction acting as that user, so row-level security decides what it holds."""
+    async with context.db.transaction(ANONYMOUS) as conn:
+        user_id = await service.calendar_feed_owner(conn, token)
+    identity = DbIdentity(
+        role="authenticated", claims={"sub": str(user_id), "role": "authenticated"}
+    )
+    async with context.db.transaction(identity) as conn:
+        yield conn
+
+
+@router.get(
+    "/me/calendar.ics",
+    name="calendar_feed",
+    response_class=Response,
+    responses={200: {"content": {CALENDAR_TYPE: {}}, "description": "An iCalendar feed."}},
+)
+async def calendar_feed(
+    db: Annotated[Connection, Depends(feed_session, scope="function")],
+) -> Response:
+    return _calendar_response(await service.calendar_feed(db))

@@ -95,3 +95,8 @@ class AppointmentFilters(BaseModel):
     to_day: date | None = Field(default=None, alias="to")
     cursor: str | None = Field(default=None, max_length=512)
     limit: int = Field(default=50, ge=1, le=200)
+
+
+class CalendarToken(BaseModel):
+    url: str = Field(description="The feed's address, token included, for a calendar app.")
+    token: str = Field(description="Shown only here; a new one replaces the old.")

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from slotease.appointments import calendar
 from slotease.appointments import repository as repo
+from slotease.appointments.calendar import CalendarEntry
 from slotease.appointments.schemas import (
     Appointment,
     AppointmentCreate,
@@ -25,6 +29,7 @@ from slotease.appointments.schemas import (
     SlotOut,
 )
 from slotease.appointments.slots import (
+    Busy,
     Interval,
     Schedule,
     WorkingHours,
@@ -33,13 +38,19 @@ from slotease.appointments.slots import (
     is_offered,
 )
 from slotease.auth.principal import Principal
+from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
 from slotease.kit.cache import Cache
 from slotease.kit.events import DomainEvent, emit, on_commit
 from slotease.kit.pagination import Page, decode_cursor, page_of
-from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from slotease.waitlist import repository as waitlist_repo
 
 MAX_RANGE_DAYS = 62
+# The feed shows the recent past too, so a calendar keeps what just happened.
+CALENDAR_FEED_PAST = timedelta(days=30)
+CALENDAR_FEED_MAX_EVENTS = 1000
+CALENDAR_TOKEN_PREFIX = "cal_"
 # Entries also carry the minute they were computed for, so the TTL only bounds memory.
 SLOTS_CACHE_TTL_SECONDS = 120
 
@@ -73,7 +84,7 @@ def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
     )
 
 
-async def _active_service(conn: Connection, service_id: UUID) -> repo.Row:
+async def active_service(conn: Connection, service_id: UUID) -> repo.Row:
     row = await repo.schedule(conn, service_id)
     if row is None or not row["is_active"]:
         raise NotFound("No such service.")
@@ -96,7 +107,7 @@ async def get_available_slots(
     if cached is not None:
         return AvailableSlots.model_validate_json(cached)
 
-    row = await _active_service(conn, service_id)
+    row = await active_service(conn, service_id)
     zone = ZoneInfo(row["timezone"])
     window = day_window(first_day, last_day, zone)
     closures = await repo.closures(conn, service_id, window.starts_at, window.ends_at)
@@ -106,7 +117,7 @@ async def get_available_slots(
         first_day,
         last_day,
         now,
-        [Interval(b["starts_at"], b["ends_at"]) for b in busy],
+        [Busy(b["starts_at"], b["ends_at"], b["places"]) for b in busy],
     )
     answer = AvailableSlots(
         service_id=service_id,
@@ -138,13 +149,13 @@ def _appointment(row: repo.Row) -> Appointment:
     )
 
 
-def _changed(cache: Cache, event: str, appointment: Appointment) -> None:
+def changed(cache: Cache, event: str, appointment: Appointment) -> None:
     """Every change of a service's places invalidates its availability, then is announced."""
     on_commit(partial(cache.bump, _slots_namespace(appointment.service_id)))
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
 
 
-async def _offered_end(conn: Connection, service: repo.Row | None, starts_at: datetime) -> datetime:
+async def offered_end(conn: Connection, service: repo.Row | None, starts_at: datetime) -> datetime:
     """The end of the slot starting at `starts_at`, or a 409 when no such slot is offered."""
     if service is None or not service["is_active"]:
         raise Conflict("The service no longer takes bookings.")
@@ -198,8 +209,8 @@ async def book(
     customer_id = payload.customer_id or principal.user_id
     if customer_id is None:
         raise Unprocessable("customer_id is required when booking with an API key.")
-    service = await _active_service(conn, payload.service_id)
-    ends_at = await _offered_end(conn, service, payload.starts_at)
+    service = await active_service(conn, payload.service_id)
+    ends_at = await offered_end(conn, service, payload.starts_at)
     row = await repo.insert_appointment(
         conn,
         {
@@ -212,7 +223,7 @@ async def book(
         },
     )
     appointment = _appointment(row)
-    _changed(cache, "appointment.created", appointment)
+    changed(cache, "appointment.created", appointment)
     body = appointment.model_dump(mode="json")
     if idempotency_key is not None:
         await repo.save_idempotent_response(
@@ -254,27 +265,40 @@ async def list_appointments(
     return Page[Appointment](items=[_appointment(r) for r in items], next_cursor=next_cursor)
 
 
+async def announce_waitlist_offers(conn: Connection) -> None:
+    """Announce the waitlist offers the database made in this transaction (a freed place goes
+    to the first waiter of its slot), once it commits."""
+    for offer in await waitlist_repo.take_offers_made(conn):
+        emit(DomainEvent("waitlist.offered", offer))
+
+
 async def _apply(
-    conn: Connection, cache: Cache, current: repo.Row, changes: dict[str, Any]
+    conn: Connection, cache: Cache, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
 ) -> Appointment:
+    await waitlist_repo.use_offer_minutes(conn, offer_minutes)
     row = await repo.update_appointment(conn, current["id"], changes)
     if row is None:
         raise Forbidden("You may not change this appointment.")
+    await announce_waitlist_offers(conn)
     appointment = _appointment(row)
     if "starts_at" in changes:
-        _changed(cache, "appointment.rescheduled", appointment)
+        changed(cache, "appointment.rescheduled", appointment)
     if "status" in changes:
         event = (
             "appointment.cancelled"
             if changes["status"] == "cancelled"
             else "appointment.status_changed"
         )
-        _changed(cache, event, appointment)
+        changed(cache, event, appointment)
     return appointment
 
 
 async def update_appointment(
-    conn: Connection, cache: Cache, appointment_id: UUID, payload: AppointmentUpdate
+    conn: Connection,
+    cache: Cache,
+    offer_minutes: int,
+    appointment_id: UUID,
+    payload: AppointmentUpdate,
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     changes: dict[str, Any] = {}
@@ -283,19 +307,21 @@ async def update_appointment(
     if payload.starts_at is not None and payload.starts_at != current["starts_at"]:
         changes["starts_at"] = payload.starts_at
         service = await repo.schedule(conn, current["service_id"])
-        changes["ends_at"] = await _offered_end(conn, service, payload.starts_at)
+        changes["ends_at"] = await offered_end(conn, service, payload.starts_at)
     if payload.status is not None and payload.status != current["status"]:
         changes["status"] = payload.status
     if not changes:
         return _appointment(current)
-    return await _apply(conn, cache, current, changes)
+    return await _apply(conn, cache, offer_minutes, current, changes)
 
 
-async def cancel_appointment(conn: Connection, cache: Cache, appointment_id: UUID) -> Appointment:
+async def cancel_appointment(
+    conn: Connection, cache: Cache, offer_minutes: int, appointment_id: UUID
+) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     if current["status"] == "cancelled":
         return _appointment(current)
-    return await _apply(conn, cache, current, {"status": "cancelled"})
+    return await _apply(conn, cache, offer_minutes, current, {"status": "cancelled"})
 
 
 async def give_feedback(
@@ -321,3 +347,41 @@ async def ratings(conn: Connection, service_id: UUID) -> Ratings:
         average=None if average is None else float(average),
         distribution={str(star): n for star, n in enumerate(stats["distribution"], start=1)},
     )
+
+
+def _calendar_entry(row: repo.Row) -> CalendarEntry:
+    return CalendarEntry(**{f.name: row[f.name] for f in fields(CalendarEntry)})
+
+
+async def appointment_calendar(conn: Connection, appointment_id: UUID) -> bytes:
+    row = await repo.calendar_row(conn, appointment_id)
+    if row is None:
+        raise NotFound("No such appointment.")
+    return calendar.render([_calendar_entry(row)])
+
+
+async def calendar_feed(conn: Connection) -> bytes:
+    """The signed-in user's own appointments from 30 days back on, cancelled ones included
+    (as CANCELLED events, so calendars drop them)."""
+    rows = await repo.calendar_feed_rows(
+        conn, datetime.now(UTC) - CALENDAR_FEED_PAST, CALENDAR_FEED_MAX_EVENTS
+    )
+    return calendar.render([_calendar_entry(r) for r in rows], name="SlotEase appointments")
+
+
+async def issue_calendar_token(conn: Connection) -> str:
+    """A new feed token for the caller, replacing any earlier one; shown only now."""
+    token = CALENDAR_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await repo.save_calendar_token(conn, hash_secret(token))
+    return token
+
+
+async def revoke_calendar_token(conn: Connection) -> None:
+    await repo.delete_calendar_token(conn)
+
+
+async def calendar_feed_owner(conn: Connection, token: str) -> UUID:
+    user_id = await repo.calendar_feed_owner(conn, hash_secret(token))
+    if user_id is None:
+        raise Unauthorized("The calendar feed token is not valid (it may have been revoked).")
+    return user_id

@@ -20,9 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-# The longest an appointment may last plus the longest buffer (checked by the schema).
-MAX_PLACE_SPAN = timedelta(hours=48)
-
 
 @dataclass(frozen=True)
 class WorkingHours:
@@ -35,6 +32,15 @@ class WorkingHours:
 class Interval:
     starts_at: datetime
     ends_at: datetime
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Places in use over an interval: `places` appointments with the same start and end."""
+
+    starts_at: datetime
+    ends_at: datetime
+    places: int = 1
 
 
 @dataclass(frozen=True)
@@ -121,10 +127,10 @@ def candidate_starts(
                 yield Interval(starts_at, ends_at)
 
 
-def _peak(start: datetime, end: datetime, occupied: Sequence[Interval]) -> int:
+def _peak(start: datetime, end: datetime, occupied: Sequence[Busy]) -> int:
     """The most places of `occupied` in use at one instant of [start, end)."""
     instants = [start, *(o.starts_at for o in occupied if start < o.starts_at < end)]
-    return max(sum(1 for o in occupied if o.starts_at <= t < o.ends_at) for t in instants)
+    return max(sum(o.places for o in occupied if o.starts_at <= t < o.ends_at) for t in instants)
 
 
 def available_slots(
@@ -132,25 +138,24 @@ def available_slots(
     first_day: date,
     last_day: date,
     now: datetime,
-    busy: Sequence[Interval],
+    busy: Sequence[Busy],
 ) -> list[Slot]:
     """Offered slots with at least one free place; `busy` are the active appointments."""
     occupied = sorted(
-        (Interval(b.starts_at, b.ends_at + schedule.buffer) for b in busy),
+        (Busy(b.starts_at, b.ends_at + schedule.buffer, b.places) for b in busy),
         key=lambda o: o.starts_at,
     )
     starts = [o.starts_at for o in occupied]
+    # Only places that start less than the longest place before a candidate can overlap it;
+    # with a service's uniform durations that keeps each look-up to a handful of rows.
+    longest = max((o.ends_at - o.starts_at for o in occupied), default=timedelta(0))
     slots = []
     for candidate in candidate_starts(schedule, first_day, last_day, now):
         place_end = candidate.ends_at + schedule.buffer
         nearby = occupied[
-            bisect_left(starts, candidate.starts_at - MAX_PLACE_SPAN) : bisect_right(
-                starts, place_end
-            )
+            bisect_right(starts, candidate.starts_at - longest) : bisect_left(starts, place_end)
         ]
-        overlapping = [
-            o for o in nearby if o.starts_at < place_end and candidate.starts_at < o.ends_at
-        ]
+        overlapping = [o for o in nearby if candidate.starts_at < o.ends_at]
         remaining = schedule.capacity - _peak(candidate.starts_at, place_end, overlapping)
         if remaining > 0:
             slots.append(Slot(candidate.starts_at, candidate.ends_at, remaining))

@@ -31,7 +31,8 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncIterator[Connection]:
     """One transaction per request, acting as the caller; committed before the response leaves
     (scope="function"), so a client never sees an answer whose change could still roll back.
-    Work collected for after the commit (events, cache invalidation) runs once it succeeded."""
+    Transactional event handlers run last inside the transaction (jobs are enqueued there);
+    work collected for after the commit (events, cache invalidation) runs once it succeeded."""
     async with after_commit_scope() as after_commit:
         async with context.db.transaction(principal.identity) as conn:
             if principal.is_api_key:
@@ -39,6 +40,7 @@ async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncItera
                 if await cursor.fetchone() is None:
                     raise Unauthorized("The API key is not valid.")
             yield conn
+            await after_commit.before_commit(conn)
         await after_commit.run()
 
 

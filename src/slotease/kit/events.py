@@ -4,6 +4,10 @@ A request's transaction collects what should happen once its change is durable: 
 subscribers (realtime, notifications, webhooks) and callbacks such as cache invalidation.
 `deps.db_session` opens the scope, and runs it only after the commit; on rollback everything
 collected is dropped, so nobody hears of a change that did not happen.
+
+Transactional handlers are the exception: they run just before the commit, inside the
+transaction and on its connection, so what they write (jobs to send a notification, for
+instance) commits or rolls back together with the change that caused it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from slotease.db.database import Connection
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,7 @@ class DomainEvent:
 
 EventHandler = Callable[[DomainEvent], Awaitable[None]]
 Callback = Callable[[], Awaitable[None]]
+TransactionalHandler = Callable[["Connection", DomainEvent], Awaitable[None]]
 
 
 class EventBus:
@@ -34,10 +42,21 @@ class EventBus:
 
     def __init__(self) -> None:
         self._handlers: list[EventHandler] = []
+        self._transactional: list[TransactionalHandler] = []
 
     def subscribe(self, handler: EventHandler) -> Callable[[], None]:
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler)
+
+    def subscribe_transactional(self, handler: TransactionalHandler) -> Callable[[], None]:
+        self._transactional.append(handler)
+        return lambda: self._transactional.remove(handler)
+
+    async def run_transactional(self, conn: Connection, event: DomainEvent) -> None:
+        # No try/except: a failing handler must fail the transaction, or the change would
+        # commit without the work it owes.
+        for handler in list(self._transactional):
+            await handler(conn, event)
 
     async def publish(self, event: DomainEvent) -> None:
         for handler in list(self._handlers):
@@ -54,6 +73,14 @@ bus = EventBus()
 class AfterCommit:
     events: list[DomainEvent] = field(default_factory=list)
     callbacks: list[Callback] = field(default_factory=list)
+
+    async def before_commit(self, conn: Connection) -> None:
+        """Run the transactional handlers on every event collected so far, including those
+        the handlers themselves emit."""
+        index = 0
+        while index < len(self.events):
+            await bus.run_transactional(conn, self.events[index])
+            index += 1
 
     async def run(self) -> None:
         # Callbacks first: they keep derived state (caches) in step before anyone is told.

@@ -16,7 +16,11 @@ _BIND_LIKE = re.compile(r"(?<![:\\]):(?=[A-Za-z_])")
 
 
 def run_sql_file(name: str) -> None:
-    sql = (SQL_DIR / name).read_text()
+    run_sql((SQL_DIR / name).read_text())
+
+
+def run_sql(sql: str) -> None:
+    """Run a multi-statement SQL script, online or into the offline script."""
     if context.is_offline_mode():
         op.execute(text(_BIND_LIKE.sub(r"\\:", sql)))
         return

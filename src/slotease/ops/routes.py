@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from slotease.auth.deps import ContextDep
+from slotease.db.database import SERVICE
+from slotease.ops import monitoring
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -31,4 +37,11 @@ async def ready(context: ContextDep) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
 async def metrics(context: ContextDep) -> Response:
-    return Response(context.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    body = context.metrics.exposition()
+    try:
+        async with context.db.transaction(SERVICE) as conn:
+            body += monitoring.exposition(await monitoring.database_gauges(conn))
+    except Exception:
+        # The process figures are still worth a scrape while the database is away.
+        log.warning("database gauges unavailable for /metrics", exc_info=True)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

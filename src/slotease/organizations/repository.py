@@ -344,11 +344,11 @@ async def service_access(conn: Connection, service_id: UUID) -> DictRow | None:
     )
 
 
-async def list_active_services(
-    conn: Connection, org_id: UUID, *, after: Sequence[Any] | None, limit: int
-) -> list[DictRow] | None:
-    """A page of the organization's active services by (name, id), or None when the caller
-    cannot see the organization: one statement, as this is a hot public read."""
+def active_services_statement(
+    org_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The one statement behind the public services list (also run by bench/services_api.py
+    through pgbench, so both sides of that benchmark run the very same SQL)."""
     params: dict[str, Any] = {"org_id": org_id, "limit": limit}
     keyset = _after("s.name, s.id", after, params)
     query = sql.SQL(
@@ -358,6 +358,15 @@ async def list_active_services(
         " order by s.name, s.id limit %(limit)s) s on true"
         " where o.id = %(org_id)s"
     ).format(_SERVICE, keyset)
+    return query, params
+
+
+async def list_active_services(
+    conn: Connection, org_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> list[DictRow] | None:
+    """A page of the organization's active services by (name, id), or None when the caller
+    cannot see the organization: one statement, as this is a hot public read."""
+    query, params = active_services_statement(org_id, after=after, limit=limit)
     rows = await _all(conn, query, params)
     if not rows:
         return None

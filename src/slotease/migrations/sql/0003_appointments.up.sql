@@ -132,20 +132,23 @@ create trigger appointments_change_rules before update on public.appointments
 -- The slot engine's read path: occupied places of a service in a window, without anything
 -- personal, so that anyone may compute availability.
 -- ---------------------------------------------------------------------------------------
+-- Places in use, grouped by identical interval: a month of a busy service is thousands of
+-- appointments but only as many rows as it has slots.
 create function app.busy_intervals(service uuid, window_start timestamptz, window_end timestamptz)
-  returns table (starts_at timestamptz, ends_at timestamptz)
+  returns table (starts_at timestamptz, ends_at timestamptz, places integer)
   language plpgsql stable security definer
   set search_path = ''
   as $$
 begin
   return query
-    select a.starts_at, a.ends_at
+    select a.starts_at, a.ends_at, count(*)::integer
     from public.appointments a
     where a.service_id = service
       and a.status in ('booked', 'checked_in', 'in_service')
       -- A place lasts at most 24 hours and its buffer at most 24 more.
       and a.starts_at > window_start - interval '48 hours'
       and a.starts_at < window_end
+    group by a.starts_at, a.ends_at
     order by a.starts_at;
 end
 $$;

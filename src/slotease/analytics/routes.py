@@ -1,0 +1,99 @@
+"""HTTP routes of analytics: event tracking, dashboards, trends and reports."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from slotease.analytics import service
+from slotease.analytics.schemas import (
+    Accepted,
+    Dashboard,
+    EventCreate,
+    Metric,
+    Performance,
+    Report,
+    ReportAccepted,
+    ReportCreate,
+    Trends,
+)
+from slotease.auth.deps import ContextDep, DbDep, SignedIn
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+FromDay = Annotated[date, Query(alias="from", description="First local date, inclusive.")]
+ToDay = Annotated[date, Query(alias="to", description="Last local date, inclusive.")]
+
+
+@router.post("/event", status_code=202, response_model=Accepted)
+async def record_event(payload: EventCreate, principal: SignedIn, db: DbDep) -> Accepted:
+    await service.record_event(db, principal, payload)
+    return Accepted()
+
+
+@router.get("/organization/{organization_id}/dashboard", response_model=Dashboard)
+async def dashboard(
+    organization_id: UUID,
+    _: SignedIn,
+    db: DbDep,
+    day: Annotated[
+        date | None,
+        Query(alias="date", description="A local date; today in the organization by default."),
+    ] = None,
+) -> Dashboard:
+    return await service.dashboard(db, organization_id, day)
+
+
+@router.get(
+    "/organization/{organization_id}/performance",
+    response_model=Performance,
+    response_model_by_alias=True,
+)
+async def performance(
+    organization_id: UUID, _: SignedIn, db: DbDep, from_day: FromDay, to_day: ToDay
+) -> Performance:
+    return await service.performance(db, organization_id, from_day, to_day)
+
+
+@router.get("/organization/{organization_id}/trends", response_model=Trends)
+async def trends(
+    organization_id: UUID,
+    _: SignedIn,
+    db: DbDep,
+    metric: Metric,
+    from_day: FromDay,
+    to_day: ToDay,
+    forecast_days: Annotated[int, Query(ge=0, le=service.MAX_FORECAST_DAYS)] = 0,
+) -> Trends:
+    return await service.trends(db, organization_id, metric, from_day, to_day, forecast_days)
+
+
+@router.post("/report", status_code=202, response_model=ReportAccepted)
+async def request_report(
+    payload: ReportCreate, principal: SignedIn, db: DbDep, context: ContextDep
+) -> ReportAccepted:
+    report = await service.request_report(db, context.db, principal, payload)
+    return ReportAccepted(report_id=report.id, status=report.status)
+
+
+@router.get("/report/{report_id}", response_model=Report, response_model_by_alias=True)
+async def get_report(report_id: UUID, _: SignedIn, db: DbDep) -> Report:
+    return await service.get_report(db, report_id)
+
+
+@router.get(
+    "/report/{report_id}/download",
+    response_class=Response,
+    responses={409: {"description": "The report is not ready."}},
+)
+async def download_report(report_id: UUID, _: SignedIn, db: DbDep) -> Response:
+    content, content_type, filename = await service.download(db, report_id)
+    return Response(
+        content,
+        media_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

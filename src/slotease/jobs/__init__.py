@@ -1,0 +1,1 @@
+"""Background jobs on procrastinate, enqueued inside the transaction that causes them."""

@@ -1,0 +1,47 @@
+"""Enqueueing on the caller's connection: the job commits or rolls back with the change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from slotease.db.database import Connection
+
+
+async def enqueue(
+    conn: Connection,
+    task: str,
+    args: dict[str, Any],
+    *,
+    queue: str = "default",
+    scheduled_at: datetime | None = None,
+    lock: str | None = None,
+    queueing_lock: str | None = None,
+) -> int:
+    cursor = await conn.execute(
+        "select app.enqueue_job(%(queue)s, %(task)s, %(args)s, %(scheduled_at)s, %(lock)s,"
+        " %(queueing_lock)s) as id",
+        {
+            "queue": queue,
+            "task": task,
+            "args": Jsonb(args),
+            "scheduled_at": scheduled_at,
+            "lock": lock,
+            "queueing_lock": queueing_lock,
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    job_id: int = row["id"]
+    return job_id
+
+
+async def drop_reminders(conn: Connection, appointment_id: UUID) -> int:
+    cursor = await conn.execute("select app.drop_reminders(%s) as dropped", (appointment_id,))
+    row = await cursor.fetchone()
+    assert row is not None
+    dropped: int = row["dropped"]
+    return dropped

@@ -1,0 +1,113 @@
+"""The one procrastinate App and every task and periodic task it runs. Add new tasks here (or
+in a module imported here), with an explicit `name`: request code enqueues by that name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from procrastinate import App, JobContext, PsycopgConnector
+
+from slotease.analytics import service as analytics_service
+from slotease.jobs import runtime
+from slotease.jobs.retry import JitteredBackoff
+from slotease.jobs.service import recover_stalled_jobs
+from slotease.notifications.automatic import (
+    NOTIFY_TASK,
+    REMIND_TASK,
+    create_for_event,
+    create_reminder,
+    source_of_job,
+)
+from slotease.notifications.channels.base import TransientDeliveryError
+from slotease.notifications.delivery import DELIVER_TASK
+from slotease.ops import maintenance
+
+# The connector is replaced by the configured one when a worker starts (App.with_connector).
+jobs = App(connector=PsycopgConnector())
+# Its attempt budget comes from SLOTEASE_JOB_MAX_ATTEMPTS when a worker starts.
+RETRY = JitteredBackoff(max_attempts=8)
+
+
+class DeliveryPending(TransientDeliveryError):
+    """Some messages of the job met a transient failure: the job runs again for them."""
+
+
+async def _deliver(context: JobContext, ids: list[UUID]) -> None:
+    assert context.job is not None
+    rt = runtime.current()
+    pending = await rt.deliverer.deliver(ids, last_attempt=RETRY.is_last_attempt(context.job))
+    if pending:
+        raise DeliveryPending(f"{len(pending)} message(s) to try again")
+
+
+@jobs.task(name=DELIVER_TASK, pass_context=True, retry=RETRY)
+async def deliver(context: JobContext, ids: list[str]) -> None:
+    await _deliver(context, [UUID(i) for i in ids])
+
+
+@jobs.task(name=NOTIFY_TASK, pass_context=True, retry=RETRY)
+async def notify_event(context: JobContext, event: str, payload: dict[str, object]) -> None:
+    assert context.job is not None
+    assert context.job.id is not None
+    ids = await create_for_event(
+        runtime.current().db, event, payload, source_of_job(context.job.id)
+    )
+    await _deliver(context, ids)
+
+
+@jobs.task(name=REMIND_TASK, pass_context=True, retry=RETRY)
+async def remind(context: JobContext, appointment_id: str, starts_at: str, offset: str) -> None:
+    assert context.job is not None
+    assert context.job.id is not None
+    ids = await create_reminder(
+        runtime.current().db,
+        UUID(appointment_id),
+        datetime.fromisoformat(starts_at),
+        source_of_job(context.job.id),
+    )
+    await _deliver(context, ids)
+
+
+@jobs.periodic(cron="* * * * *")
+@jobs.task(name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True)
+async def retry_stalled(context: JobContext, timestamp: int) -> None:
+    """A worker that died mid-job leaves it `doing`; once its heartbeat is stale the job
+    runs again (procrastinate's stalled-job recipe)."""
+    await recover_stalled_jobs(context.app)
+
+
+@jobs.periodic(cron="17 3 * * *")
+@jobs.task(name="jobs.remove_old", queueing_lock="jobs.remove_old", pass_context=True)
+async def remove_old(context: JobContext, timestamp: int) -> None:
+    """Finished jobs are kept a week for `slotease jobs failed` and inspection."""
+    await context.app.job_manager.delete_old_jobs(nb_hours=24 * 7, include_failed=False)
+
+
+# Database maintenance and analytics (slotease.ops.maintenance); schedules live beside the code.
+@jobs.periodic(cron=maintenance.REFRESH_CRON)
+@jobs.task(name="ops.refresh_analytics", queueing_lock="ops.refresh_analytics")
+async def refresh_analytics(timestamp: int) -> None:
+    rt = runtime.current()
+    await maintenance.refresh_views_if_due(rt.db, rt.settings, datetime.now().astimezone())
+
+
+@jobs.periodic(cron=maintenance.PARTITIONS_CRON)
+@jobs.task(name="ops.maintain_partitions", queueing_lock="ops.maintain_partitions")
+async def maintain_partitions(timestamp: int) -> None:
+    rt = runtime.current()
+    await maintenance.maintain_partitions(rt.db, rt.settings, datetime.now(UTC))
+
+
+@jobs.periodic(cron=maintenance.ANALYZE_CRON)
+@jobs.task(name="ops.analyze_hot_tables", queueing_lock="ops.analyze_hot_tables")
+async def analyze_hot_tables(timestamp: int) -> None:
+    await maintenance.analyze_hot_tables(runtime.current().db)
+
+
+@jobs.periodic(cron="*/10 * * * *")
+@jobs.task(name="analytics.stale_reports", queueing_lock="analytics.stale_reports")
+async def generate_stale_reports(timestamp: int) -> None:
+    """Reports are generated after their request commits; one lost to a restart is picked up
+    here."""
+    await analytics_service.generate_stale_reports(runtime.current().db)

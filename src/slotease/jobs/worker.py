@@ -1,0 +1,89 @@
+"""Running the jobs: the connector, the runtime the tasks use, and the worker itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from procrastinate import App, PsycopgConnector
+from redis.asyncio import Redis
+
+from slotease.config import Settings
+from slotease.db.database import Database
+from slotease.db.urls import app_conninfo
+from slotease.jobs import runtime
+from slotease.jobs.tasks import RETRY, jobs
+from slotease.notifications.channels.breaker import (
+    Breaker,
+    BreakerStore,
+    MemoryBreakerStore,
+    RedisBreakerStore,
+)
+from slotease.notifications.channels.registry import build_providers
+from slotease.notifications.delivery import Deliverer
+from slotease.notifications.templates import Templates
+
+
+def connector(settings: Settings) -> PsycopgConnector:
+    """The API's login role, switched to service_role at connection start: the only role
+    besides the owner that may touch procrastinate's tables."""
+    return PsycopgConnector(
+        conninfo=app_conninfo(settings),
+        kwargs={"options": "-c role=service_role"},
+        min_size=1,
+        max_size=settings.worker_concurrency + 2,
+    )
+
+
+@asynccontextmanager
+async def job_app(
+    settings: Settings, db: Database, *, redis: Redis | None = None
+) -> AsyncIterator[App]:
+    """The open App with the task runtime installed; `db` must already be open."""
+    RETRY.max_attempts = settings.job_max_attempts
+    store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
+    async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
+        deliverer = Deliverer(
+            db=db,
+            providers=build_providers(settings, http),
+            breaker=Breaker(
+                store,
+                threshold=settings.breaker_failures,
+                cooldown=settings.breaker_cooldown_seconds,
+            ),
+            templates=Templates(),
+        )
+        uninstall = runtime.install(runtime.Runtime(settings=settings, db=db, deliverer=deliverer))
+        try:
+            with jobs.replace_connector(connector(settings)) as app:
+                async with app.open_async():
+                    yield app
+        finally:
+            uninstall()
+
+
+def worker_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    return {
+        "concurrency": settings.worker_concurrency,
+        "install_signal_handlers": False,
+        **overrides,
+    }
+
+
+@asynccontextmanager
+async def in_process_worker(
+    settings: Settings, db: Database, *, redis: Redis | None = None
+) -> AsyncIterator[None]:
+    """A worker running beside the API in the same event loop (`slotease serve`)."""
+    async with job_app(settings, db, redis=redis) as app:
+        task = asyncio.create_task(app.run_worker_async(**worker_options(settings)))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

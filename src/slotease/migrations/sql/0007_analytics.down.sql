@@ -1,0 +1,21 @@
+-- Undo 0007.
+drop function if exists app.analyze_tables(regclass[]);
+drop function if exists app.drop_partitions_before(regclass, timestamptz);
+drop function if exists app.refresh_analytics_views();
+drop table if exists public.analytics_reports;
+drop function if exists app.analytics_user_activity(uuid);
+drop function if exists app.analytics_organization_stats(uuid);
+drop function if exists app.analytics_service_performance(uuid);
+drop function if exists app.analytics_daily_queues(uuid, date, date);
+drop function if exists app.analytics_daily_appointments(uuid, date, date);
+drop materialized view if exists app.user_activity_summary;
+drop materialized view if exists app.organization_stats;
+drop materialized view if exists app.service_performance;
+drop materialized view if exists app.queue_performance;
+drop materialized view if exists app.daily_appointment_metrics;
+drop trigger if exists feedback_analytics on public.feedback;
+drop trigger if exists tickets_analytics on public.tickets;
+drop trigger if exists appointments_analytics on public.appointments;
+drop function if exists app.record_feedback_event();
+drop function if exists app.record_ticket_event();
+drop function if exists app.record_appointment_event();

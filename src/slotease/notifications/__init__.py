@@ -1,0 +1,1 @@
+"""Notifications: preferences, templates, channels and the automatic messages."""

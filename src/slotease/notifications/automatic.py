@@ -1,0 +1,205 @@
+"""Automatic messages: which domain events notify whom, and with what.
+
+Request side (`transactional_handler`): inside the change's transaction, enqueue the job that
+will write the message, and keep the appointment's reminder jobs in step. Worker side
+(`create_for_event`, `create_reminder`): read the facts as service_role and write the rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo
+
+from slotease.config import Settings
+from slotease.db.database import SERVICE, Connection, Database
+from slotease.jobs import repository as jobs_repo
+from slotease.kit.events import DomainEvent, TransactionalHandler
+from slotease.notifications import repository as repo
+from slotease.notifications.channels.base import EXTERNAL_CHANNELS, Channel
+from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
+from slotease.notifications.offsets import parse_offsets
+
+NOTIFY_TASK = "notifications.notify_event"
+REMIND_TASK = "notifications.remind"
+_SOURCE = UUID("6f1c1e55-5a0b-4d8e-9a51-0b9d6c1f2e10")
+
+# event → (template, urgent). Urgent messages ignore quiet hours: they are about now.
+_TEMPLATES: dict[str, tuple[str, bool]] = {
+    "appointment.created": ("booking_confirmed", False),
+    "appointment.rescheduled": ("appointment_rescheduled", False),
+    "appointment.cancelled": ("appointment_cancelled", False),
+    "ticket.called": ("ticket_called", True),
+    "ticket.position": ("ticket_position", True),
+    "waitlist.offered": ("waitlist_offered", True),
+}
+
+
+def transactional_handler(settings: Settings) -> TransactionalHandler:
+    offsets = parse_offsets(settings.reminder_offsets)
+
+    async def handle(conn: Connection, event: DomainEvent) -> None:
+        payload = event.payload
+        if event.name in _TEMPLATES and _recipient_id(payload) is not None:
+            alert = event.name != "ticket.position" or (
+                payload.get("position") == settings.queue_alert_position
+            )
+            if alert:
+                await jobs_repo.enqueue(
+                    conn,
+                    NOTIFY_TASK,
+                    {"event": event.name, "payload": payload},
+                    queue=NOTIFICATIONS_QUEUE,
+                )
+        if event.name.startswith("appointment.") and "starts_at" in payload:
+            await jobs_repo.drop_reminders(conn, UUID(payload["id"]))
+            if payload.get("status") == "booked":
+                starts_at = datetime.fromisoformat(payload["starts_at"])
+                now = datetime.now(UTC)
+                for label, offset in offsets.items():
+                    if starts_at - offset <= now:
+                        continue
+                    await jobs_repo.enqueue(
+                        conn,
+                        REMIND_TASK,
+                        {"appointment_id": payload["id"], "starts_at": payload["starts_at"],
+                         "offset": label},
+                        queue=NOTIFICATIONS_QUEUE,
+                        scheduled_at=starts_at - offset,
+                        queueing_lock=f"reminder:{payload['id']}:{label}",
+                    )  # fmt: skip
+
+    return handle
+
+
+def _recipient_id(payload: dict[str, Any]) -> str | None:
+    value = payload.get("customer_id") or payload.get("user_id")
+    return str(value) if value else None
+
+
+def source_of_job(job_id: int) -> UUID:
+    """The batch id of what one job writes: a rerun of the job finds its rows again."""
+    return uuid5(_SOURCE, f"job:{job_id}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    user_id: UUID
+    organization_id: UUID | None
+    template: str
+    urgent: bool
+    context: dict[str, Any]
+    appointment_id: UUID | None = None
+
+
+async def create_for_event(
+    db: Database, event: str, payload: dict[str, Any], source: UUID
+) -> list[UUID]:
+    template, urgent = _TEMPLATES[event]
+    async with db.transaction(SERVICE) as conn:
+        if event.startswith("appointment."):
+            plan = await _appointment_plan(conn, UUID(payload["id"]), template)
+        else:
+            plan = await _plan_from_payload(conn, payload, template, urgent)
+        if plan is None:
+            return []
+        return await _write(conn, plan, source)
+
+
+async def create_reminder(
+    db: Database, appointment_id: UUID, starts_at: datetime, source: UUID
+) -> list[UUID]:
+    """Nothing when the appointment moved or is no longer booked since the job was set."""
+    async with db.transaction(SERVICE) as conn:
+        plan = await _appointment_plan(conn, appointment_id, "appointment_reminder")
+        facts = await repo.appointment_facts(conn, appointment_id)
+        if plan is None or facts is None:
+            return []
+        if facts["status"] != "booked" or facts["starts_at"] != starts_at:
+            return []
+        return await _write(conn, plan, source)
+
+
+async def _appointment_plan(conn: Connection, appointment_id: UUID, template: str) -> Plan | None:
+    facts = await repo.appointment_facts(conn, appointment_id)
+    if facts is None or facts["customer_id"] is None:
+        return None
+    return Plan(
+        user_id=facts["customer_id"],
+        organization_id=facts["organization_id"],
+        template=template,
+        urgent=False,
+        context={
+            "service": facts["service"],
+            "starts_at": _local(facts["starts_at"], facts["timezone"]),
+        },
+        appointment_id=facts["id"],
+    )
+
+
+async def _plan_from_payload(
+    conn: Connection, payload: dict[str, Any], template: str, urgent: bool
+) -> Plan | None:
+    user_id = _recipient_id(payload)
+    org_id = payload.get("organization_id")
+    if user_id is None or org_id is None:
+        return None
+    service_id = payload.get("service_id")
+    facts = await repo.organization_facts(
+        conn, UUID(org_id), UUID(service_id) if service_id else None
+    )
+    if facts is None:
+        return None
+    context: dict[str, Any] = {
+        "service": facts["service"] or "",
+        "number": payload.get("number", ""),
+        "counter": payload.get("counter") or "the desk",
+        "position": payload.get("position", 0),
+    }
+    for key in ("starts_at", "expires_at"):
+        value = payload.get(key)
+        context[key] = _local(datetime.fromisoformat(value), facts["timezone"]) if value else ""
+    return Plan(UUID(user_id), UUID(org_id), template, urgent, context)
+
+
+async def _write(conn: Connection, plan: Plan, source: UUID) -> list[UUID]:
+    existing = await repo.ids_of_batch(conn, source)
+    if existing:
+        return [row["id"] for row in existing if row["status"] == "queued"]
+    recipient = await repo.recipient(conn, plan.user_id)
+    if recipient is None:
+        return []
+    channels: list[Channel] = ["in_app"] if recipient["in_app"] else []
+    # One outside message, on the first channel the recipient allows; delivery falls back
+    # along the same order when it cannot go out.
+    first = next(
+        (c for c in recipient["fallback_order"] if c in EXTERNAL_CHANNELS and recipient[c]), None
+    )
+    if first is not None:
+        channels.append(first)
+    data: dict[str, Any] = {"urgent": plan.urgent, "context": plan.context}
+    if plan.appointment_id is not None:
+        data["appointment_id"] = str(plan.appointment_id)
+    ids = [uuid5(source, channel) for channel in channels]
+    rows = [
+        {
+            "id": notification_id,
+            "organization_id": plan.organization_id,
+            "user_id": plan.user_id,
+            "channel": channel,
+            "template": plan.template,
+            "subject": None,
+            "body": None,
+            "data": data,
+            "batch_id": source,
+        }
+        for notification_id, channel in zip(ids, channels, strict=True)
+    ]
+    await repo.insert_notifications(conn, rows)
+    return ids
+
+
+def _local(moment: datetime, timezone: str | None) -> str:
+    zone = ZoneInfo(timezone or "UTC")
+    return moment.astimezone(zone).strftime("%A %d %B %Y, %H:%M") + f" ({zone.key})"

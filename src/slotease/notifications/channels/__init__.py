@@ -1,0 +1,1 @@
+"""Delivery channels and the providers behind them."""

@@ -1,0 +1,245 @@
+"""Delivering notification rows, in the worker: render, respect preferences and quiet hours,
+send through the channel's provider behind its circuit breaker, record the outcome, and fall
+back to the recipient's next channel when one cannot go out.
+
+Rows are only ever taken from `queued`, so a job that runs again (a retry, or a worker that
+died half-way) sends nothing twice that it already recorded as sent."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from slotease.appointments import calendar
+from slotease.db.database import SERVICE, Connection, Database
+from slotease.jobs import repository as jobs_repo
+from slotease.kit.events import DomainEvent, bus
+from slotease.notifications import repository as repo
+from slotease.notifications.channels.base import (
+    Attachment,
+    Channel,
+    DeliveryError,
+    Message,
+    Provider,
+)
+from slotease.notifications.channels.breaker import Breaker, CircuitOpen
+from slotease.notifications.channels.registry import not_configured_reason
+from slotease.notifications.quiet import quiet_until
+from slotease.notifications.templates import Rendered, Templates
+
+log = logging.getLogger(__name__)
+
+DELIVER_TASK = "notifications.deliver"
+NOTIFICATIONS_QUEUE = "notifications"
+# Templates whose email carries the appointment as an .ics file.
+_CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
+
+
+def deliver_args(ids: list[UUID]) -> dict[str, Any]:
+    return {"ids": [str(i) for i in ids]}
+
+
+async def enqueue_delivery(
+    conn: Connection, ids: list[UUID], scheduled_at: datetime | None = None
+) -> int:
+    return await jobs_repo.enqueue(
+        conn, DELIVER_TASK, deliver_args(ids), queue=NOTIFICATIONS_QUEUE, scheduled_at=scheduled_at
+    )
+
+
+@dataclass
+class Deliverer:
+    db: Database
+    providers: dict[Channel, Provider]
+    breaker: Breaker
+    templates: Templates
+
+    async def deliver(self, ids: list[UUID], *, last_attempt: bool) -> list[UUID]:
+        """Deliver what is still queued; returns the ids a transient failure left queued."""
+        pending: list[UUID] = []
+        for notification_id in ids:
+            if await self._deliver_one(notification_id, last_attempt=last_attempt):
+                pending.append(notification_id)
+        return pending
+
+    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool) -> bool:
+        async with self.db.transaction(SERVICE) as conn:
+            row = await repo.for_delivery(conn, notification_id)
+        if row is None or row["status"] != "queued":
+            return False
+        channel: Channel = row["channel"]
+        if not row[f"pref_{channel}"]:
+            await self._record(row, "skipped", error="turned off in the recipient's preferences")
+            return False
+        if channel != "in_app" and not row["data"].get("urgent"):
+            until = quiet_until(row["quiet_hours"], datetime.now(UTC))
+            if until is not None:
+                async with self.db.transaction(SERVICE) as conn:
+                    await enqueue_delivery(conn, [notification_id], scheduled_at=until)
+                return False
+        rendered = self._render(row)
+        if channel == "in_app":
+            await self._record(row, "delivered", rendered=rendered, provider="in_app")
+            await bus.publish(
+                DomainEvent(
+                    "notification.created",
+                    {
+                        "id": str(row["id"]),
+                        "user_id": str(row["user_id"]),
+                        "subject": rendered.subject,
+                        "body": rendered.text,
+                        "created_at": row["created_at"].isoformat(),
+                    },
+                )
+            )
+            return False
+        provider = self.providers.get(channel)
+        address = _address(row)
+        if provider is None or address is None:
+            reason = not_configured_reason(channel) if provider is None else f"no {channel} address"
+            await self._record(row, "skipped", rendered=rendered, error=reason)
+            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            return False
+        message = Message(
+            to=address,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            data={"notification_id": str(row["id"])},
+            attachments=await self._attachments(row) if channel == "email" else (),
+        )
+        try:
+            receipt = await self.breaker.call(provider.name, lambda: provider.send(message))
+        except DeliveryError as exc:
+            give_up = not exc.transient or last_attempt
+            if isinstance(exc, CircuitOpen) and self._next_channel(row) is not None:
+                give_up = True  # no point waiting for this provider when another can go
+            if not give_up:
+                await self._record(row, "queued", provider=provider.name, error=str(exc))
+                return True
+            await self._record(
+                row, "failed", rendered=rendered, provider=provider.name, error=str(exc)
+            )
+            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            return False
+        await self._record(
+            row, "sent", rendered=rendered, provider=receipt.provider, message_id=receipt.message_id
+        )
+        return False
+
+    def _render(self, row: dict[str, Any]) -> Rendered:
+        if row["template"]:
+            context = {
+                "recipient_name": row["full_name"] or "",
+                "organization": row["organization_name"] or "SlotEase",
+                **row["data"].get("context", {}),
+            }
+            return self.templates.render(row["template"], row["locale"], context, row["templates"])
+        subject = row["subject"] or ""
+        text = row["body"] or ""
+        return Rendered(subject=subject, text=text, html=self.templates.wrap(subject, text))
+
+    async def _attachments(self, row: dict[str, Any]) -> tuple[Attachment, ...]:
+        appointment_id = row["data"].get("appointment_id")
+        if row["template"] not in _CALENDAR_TEMPLATES or not appointment_id:
+            return ()
+        async with self.db.transaction(SERVICE) as conn:
+            facts = await repo.appointment_facts(conn, UUID(appointment_id))
+        if facts is None:
+            return ()
+        ics = calendar.render(
+            [
+                calendar.CalendarEntry(
+                    id=facts["id"],
+                    starts_at=facts["starts_at"],
+                    ends_at=facts["ends_at"],
+                    status=facts["status"],
+                    revision=facts["revision"],
+                    updated_at=facts["updated_at"],
+                    service_name=facts["service"],
+                    organization_name=facts["organization"],
+                    address=facts["address"],
+                    timezone=facts["timezone"] or "UTC",
+                )
+            ]
+        )
+        return (Attachment("appointment.ics", "text/calendar", ics),)
+
+    def _next_channel(self, row: dict[str, Any]) -> Channel | None:
+        order: list[Channel] = list(row["fallback_order"])
+        if row["channel"] not in order:
+            return None
+        tried = set(row["data"].get("tried", [])) | {row["channel"]}
+        for channel in order[order.index(row["channel"]) + 1 :]:
+            if channel not in tried and row[f"pref_{channel}"]:
+                return channel
+        return None
+
+    async def _fall_back(
+        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool
+    ) -> None:
+        channel = self._next_channel(row)
+        if channel is None:
+            return
+        data = {
+            **row["data"],
+            "tried": [*row["data"].get("tried", []), row["channel"]],
+            "fallback_of": str(row["id"]),
+        }
+        fallback_id = uuid4()
+        async with self.db.transaction(SERVICE) as conn:
+            await repo.insert_notifications(
+                conn,
+                [
+                    {
+                        "id": fallback_id,
+                        "organization_id": row["organization_id"],
+                        "user_id": row["user_id"],
+                        "channel": channel,
+                        "template": row["template"],
+                        "subject": None if row["template"] else rendered.subject,
+                        "body": None if row["template"] else rendered.text,
+                        "data": data,
+                        "batch_id": row["batch_id"],
+                    }
+                ],
+            )
+        log.info("notification %s falls back from %s to %s", row["id"], row["channel"], channel)
+        await self._deliver_one(fallback_id, last_attempt=last_attempt)
+
+    async def _record(
+        self,
+        row: dict[str, Any],
+        status: str,
+        *,
+        rendered: Rendered | None = None,
+        provider: str | None = None,
+        message_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        async with self.db.transaction(SERVICE) as conn:
+            await repo.record(
+                conn,
+                row["id"],
+                status=status,
+                subject=rendered.subject if rendered else None,
+                body=rendered.text if rendered else None,
+                provider=provider,
+                provider_message_id=message_id,
+                last_error=error,
+                attempted=provider is not None and provider != "in_app",
+            )
+
+
+def _address(row: dict[str, Any]) -> str | None:
+    channel: Channel = row["channel"]
+    if channel == "email":
+        return str(row["email"]) if row["email"] else None
+    if channel == "sms":
+        return str(row["phone"]).replace(" ", "") if row["phone"] else None
+    if channel == "push":
+        return str(row["push_token"]) if row["push_token"] else None
+    return None

@@ -1,0 +1,258 @@
+"""All SQL of notifications. Request-side functions run as the caller (RLS decides); the
+worker-side ones run as service_role."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from slotease.db.database import Connection
+
+Row = dict[str, Any]
+
+_NOTIFICATION_COLUMNS = "id, channel, subject, body, status, read_at, created_at"
+
+
+# ----- preferences (as the user) --------------------------------------------------------
+async def get_preferences(conn: Connection, user_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        "select email, sms, push, in_app, quiet_hours, fallback_order, push_token"
+        " from public.notification_preferences where user_id = %s",
+        (user_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any]) -> Row:
+    cursor = await conn.execute(
+        "insert into public.notification_preferences"
+        " (user_id, email, sms, push, in_app, quiet_hours, fallback_order, push_token)"
+        " values (%(user_id)s, %(email)s, %(sms)s, %(push)s, %(in_app)s, %(quiet_hours)s,"
+        " %(fallback_order)s, %(push_token)s)"
+        " on conflict (user_id) do update set email = excluded.email, sms = excluded.sms,"
+        " push = excluded.push, in_app = excluded.in_app, quiet_hours = excluded.quiet_hours,"
+        " fallback_order = excluded.fallback_order, push_token = excluded.push_token"
+        " returning email, sms, push, in_app, quiet_hours, fallback_order, push_token",
+        {
+            **values,
+            "user_id": user_id,
+            "quiet_hours": None if values["quiet_hours"] is None else Jsonb(values["quiet_hours"]),
+        },
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
+# ----- sending (as staff or admin) -----------------------------------------------------
+async def organizations_dealing_with(conn: Connection, user_id: UUID) -> list[UUID]:
+    """Organizations the caller works for in which `user_id` has an appointment or a ticket."""
+    cursor = await conn.execute(
+        "select distinct organization_id from ("
+        "  select organization_id from public.appointments where customer_id = %(user)s"
+        "  union select organization_id from public.tickets where user_id = %(user)s) dealt"
+        " where organization_id = any (app.member_org_ids()) order by organization_id",
+        {"user": user_id},
+    )
+    return [row["organization_id"] for row in await cursor.fetchall()]
+
+
+async def people_of(conn: Connection, organization_id: UUID, user_ids: list[UUID]) -> list[UUID]:
+    """Which of `user_ids` have an appointment or a ticket with the organization."""
+    cursor = await conn.execute(
+        "select distinct u from unnest(%(users)s::uuid[]) u where exists"
+        " (select 1 from public.appointments a where a.organization_id = %(org)s"
+        "   and a.customer_id = u)"
+        " or exists (select 1 from public.tickets t where t.organization_id = %(org)s"
+        "   and t.user_id = u)",
+        {"org": organization_id, "users": user_ids},
+    )
+    return [row["u"] for row in await cursor.fetchall()]
+
+
+async def audience(
+    conn: Connection, organization_id: UUID, day: date, service_id: UUID | None
+) -> list[UUID]:
+    """Customers with an active appointment on `day`, a local date of the organization."""
+    cursor = await conn.execute(
+        "select distinct a.customer_id from public.appointments a"
+        " join public.organizations o on o.id = a.organization_id"
+        " where a.organization_id = %(org)s and a.status in ('booked', 'checked_in')"
+        " and a.customer_id is not null"
+        " and (%(service)s::uuid is null or a.service_id = %(service)s)"
+        " and a.starts_at >= (%(day)s::date)::timestamp at time zone o.timezone"
+        " and a.starts_at < (%(day)s::date + 1)::timestamp at time zone o.timezone",
+        {"org": organization_id, "day": day, "service": service_id},
+    )
+    return [row["customer_id"] for row in await cursor.fetchall()]
+
+
+async def is_org_admin(conn: Connection, organization_id: UUID) -> bool:
+    cursor = await conn.execute("select app.is_org_admin(%s) as admin", (organization_id,))
+    row = await cursor.fetchone()
+    return bool(row and row["admin"])
+
+
+async def is_super_admin(conn: Connection) -> bool:
+    cursor = await conn.execute("select app.is_super_admin() as super")
+    row = await cursor.fetchone()
+    return bool(row and row["super"])
+
+
+async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
+    """Ids are chosen by the caller: staff may insert a notification but not read it back."""
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "insert into public.notifications (id, organization_id, user_id, channel, template,"
+            " subject, body, data, batch_id)"
+            " values (%(id)s, %(organization_id)s, %(user_id)s, %(channel)s, %(template)s,"
+            " %(subject)s, %(body)s, %(data)s, %(batch_id)s)",
+            [{**row, "data": Jsonb(row["data"])} for row in rows],
+        )
+
+
+# ----- the recipient's list ------------------------------------------------------------
+async def list_for_user(
+    conn: Connection,
+    user_id: UUID,
+    *,
+    unread: bool,
+    after: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[Row]:
+    cursor = await conn.execute(
+        f"select {_NOTIFICATION_COLUMNS} from public.notifications"
+        " where user_id = %(user)s"
+        " and (not %(unread)s or (read_at is null and channel = 'in_app'))"
+        " and (%(at)s::timestamptz is null or (created_at, id) < (%(at)s, %(id)s::uuid))"
+        " order by created_at desc, id desc limit %(limit)s",
+        {
+            "user": user_id,
+            "unread": unread,
+            "at": after[0] if after else None,
+            "id": after[1] if after else None,
+            "limit": limit,
+        },
+    )
+    return await cursor.fetchall()
+
+
+async def mark_read(conn: Connection, notification_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        "update public.notifications set read_at = coalesce(read_at, now())"
+        " where id = %s returning id, read_at",
+        (notification_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def is_visible(conn: Connection, notification_id: UUID) -> bool:
+    cursor = await conn.execute(
+        "select 1 from public.notifications where id = %s", (notification_id,)
+    )
+    return await cursor.fetchone() is not None
+
+
+# ----- the worker (service_role) ------------------------------------------------------
+async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
+    """The notification with everything delivering it needs: the recipient's addresses,
+    locale and preferences, and the organization's templates."""
+    cursor = await conn.execute(
+        "select n.id, n.created_at, n.organization_id, n.user_id, n.channel, n.template,"
+        " n.subject, n.body, n.data, n.status, n.attempts, n.batch_id,"
+        " u.email, p.phone, p.full_name, coalesce(p.locale, 'en') as locale,"
+        " coalesce(f.email, true) as pref_email, coalesce(f.sms, true) as pref_sms,"
+        " coalesce(f.push, true) as pref_push, coalesce(f.in_app, true) as pref_in_app,"
+        " f.quiet_hours, coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"
+        " f.push_token, o.name as organization_name,"
+        " coalesce(o.settings -> 'templates', '{}') as templates"
+        " from public.notifications n"
+        " join auth.users u on u.id = n.user_id"
+        " left join public.user_profiles p on p.user_id = n.user_id"
+        " left join public.notification_preferences f on f.user_id = n.user_id"
+        " left join public.organizations o on o.id = n.organization_id"
+        " where n.id = %s",
+        (notification_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def record(
+    conn: Connection,
+    notification_id: UUID,
+    *,
+    status: str,
+    subject: str | None = None,
+    body: str | None = None,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+    last_error: str | None = None,
+    attempted: bool = True,
+) -> None:
+    await conn.execute(
+        "update public.notifications set status = %(status)s,"
+        " subject = coalesce(%(subject)s, subject), body = coalesce(%(body)s, body),"
+        " provider = coalesce(%(provider)s, provider),"
+        " provider_message_id = coalesce(%(message_id)s, provider_message_id),"
+        " last_error = %(error)s, attempts = attempts + %(attempted)s::int,"
+        " sent_at = case when %(status)s in ('sent', 'delivered') then now() else sent_at end"
+        " where id = %(id)s",
+        {
+            "id": notification_id,
+            "status": status,
+            "subject": subject,
+            "body": body,
+            "provider": provider,
+            "message_id": provider_message_id,
+            "error": last_error,
+            "attempted": attempted,
+        },
+    )
+
+
+async def ids_of_batch(conn: Connection, batch_id: UUID) -> list[Row]:
+    cursor = await conn.execute(
+        "select id, channel, status from public.notifications where batch_id = %s"
+        " order by created_at, id",
+        (batch_id,),
+    )
+    return await cursor.fetchall()
+
+
+async def recipient(conn: Connection, user_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        "select u.id, coalesce(f.in_app, true) as in_app, coalesce(f.email, true) as email,"
+        " coalesce(f.sms, true) as sms, coalesce(f.push, true) as push,"
+        " coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"
+        " coalesce(p.timezone, 'UTC') as timezone"
+        " from auth.users u left join public.notification_preferences f on f.user_id = u.id"
+        " left join public.user_profiles p on p.user_id = u.id where u.id = %s",
+        (user_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def appointment_facts(conn: Connection, appointment_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        "select a.id, a.organization_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
+        " a.revision, a.updated_at, s.name as service, o.name as organization, o.timezone, o.address"
+        " from public.appointments a join public.services s on s.id = a.service_id"
+        " join public.organizations o on o.id = a.organization_id where a.id = %s",
+        (appointment_id,),
+    )
+    return await cursor.fetchone()
+
+
+async def organization_facts(
+    conn: Connection, organization_id: UUID, service_id: UUID | None
+) -> Row | None:
+    cursor = await conn.execute(
+        "select o.name as organization, o.timezone,"
+        " (select s.name from public.services s where s.id = %(service)s) as service"
+        " from public.organizations o where o.id = %(org)s",
+        {"org": organization_id, "service": service_id},
+    )
+    return await cursor.fetchone()

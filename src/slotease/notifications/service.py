@@ -1,0 +1,151 @@
+"""Notification rules: who may send to whom, preferences, the recipient's list."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from slotease.auth.principal import Principal
+from slotease.db.database import Connection
+from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.problems import Forbidden, NotFound, Unprocessable
+from slotease.notifications import repository as repo
+from slotease.notifications.delivery import enqueue_delivery
+from slotease.notifications.schemas import (
+    BulkRequest,
+    BulkSent,
+    Notification,
+    Preferences,
+    Read,
+    SendRequest,
+    Sent,
+)
+from slotease.notifications.templates import Templates
+
+# One delivery job per this many notifications: big sends spread over the workers, and a
+# retry re-reads only its own batch.
+BATCH_SIZE = 500
+_templates = Templates()
+
+
+async def get_preferences(conn: Connection, principal: Principal) -> Preferences:
+    assert principal.user_id is not None
+    row = await repo.get_preferences(conn, principal.user_id)
+    return Preferences.model_validate(row) if row else Preferences()
+
+
+async def put_preferences(
+    conn: Connection, principal: Principal, preferences: Preferences
+) -> Preferences:
+    assert principal.user_id is not None
+    row = await repo.put_preferences(conn, principal.user_id, preferences.model_dump(mode="json"))
+    return Preferences.model_validate(row)
+
+
+async def send(conn: Connection, request: SendRequest) -> Sent:
+    if request.template is not None and not _templates.exists(request.template):
+        raise Unprocessable(f"There is no template {request.template!r}.")
+    organizations = await repo.organizations_dealing_with(conn, request.user_id)
+    if request.organization_id is not None:
+        if request.organization_id not in organizations and not await repo.is_super_admin(conn):
+            raise NotFound("That user has no appointment or ticket with this organization.")
+        organization_id: UUID | None = request.organization_id
+    elif organizations:
+        organization_id = organizations[0]
+    elif await repo.is_super_admin(conn):
+        organization_id = None
+    else:
+        raise NotFound("That user has no appointment or ticket with your organizations.")
+    data: dict[str, Any] = {"urgent": request.urgent, "context": request.data}
+    rows = [
+        _row(organization_id, request.user_id, channel, request.template, request.subject,
+             request.body, data, None)
+        for channel in dict.fromkeys(request.channels)
+    ]  # fmt: skip
+    await repo.insert_notifications(conn, rows)
+    await enqueue_delivery(conn, [row["id"] for row in rows])
+    return Sent(
+        id=rows[0]["id"],
+        notifications=[{"id": row["id"], "channel": row["channel"]} for row in rows],
+    )
+
+
+async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
+    if not await repo.is_org_admin(conn, request.organization_id):
+        raise Forbidden("Only the organization's admins may send in bulk.")
+    if request.audience is not None:
+        recipients = await repo.audience(
+            conn, request.organization_id, request.audience.date, request.audience.service_id
+        )
+        ignored = 0
+    else:
+        wanted = list(dict.fromkeys(request.user_ids or []))
+        recipients = await repo.people_of(conn, request.organization_id, wanted)
+        ignored = len(wanted) - len(recipients)
+    batch_id = uuid4()
+    data: dict[str, Any] = {"urgent": False, "context": {}}
+    rows = [
+        _row(request.organization_id, user_id, channel, None, request.subject, request.body,
+             data, batch_id)
+        for user_id in recipients
+        for channel in dict.fromkeys(request.channels)
+    ]  # fmt: skip
+    for start in range(0, len(rows), BATCH_SIZE):
+        chunk = rows[start : start + BATCH_SIZE]
+        await repo.insert_notifications(conn, chunk)
+        await enqueue_delivery(conn, [row["id"] for row in chunk])
+    return BulkSent(batch_id=batch_id, count=len(rows), ignored=ignored)
+
+
+async def list_for_user(
+    conn: Connection,
+    principal: Principal,
+    user_id: UUID,
+    *,
+    unread: bool,
+    cursor: str | None,
+    limit: int,
+) -> Page[Notification]:
+    if principal.user_id != user_id and not await repo.is_super_admin(conn):
+        raise NotFound("No such user.")
+    after = decode_cursor(cursor, 2)
+    try:
+        key = (datetime.fromisoformat(after[0]), UUID(after[1])) if after else None
+    except (TypeError, ValueError):
+        raise Unprocessable("The cursor is not valid.") from None
+    rows = await repo.list_for_user(conn, user_id, unread=unread, after=key, limit=limit + 1)
+    items, next_cursor = page_of(rows, limit, ["created_at", "id"])
+    return Page(items=[Notification.model_validate(r) for r in items], next_cursor=next_cursor)
+
+
+async def mark_read(conn: Connection, notification_id: UUID) -> Read:
+    row = await repo.mark_read(conn, notification_id)
+    if row is None:
+        if await repo.is_visible(conn, notification_id):
+            raise Forbidden("Only the recipient may mark a notification read.")
+        raise NotFound("No such notification.")
+    return Read.model_validate(row)
+
+
+def _row(
+    organization_id: UUID | None,
+    user_id: UUID,
+    channel: str,
+    template: str | None,
+    subject: str | None,
+    body: str | None,
+    data: dict[str, Any],
+    batch_id: UUID | None,
+) -> dict[str, Any]:
+    return {
+        "id": uuid4(),
+        "organization_id": organization_id,
+        "user_id": user_id,
+        "channel": channel,
+        "template": template,
+        "subject": subject,
+        "body": body,
+        "data": data,
+        "batch_id": batch_id,
+    }

@@ -1,0 +1,292 @@
+"""Monitoring: database figures for /metrics, `slotease db stats` and `slotease db tune`, and
+the alert rules that notify platform admins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from psycopg.types.json import Jsonb
+
+from slotease.db.database import SERVICE, Connection, Database
+
+# Queue lengths are labelled by queue id: only the longest lines get a series of their own.
+TOP_QUEUES = 20
+
+
+async def _table_exists(conn: Connection, name: str) -> bool:
+    cursor = await conn.execute("select to_regclass(%s) is not null as present", (name,))
+    row = await cursor.fetchone()
+    return bool(row and row["present"])
+
+
+async def database_gauges(conn: Connection) -> list[Metric]:
+    """Queue lengths, and the job queue when procrastinate's tables exist. Run as
+    service_role: the figures are counts, never rows."""
+    waiting = GaugeMetricFamily(
+        "slotease_queue_waiting_tickets",
+        f"Tickets waiting, for the {TOP_QUEUES} longest queues.",
+        labels=["queue_id"],
+    )
+    cursor = await conn.execute(
+        "select queue_id::text, count(*) as n from public.tickets where status = 'waiting'"
+        " group by queue_id order by n desc limit %s",
+        (TOP_QUEUES,),
+    )
+    for row in await cursor.fetchall():
+        waiting.add_metric([row["queue_id"]], row["n"])
+    cursor = await conn.execute("select count(*) as n from public.tickets where status = 'waiting'")
+    total = await cursor.fetchone()
+    families: list[Metric] = [
+        waiting,
+        GaugeMetricFamily(
+            "slotease_queue_waiting_tickets_total",
+            "Tickets waiting in all queues.",
+            value=total["n"] if total else 0,
+        ),
+    ]
+    if await _table_exists(conn, "public.procrastinate_jobs"):
+        jobs = GaugeMetricFamily(
+            "slotease_jobs", "Background jobs by status (procrastinate).", labels=["status"]
+        )
+        cursor = await conn.execute(
+            # Every status, with zero counts, so the series exist before the first failure.
+            "select s::text as status, count(j.id) as n"
+            " from unnest(enum_range(null::public.procrastinate_job_status)) s"
+            " left join public.procrastinate_jobs j on j.status = s group by s"
+        )
+        for row in await cursor.fetchall():
+            jobs.add_metric([row["status"]], row["n"])
+        families.append(jobs)
+    return families
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def exposition(families: list[Metric]) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(_Fixed(families))
+    return generate_latest(registry)
+
+
+# `slotease db stats` -------------------------------------------------------------------------
+
+
+async def stats_report(conn: Connection) -> list[str]:
+    lines = ["== connections by state"]
+    cursor = await conn.execute(
+        "select coalesce(state, 'background') as state, count(*) as n from pg_stat_activity"
+        " where datname = current_database() or datname is null group by 1 order by 2 desc"
+    )
+    lines += [f"{row['state']:<30} {row['n']:>6}" for row in await cursor.fetchall()]
+    cursor = await conn.execute("show max_connections")
+    row = await cursor.fetchone()
+    lines.append(f"{'max_connections':<30} {row['max_connections'] if row else '?':>6}")
+
+    lines.append("== slowest queries (mean time)")
+    cursor = await conn.execute(
+        "select exists (select 1 from pg_extension where extname = 'pg_stat_statements')"
+        " as installed"
+    )
+    extension = await cursor.fetchone()
+    if extension and extension["installed"]:
+        cursor = await conn.execute(
+            "select calls, round(mean_exec_time::numeric, 2) as mean_ms,"
+            " round(total_exec_time::numeric, 0) as total_ms, left(regexp_replace(query,"
+            " '\\s+', ' ', 'g'), 100) as query"
+            " from pg_stat_statements order by mean_exec_time desc limit 10"
+        )
+        lines += [
+            f"{row['mean_ms']:>10} ms  {row['calls']:>8} calls  {row['query']}"
+            for row in await cursor.fetchall()
+        ]
+    else:
+        lines.append(
+            "pg_stat_statements is not installed: add it to shared_preload_libraries and"
+            " run `create extension pg_stat_statements` to see the slowest queries."
+        )
+
+    lines.append("== largest tables (with indexes and partitions)")
+    cursor = await conn.execute(
+        "select n.nspname || '.' || c.relname as name,"
+        " pg_size_pretty(coalesce(sum(pg_total_relation_size(p.relid)), 0)) as size"
+        " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " cross join lateral pg_partition_tree(c.oid) p"
+        " where n.nspname in ('public', 'app', 'auth') and c.relkind in ('r', 'p', 'm')"
+        "   and not c.relispartition"
+        " group by n.nspname, c.relname order by sum(pg_total_relation_size(p.relid)) desc limit 15"
+    )
+    lines += [f"{row['name']:<40} {row['size']:>10}" for row in await cursor.fetchall()]
+    return lines
+
+
+# `slotease db tune` --------------------------------------------------------------------------
+
+
+def machine_memory_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _mb(value: float) -> str:
+    return f"{max(1, int(value // (1024 * 1024)))}MB"
+
+
+def recommended_settings(
+    memory_bytes: int, cpus: int, max_connections: int = 100
+) -> dict[str, str]:
+    """Server settings for a machine dedicated to PostgreSQL with SSD storage: shared_buffers
+    a quarter of memory, the planner told of three quarters as cache, work_mem sized so that
+    every connection can sort at once in a quarter of memory."""
+    return {
+        "max_connections": str(max_connections),
+        "shared_buffers": _mb(memory_bytes * 0.25),
+        "effective_cache_size": _mb(memory_bytes * 0.75),
+        "work_mem": _mb(max(4 * 1024 * 1024, memory_bytes * 0.25 / (max_connections * 2))),
+        "maintenance_work_mem": _mb(min(2 * 1024**3, memory_bytes * 0.05)),
+        "random_page_cost": "1.1",
+        "effective_io_concurrency": "200",
+        "wal_buffers": "16MB",
+        "checkpoint_completion_target": "0.9",
+        "default_statistics_target": "100",
+        "max_worker_processes": str(max(8, cpus)),
+        "max_parallel_workers": str(cpus),
+        "max_parallel_workers_per_gather": str(max(1, cpus // 2)),
+    }
+
+
+# Changing these needs a restart, not only a reload.
+RESTART_SETTINGS = frozenset(
+    {"max_connections", "shared_buffers", "wal_buffers", "max_worker_processes"}
+)
+
+
+async def apply_settings(conn: Connection, settings: Mapping[str, str]) -> None:
+    """ALTER SYSTEM each setting, then reload. `conn` must be a superuser in autocommit mode
+    (ALTER SYSTEM cannot run inside a transaction)."""
+    for name, value in settings.items():
+        await conn.execute(f"alter system set {name} = '{value}'")
+    await conn.execute("select pg_reload_conf()")
+
+
+# Alerts --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlertSignals:
+    error_rate: float  # share of answers that were 5xx
+    pool_saturation: float  # share of the pool in use, with waiters counted
+    failed_jobs: int
+    replication_lag_seconds: float | None
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    error_rate: float = 0.05
+    pool_saturation: float = 0.9
+    failed_jobs: int = 1
+    replication_lag_seconds: float = 30.0
+
+
+def firing(signals: AlertSignals, limits: AlertThresholds) -> list[tuple[str, str]]:
+    """(alert key, message) of every rule over its threshold."""
+    alerts = []
+    if signals.error_rate > limits.error_rate:
+        alerts.append(("error_rate", f"{signals.error_rate:.1%} of requests failed with 5xx."))
+    if signals.pool_saturation > limits.pool_saturation:
+        alerts.append(
+            ("pool_saturation", f"The connection pool is {signals.pool_saturation:.0%} in use.")
+        )
+    if signals.failed_jobs >= limits.failed_jobs:
+        alerts.append(("job_failures", f"{signals.failed_jobs} background jobs have failed."))
+    lag = signals.replication_lag_seconds
+    if lag is not None and lag > limits.replication_lag_seconds:
+        alerts.append(("replication_lag", f"A replica is {lag:.0f} s behind."))
+    return alerts
+
+
+def error_rate(registry: CollectorRegistry) -> float:
+    """The share of 5xx answers among all answered since the process started."""
+    total = failed = 0.0
+    for family in registry.collect():
+        if family.name != "slotease_http_requests":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                total += sample.value
+                failed += sample.value if sample.labels["status"].startswith("5") else 0
+    return failed / total if total else 0.0
+
+
+def pool_saturation(stats: Mapping[str, int], max_size: int) -> float:
+    busy = stats.get("pool_size", 0) - stats.get("pool_available", 0)
+    return (busy + stats.get("requests_waiting", 0)) / max_size if max_size else 0.0
+
+
+async def collect_signals(
+    conn: Connection, *, error_rate: float, saturation: float
+) -> AlertSignals:
+    """The database's side of the signals (failed jobs, replication lag), as service_role."""
+    failed = 0
+    if await _table_exists(conn, "public.procrastinate_jobs"):
+        cursor = await conn.execute(
+            "select count(*) as n from public.procrastinate_jobs where status = 'failed'"
+        )
+        row = await cursor.fetchone()
+        failed = row["n"] if row else 0
+    cursor = await conn.execute(
+        "select max(extract(epoch from replay_lag))::float8 as lag from pg_stat_replication"
+    )
+    lag = await cursor.fetchone()
+    return AlertSignals(
+        error_rate=error_rate,
+        pool_saturation=saturation,
+        failed_jobs=failed,
+        replication_lag_seconds=lag["lag"] if lag else None,
+    )
+
+
+async def run_alert_rules(
+    db: Database, registry: CollectorRegistry, pool_max_size: int
+) -> list[str]:
+    """The periodic alert check of an API process (its own request and pool figures)."""
+    async with db.transaction(SERVICE) as conn:
+        signals = await collect_signals(
+            conn,
+            error_rate=error_rate(registry),
+            saturation=pool_saturation(db.stats(), pool_max_size),
+        )
+        return await notify_alerts(conn, signals)
+
+
+async def notify_alerts(
+    conn: Connection, signals: AlertSignals, limits: AlertThresholds | None = None
+) -> list[str]:
+    """Turn firing rules into in-app notifications for every platform admin, at most one per
+    rule and admin an hour; returns the rules that fired. Run as service_role."""
+    alerts = firing(signals, limits or AlertThresholds())
+    for key, message in alerts:
+        await conn.execute(
+            "insert into public.notifications (user_id, channel, template, subject, body, data)"
+            " select p.user_id, 'in_app', 'ops.alert', %(subject)s, %(body)s, %(data)s"
+            " from app.platform_admins p"
+            " where not exists (select 1 from public.notifications n"
+            "   where n.user_id = p.user_id and n.template = 'ops.alert'"
+            "   and n.data ->> 'alert' = %(key)s and n.created_at > now() - interval '1 hour')",
+            {
+                "subject": f"SlotEase alert: {key.replace('_', ' ')}",
+                "body": message,
+                "data": Jsonb({"alert": key}),
+                "key": key,
+            },
+        )
+    return [key for key, _ in alerts]

@@ -1,0 +1,233 @@
+"""All SQL of queues and tickets. Row-level security decides which rows exist for the caller;
+the 0004 functions hold what no caller may do directly (allocating numbers, the public view
+of a line, the grace-period sweep, a customer's own check-in), and the status trigger's
+refusals are translated here into the problems the API answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from slotease.db.database import Connection
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+
+Row = dict[str, Any]
+
+# SQLSTATEs raised by the 0004 functions and triggers.
+INVALID_TRANSITION = "SETKT"
+CHECK_IN_REFUSED = "SECHK"
+QUEUE_NOT_FOUND = "SEQNF"
+ONE_ACTIVE_TICKET = "tickets_one_active_per_user"
+
+_QUEUE = "q.id, q.organization_id, q.name, q.prefix, q.service_id, q.settings, q.is_active"
+_TICKET = (
+    "t.id, t.queue_id, t.organization_id, t.user_id, q.prefix, t.number, t.service_date,"
+    " t.status, t.priority, t.counter, t.appointment_id, t.estimated_wait_minutes"
+)
+_WITH_QUEUE = " join public.queues q on q.id = t.queue_id and q.organization_id = t.organization_id"
+
+
+@contextmanager
+def database_rules() -> Iterator[None]:
+    """Answer the database's refusals as problems; anything else stays a server error."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        state = exc.sqlstate
+        message = exc.diag.message_primary or "The change was refused."
+        if state in (INVALID_TRANSITION, CHECK_IN_REFUSED):
+            raise Conflict(message[:1].upper() + message[1:] + ".") from None
+        if state == QUEUE_NOT_FOUND:
+            raise NotFound("No such queue.") from None
+        if state == "23505" and exc.diag.constraint_name == ONE_ACTIVE_TICKET:
+            raise Conflict("You already hold an active ticket in this queue.") from None
+        if state == "42501":
+            raise Forbidden("You may not make this change to the ticket.") from None
+        if state == "23503":
+            raise Unprocessable("A referenced service or user does not exist.") from None
+        raise
+
+
+async def _one(conn: Connection, query: str | sql.Composed, params: Row) -> Row | None:
+    cursor = await conn.execute(query, params)
+    return await cursor.fetchone()
+
+
+async def _all(conn: Connection, query: str, params: Row) -> list[Row]:
+    cursor = await conn.execute(query, params)
+    return await cursor.fetchall()
+
+
+async def insert_queue(
+    conn: Connection, org_id: UUID, name: str, prefix: str, service_id: UUID | None, settings: Row
+) -> Row:
+    with database_rules():
+        row = await _one(
+            conn,
+            "insert into public.queues as q (organization_id, name, prefix, service_id, settings)"
+            " values (%(org)s, %(name)s, %(prefix)s, %(service)s, %(settings)s)"
+            f" returning {_QUEUE}",
+            {
+                "org": org_id,
+                "name": name,
+                "prefix": prefix,
+                "service": service_id,
+                "settings": Jsonb(settings),
+            },
+        )
+    assert row is not None
+    return row
+
+
+async def list_active_queues(
+    conn: Connection, org_id: UUID, after: tuple[str, UUID] | None, limit: int
+) -> list[Row]:
+    return await _all(
+        conn,
+        f"select {_QUEUE} from public.queues q"
+        " where q.organization_id = %(org)s and q.is_active"
+        " and (%(after_name)s::text is null or (q.name, q.id) > (%(after_name)s, %(after_id)s))"
+        " order by q.name, q.id limit %(limit)s",
+        {
+            "org": org_id,
+            "after_name": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit + 1,
+        },
+    )
+
+
+async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
+    """The queue and whether the caller runs it (a member of its organization)."""
+    return await _one(
+        conn,
+        f"select {_QUEUE}, app.is_org_member(q.organization_id) as is_staff"
+        " from public.queues q where q.id = %(id)s",
+        {"id": queue_id},
+    )
+
+
+async def public_state(conn: Connection, queue_id: UUID) -> Row:
+    row = await _one(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
+    assert row is not None, "the caller saw the queue, so the public state exists"
+    return row
+
+
+async def line(conn: Connection, queue_id: UUID) -> list[Row]:
+    """Every waiting ticket's id and position; the holder only where the caller may know."""
+    return await _all(
+        conn, 'select id, user_id, "position" from app.queue_line(%(id)s)', {"id": queue_id}
+    )
+
+
+async def active_tickets(conn: Connection, queue_id: UUID) -> list[Row]:
+    """Waiting, called and serving tickets of a queue, as far as the caller sees them."""
+    return await _all(
+        conn,
+        f"select {_TICKET} from public.tickets t{_WITH_QUEUE}"
+        " where t.queue_id = %(id)s and t.status in ('waiting', 'called', 'serving')"
+        " order by t.status = 'waiting', t.priority desc, t.line_position_at, t.id",
+        {"id": queue_id},
+    )
+
+
+async def expire_called_tickets(conn: Connection, queue_id: UUID | None) -> list[Row]:
+    return await _all(
+        conn,
+        "select id, queue_id, organization_id, user_id, prefix, number, service_date, status,"
+        " counter, priority, appointment_id from app.expire_called_tickets(%(id)s)",
+        {"id": queue_id},
+    )
+
+
+async def insert_ticket(
+    conn: Connection,
+    queue_id: UUID,
+    *,
+    user_id: UUID | None,
+    priority: int,
+    appointment: Row | None = None,
+) -> Row:
+    """A waiting ticket with the queue's next number of the day; a checked-in appointment
+    stands in line at its booked time."""
+    with database_rules():
+        row = await _one(
+            conn,
+            "with n as (select * from app.next_ticket_number(%(queue)s)),"
+            " t as (insert into public.tickets (organization_id, queue_id, user_id, appointment_id,"
+            "   appointment_starts_at, service_date, number, priority, line_position_at)"
+            "  select q.organization_id, q.id, %(user)s, %(appointment)s, %(starts_at)s,"
+            "   n.service_date, n.number, %(priority)s, coalesce(%(starts_at)s, now())"
+            "  from n cross join public.queues q where q.id = %(queue)s"
+            "  returning *)"
+            f" select {_TICKET} from t{_WITH_QUEUE}",
+            {
+                "queue": queue_id,
+                "user": user_id,
+                "priority": priority,
+                "appointment": appointment["id"] if appointment else None,
+                "starts_at": appointment["starts_at"] if appointment else None,
+            },
+        )
+    assert row is not None
+    return row
+
+
+async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:
+    return await _one(
+        conn,
+        f"select {_TICKET} from public.tickets t{_WITH_QUEUE} where t.id = %(id)s",
+        {"id": ticket_id},
+    )
+
+
+async def claim_next(conn: Connection, queue_id: UUID, counter: str) -> Row | None:
+    """Call the first waiting ticket in line order. SKIP LOCKED: a ticket another counter is
+    claiming right now is passed over, so concurrent calls never get the same one."""
+    with database_rules():
+        return await _one(
+            conn,
+            "with next as ("
+            " select id, organization_id from public.tickets"
+            " where queue_id = %(queue)s and status = 'waiting'"
+            " order by priority desc, line_position_at, id"
+            " limit 1 for update skip locked),"
+            " t as (update public.tickets t set status = 'called', counter = %(counter)s"
+            "  from next where t.id = next.id and t.organization_id = next.organization_id"
+            "  returning t.*)"
+            f" select {_TICKET} from t{_WITH_QUEUE}",
+            {"queue": queue_id, "counter": counter},
+        )
+
+
+async def update_ticket(conn: Connection, ticket_id: UUID, changes: Row) -> Row | None:
+    """Apply `changes` (column names from our own code); None when the caller may not."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column))
+        for column in changes
+    )
+    query = sql.SQL(
+        "with t as (update public.tickets t set {} where id = %(id)s returning t.*)"
+        " select {} from t{}"
+    ).format(assignments, sql.SQL(_TICKET), sql.SQL(_WITH_QUEUE))
+    with database_rules():
+        return await _one(conn, query, {**changes, "id": ticket_id})
+
+
+async def check_in_appointment(
+    conn: Connection, appointment_id: UUID, queue_id: UUID
+) -> Row | None:
+    """Mark the appointment checked in; None when the caller cannot see it."""
+    with database_rules():
+        return await _one(
+            conn,
+            "select id, starts_at, customer_id, organization_id"
+            " from app.check_in_appointment(%(appointment)s, %(queue)s)",
+            {"appointment": appointment_id, "queue": queue_id},
+        )

@@ -1,0 +1,1 @@
+"""The waitlist of full slots: join, leave, offers and accepting them."""

@@ -1,0 +1,123 @@
+"""All SQL of the waitlist. Offers are made by the database (migration 0005) in the
+transaction that frees a place; this module reads what they did and asks for expiry."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from slotease.db.database import Connection
+
+Row = dict[str, Any]
+
+_ENTRY_COLUMNS = (
+    "w.id, w.organization_id, w.service_id, w.user_id, w.starts_at, w.ends_at, w.status,"
+    " w.offer_expires_at, w.appointment_id, w.created_at, coalesce(o.timezone, 'UTC') as timezone,"
+    " case when w.status = 'waiting'"
+    "   then app.waitlist_ahead(w.service_id, w.starts_at, w.created_at, w.id) + 1 end as position"
+)
+_WITH_TIMEZONE = " left join public.organizations o on o.id = w.organization_id"
+
+
+async def use_offer_minutes(conn: Connection, minutes: int) -> None:
+    """How long offers made in this transaction hold their place (read by the database)."""
+    await conn.execute(
+        "select set_config('slotease.waitlist_offer_minutes', %(minutes)s, true)",
+        {"minutes": str(minutes)},
+    )
+
+
+async def take_offers_made(conn: Connection) -> list[Row]:
+    """The offers the database made so far in this transaction, each reported once."""
+    cursor = await conn.execute(
+        "select current_setting('slotease.waitlist_offers', true) as offers,"
+        " set_config('slotease.waitlist_offers', '', true)"
+    )
+    row = await cursor.fetchone()
+    offers: list[Row] = json.loads(row["offers"]) if row and row["offers"] else []
+    return offers
+
+
+async def expire_offers(conn: Connection) -> None:
+    await conn.execute("select app.expire_waitlist_offers()")
+
+
+async def lock_service_places(conn: Connection, service_id: UUID) -> None:
+    """Queue behind every booking and offer of the service, as the capacity trigger does."""
+    await conn.execute("select app.lock_service_places(%(id)s)", {"id": service_id})
+
+
+async def places_taken(conn: Connection, service_id: UUID, start: datetime, end: datetime) -> int:
+    cursor = await conn.execute(
+        "select app.places_taken(%(id)s, %(start)s, %(end)s) as taken",
+        {"id": service_id, "start": start, "end": end},
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return int(row["taken"])
+
+
+async def insert_entry(conn: Connection, service_id: UUID, starts_at: datetime) -> Row | None:
+    """The new entry, or None when the caller already waits for this slot."""
+    cursor = await conn.execute(
+        # The database fills in the organization, the end and the line order.
+        "with w as (insert into public.waitlist_entries (service_id, user_id, starts_at)"
+        " values (%(service)s, auth.uid(), %(starts_at)s)"
+        " on conflict (organization_id, service_id, starts_at, user_id)"
+        "   where status in ('waiting', 'offered') do nothing"
+        " returning *)"
+        f" select {_ENTRY_COLUMNS} from w{_WITH_TIMEZONE}",
+        {"service": service_id, "starts_at": starts_at},
+    )
+    return await cursor.fetchone()
+
+
+async def get_entry(conn: Connection, entry_id: UUID) -> Row | None:
+    cursor = await conn.execute(
+        f"select {_ENTRY_COLUMNS} from public.waitlist_entries w{_WITH_TIMEZONE}"
+        " where w.id = %(id)s",
+        {"id": entry_id},
+    )
+    return await cursor.fetchone()
+
+
+async def list_own_entries(
+    conn: Connection, after: tuple[datetime, UUID] | None, limit: int
+) -> list[Row]:
+    """The caller's own entries, newest first (staff also see their organization's through
+    row-level security; this list is the caller's as a customer)."""
+    cursor = await conn.execute(
+        f"select {_ENTRY_COLUMNS} from public.waitlist_entries w{_WITH_TIMEZONE}"
+        " where w.user_id = auth.uid()"
+        " and (%(after_at)s::timestamptz is null"
+        "   or (w.created_at, w.id) < (%(after_at)s, %(after_id)s::uuid))"
+        " order by w.created_at desc, w.id desc limit %(limit)s",
+        {
+            "after_at": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "limit": limit + 1,
+        },
+    )
+    return await cursor.fetchall()
+
+
+async def delete_entry(conn: Connection, entry: Row) -> bool:
+    cursor = await conn.execute(
+        "delete from public.waitlist_entries where id = %(id)s and organization_id = %(org)s",
+        {"id": entry["id"], "org": entry["organization_id"]},
+    )
+    return cursor.rowcount > 0
+
+
+async def accept_offer(conn: Connection, entry_id: UUID) -> Row:
+    """Book the offered place through the database: `outcome` is 'booked' (with the
+    appointment), 'not_found', 'full' (the place went first to someone else),
+    'accepted_before', or the status ('waiting', 'expired') of an entry without an offer."""
+    cursor = await conn.execute(
+        "select outcome, appointment_id from app.accept_waitlist_offer(%(id)s)", {"id": entry_id}
+    )
+    row = await cursor.fetchone()
+    assert row is not None
+    return row

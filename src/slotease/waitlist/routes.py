@@ -1,0 +1,62 @@
+"""HTTP routes of the waitlist."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from slotease.appointments.routes import CacheDep
+from slotease.auth.deps import ContextDep, CurrentUser, DbDep
+from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.waitlist import service
+from slotease.waitlist.schemas import AcceptedOffer, WaitlistEntry, WaitlistJoin
+
+router = APIRouter(tags=["waitlist"])
+
+
+@router.post(
+    "/waitlist",
+    status_code=201,
+    response_model=WaitlistEntry,
+    responses={409: {"description": "Not a full slot of the service, or already waiting."}},
+)
+async def join_waitlist(payload: WaitlistJoin, _: CurrentUser, db: DbDep) -> WaitlistEntry:
+    return await service.join(db, payload)
+
+
+@router.get("/waitlist", response_model=Page[WaitlistEntry])
+async def list_waitlist(
+    _: CurrentUser,
+    db: DbDep,
+    context: ContextDep,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = 50,
+) -> Page[WaitlistEntry]:
+    return await service.list_own(db, context.settings.waitlist_offer_minutes, cursor, limit)
+
+
+@router.delete("/waitlist/{entry_id}", status_code=204)
+async def leave_waitlist(
+    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
+) -> Response:
+    await service.leave(db, context.settings.waitlist_offer_minutes, user, entry_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/waitlist/{entry_id}/accept",
+    status_code=201,
+    response_model=AcceptedOffer,
+    responses={409: {"description": "No live offer, or the place was taken first."}},
+)
+async def accept_offer(
+    entry_id: UUID, user: CurrentUser, db: DbDep, cache: CacheDep, context: ContextDep
+) -> AcceptedOffer | JSONResponse:
+    outcome = await service.accept(
+        db, cache, context.settings.waitlist_offer_minutes, user, entry_id
+    )
+    # A refusal is answered without raising: the expiry or loss of the offer it reports is
+    # committed with this request.
+    return outcome if isinstance(outcome, AcceptedOffer) else outcome.response()

@@ -1,0 +1,197 @@
+"""Local protocol servers for the providers, and a worker run that stops when caught up."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import psycopg
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from procrastinate import App
+
+from slotease.config import Settings
+from slotease.db.database import Database
+from slotease.jobs.worker import job_app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# ----- SMTP ------------------------------------------------------------------------------
+@dataclass
+class Mailbox:
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        message = message_from_bytes(content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.messages.append((list(envelope.rcpt_tos), message))
+        return "250 OK"
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield mailbox, port
+    finally:
+        controller.stop()
+
+
+# ----- HTTP providers --------------------------------------------------------------------
+@dataclass
+class Provider:
+    """What a provider received, and how it should answer the next calls."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Each entry answers one request: "ok", "500", "slow" (longer than the client timeout).
+    script: list[str] = field(default_factory=list)
+    slow_seconds: float = 2.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_answer(self) -> str:
+        with self.lock:
+            return self.script.pop(0) if self.script else "ok"
+
+
+def _handler(provider: Provider, check: Any) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            answer = provider.next_answer()
+            if answer == "slow":
+                time.sleep(provider.slow_seconds)
+            status, headers, payload = check(self.path, self.headers, body)
+            provider.requests.append({"path": self.path, "status": status, "body": body})
+            if answer == "500" and status < 400:
+                status, headers, payload = 500, {}, {"message": "internal error"}
+            data = json.dumps(payload).encode()
+            # The client may have given up on a slow answer already.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                for key, value in {**headers, "Content-Type": "application/json"}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+    return Handler
+
+
+@contextmanager
+def http_server(provider: Provider, check: Any) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider, check))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def twilio_check(sid: str, token: str) -> Any:
+    expected = "Basic " + base64.b64encode(f"{sid}:{token}".encode()).decode()
+
+    def check(path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
+        if headers.get("Authorization") != expected:
+            return 401, {}, {"code": 20003, "message": "Authenticate"}
+        if path != f"/2010-04-01/Accounts/{sid}/Messages.json":
+            return 404, {}, {"message": "not found"}
+        if not headers.get("Content-Type", "").startswith("application/x-www-form-urlencoded"):
+            return 400, {}, {"message": "form encoding expected"}
+        form = parse_qs(body.decode())
+        if not all(form.get(k) for k in ("To", "From", "Body")):
+            return 400, {}, {"code": 21604, "message": "A 'To' phone number is required."}
+        return 201, {}, {"sid": "SM" + "a" * 32, "status": "queued", "to": form["To"][0]}
+
+    return check
+
+
+def sendgrid_check(key: str) -> Any:
+    def check(path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
+        if headers.get("Authorization") != f"Bearer {key}":
+            return 401, {}, {"errors": [{"message": "unauthorized"}]}
+        if path != "/v3/mail/send":
+            return 404, {}, {}
+        mail = json.loads(body)
+        ok = (
+            mail["personalizations"][0]["to"][0]["email"]
+            and mail["from"]["email"]
+            and mail["subject"]
+            and mail["content"][0]["type"] == "text/plain"
+        )
+        if not ok:
+            return 400, {}, {"errors": [{"message": "bad request"}]}
+        return 202, {"X-Message-Id": "sg-message-1"}, {}
+
+    return check
+
+
+def fcm_check(project: str, token: str) -> Any:
+    def check(path: str, headers: Any, body: bytes) -> tuple[int, dict[str, str], Any]:
+        if headers.get("Authorization") != f"Bearer {token}":
+            return 401, {}, {"error": {"status": "UNAUTHENTICATED"}}
+        if path != f"/v1/projects/{project}/messages:send":
+            return 404, {}, {}
+        message = json.loads(body)["message"]
+        data_ok = all(isinstance(v, str) for v in message.get("data", {}).values())
+        if not (message.get("token") and message["notification"].get("title") and data_ok):
+            return 400, {}, {"error": {"status": "INVALID_ARGUMENT"}}
+        return 200, {}, {"name": f"projects/{project}/messages/0:1"}
+
+    return check
+
+
+# ----- jobs ------------------------------------------------------------------------------
+@asynccontextmanager
+async def worker_app(settings: Settings) -> AsyncIterator[tuple[App, Database]]:
+    from slotease.db.urls import app_conninfo
+
+    db = Database(app_conninfo(settings), min_size=1, max_size=4)
+    await db.open()
+    try:
+        async with job_app(settings, db) as app:
+            yield app, db
+    finally:
+        await db.close()
+
+
+async def run_jobs(app: App) -> None:
+    """Run every job that is due, then return."""
+    await app.run_worker_async(
+        wait=False, install_signal_handlers=False, listen_notify=False, concurrency=1
+    )
+
+
+def jobs(owner: psycopg.Connection[Any], task: str | None = None) -> list[tuple[Any, ...]]:
+    return owner.execute(
+        "select id, task_name, status::text, args, scheduled_at, queueing_lock"
+        " from public.procrastinate_jobs where %(task)s::text is null or task_name = %(task)s"
+        " order by id",
+        {"task": task},
+    ).fetchall()
