@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test browser screenshots lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,8 +16,18 @@ run: $(STAMP)
 	$(BIN)/slotease serve --demo
 
 # The whole suite against the PostgreSQL in SLOTEASE_TEST_DATABASE_URL, or the embedded one.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest
+
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here). As root
+# it is installed when missing; otherwise those tests skip, except in CI where they fail.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && apt-get install -y chromium)
+
+# Pictures of every page for the README, from a server started with `make run`.
+screenshots: $(STAMP) browser
+	$(BIN)/python -m scripts.screenshots
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

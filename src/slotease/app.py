@@ -24,6 +24,7 @@ from slotease.kit.problems import install_problem_handlers
 from slotease.kit.ratelimit import RateLimiter, RateLimitMiddleware
 from slotease.notifications.automatic import transactional_handler
 from slotease.notifications.routes import router as notifications_router
+from slotease.ops.monitoring import periodic_alert_rules
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
 from slotease.queues.routes import router as queues_router
@@ -31,6 +32,9 @@ from slotease.realtime.broker import make_broker
 from slotease.realtime.hub import Hub
 from slotease.realtime.routes import router as realtime_router
 from slotease.waitlist.routes import router as waitlist_router
+from slotease.web.routes import router as web_router
+from slotease.webhooks import delivery as webhook_delivery
+from slotease.webhooks.routes import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -68,14 +72,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await context.realtime.start()
         unsubscribe_realtime = bus.subscribe(context.realtime.on_event)
         unsubscribe_notifications = bus.subscribe_transactional(transactional_handler(settings))
+        unsubscribe_webhooks = bus.subscribe_transactional(webhook_delivery.transactional_handler)
         try:
             async with AsyncExitStack() as stack:
                 if settings.run_worker:
                     await stack.enter_async_context(
                         in_process_worker(settings, context.db, redis=context.redis)
                     )
+                    await stack.enter_async_context(
+                        periodic_alert_rules(
+                            context.db,
+                            metrics.registry,
+                            settings.pool_max_size,
+                            settings.alert_interval_seconds,
+                        )
+                    )
                 yield
         finally:
+            unsubscribe_webhooks()
             unsubscribe_notifications()
             unsubscribe_realtime()
             await context.realtime.stop()
@@ -109,4 +123,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(realtime_router, prefix="/v1")
     app.include_router(notifications_router, prefix="/v1")
     app.include_router(waitlist_router, prefix="/v1")
+    app.include_router(webhooks_router, prefix="/v1")
+    app.include_router(web_router)
     return app

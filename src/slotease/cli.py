@@ -90,6 +90,8 @@ def serve(
         # Every worker logs JSON; the app writes the access log itself, with the request id.
         log_config=logging_config(settings.log_level),
         access_log=False,
+        ws_ping_interval=settings.ws_ping_interval_seconds,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds,
     )
 
 
@@ -177,13 +179,14 @@ async def _create_user(
     from psycopg.rows import dict_row
 
     from slotease.auth import service
+    from slotease.db.database import SERVICE, act_as
 
     async with (
         await AsyncConnection.connect(conninfo, autocommit=True, row_factory=dict_row) as conn,
         conn.transaction(),
     ):
         # The same role sign-up runs as, so the operator's path obeys the same grants.
-        await conn.execute("set local role service_role")
+        await act_as(conn, SERVICE)
         user = await service.register_user(
             conn, email=email, password=password, full_name=full_name, phone=None
         )

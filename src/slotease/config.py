@@ -127,6 +127,37 @@ class Settings(BaseSettings):
     breaker_cooldown_seconds: float = Field(
         default=60.0, gt=0, validation_alias="SLOTEASE_BREAKER_COOLDOWN"
     )
+    # Webhooks: private, loopback and plain-http targets are refused unless this is set (tests,
+    # private deployments). A failing delivery is retried for `webhook_retry_hours`; that many
+    # failed deliveries in a row disable the webhook. A rotated secret keeps signing alongside
+    # the new one for the overlap.
+    allow_private_webhooks: bool = Field(
+        default=False, validation_alias="SLOTEASE_ALLOW_PRIVATE_WEBHOOKS"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="SLOTEASE_WEBHOOK_TIMEOUT"
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0, ge=0, validation_alias="SLOTEASE_WEBHOOK_RETRY_HOURS"
+    )
+    webhook_disable_after_failures: int = Field(
+        default=3, ge=1, validation_alias="SLOTEASE_WEBHOOK_DISABLE_AFTER_FAILURES"
+    )
+    webhook_secret_overlap_hours: float = Field(
+        default=24.0, ge=0, validation_alias="SLOTEASE_WEBHOOK_SECRET_OVERLAP_HOURS"
+    )
+    # How often a serving process that runs jobs checks the alert rules (ops.monitoring).
+    alert_interval_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="SLOTEASE_ALERT_INTERVAL"
+    )
+    # WebSocket heartbeats: the server pings every interval and closes a connection whose pong
+    # does not come back within the timeout, so dead clients free their subscriptions.
+    ws_ping_interval_seconds: float = Field(
+        default=20.0, gt=0, validation_alias="SLOTEASE_WS_PING_INTERVAL"
+    )
+    ws_ping_timeout_seconds: float = Field(
+        default=20.0, gt=0, validation_alias="SLOTEASE_WS_PING_TIMEOUT"
+    )
     # Analytics views are refreshed hourly within these local hours of the server, inclusive.
     analytics_refresh_hours: tuple[int, int] = Field(
         default=(6, 22), validation_alias="SLOTEASE_ANALYTICS_REFRESH_HOURS"

@@ -692,6 +692,16 @@ def _seed_queues(
         TICKET_COLUMNS,
         tickets,
     )
+    # Tickets taken at reception next go on after the seeded ones, as if those had been drawn
+    # from the same counter.
+    conn.execute(
+        "insert into public.queue_counters (organization_id, queue_id, service_date, last_number)"
+        " select organization_id, queue_id, service_date, max(number) from public.tickets"
+        " where organization_id = %s group by organization_id, queue_id, service_date"
+        " on conflict on constraint queue_counters_pkey"
+        " do update set last_number = greatest(queue_counters.last_number, excluded.last_number)",
+        (org_id,),
+    )
 
 
 def _tickets(

@@ -21,6 +21,7 @@ from tests.analytics.arrange import DAY_FIGURES, ZONE, Tenants, arrange, service
 from tests.auth.support import assert_problem, issue_api_key
 from tests.db.acting import ANONYMOUS, acting_as, as_user
 from tests.factories import Owner, make_user
+from tests.notifications.support import run_jobs, worker_app
 
 pytestmark = pytest.mark.anyio
 
@@ -440,7 +441,7 @@ async def _wait_ready(client: httpx.AsyncClient, report_id: str, headers: dict[s
 
 @pytest.mark.parametrize("report_format", ["csv", "json", "pdf"])
 async def test_reports_are_generated_and_downloaded(
-    refreshed: Tenants, client: httpx.AsyncClient, report_format: str
+    refreshed: Tenants, client: httpx.AsyncClient, settings: Settings, report_format: str
 ) -> None:
     t = refreshed
     body = {
@@ -455,6 +456,9 @@ async def test_reports_are_generated_and_downloaded(
     accepted = response.json()
     assert accepted["status"] == "pending"
     report_id = accepted["report_id"]
+    # The request enqueued the generation with the report; a worker run fills it in.
+    async with worker_app(settings) as (app, _):
+        await run_jobs(app)
     report = await _wait_ready(client, report_id, t.admin_a.headers)
     assert report["status"] == "ready"
     assert report["download_url"] == f"/v1/analytics/report/{report_id}/download"

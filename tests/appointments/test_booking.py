@@ -255,3 +255,47 @@ async def test_a_refused_booking_keeps_its_key_free(
     assert full.status_code == 409
     assert retried.status_code == 201
     assert count_active(owner, clinic.service_id) == 1
+
+
+async def test_slot_usage_always_matches_a_recount(client: httpx.AsyncClient, owner: Owner) -> None:
+    """The per-slot counts behind availability are kept by a trigger for every writer: the
+    API's bookings, reschedules, cancellations and status changes, and plain SQL."""
+    clinic = make_clinic(owner, capacity=3)
+    day = soon(clinic)
+    customers = [make_user(owner) for _ in range(3)]
+    booked = []
+    for customer, hh_mm in zip(customers, ("09:00", "09:00", "10:00"), strict=True):
+        response = await book(client, customer, clinic, clinic.at(day, hh_mm))
+        assert response.status_code == 201
+        booked.append(response.json()["id"])
+    moved = await client.put(
+        f"/v1/appointments/{booked[0]}",
+        json={"starts_at": clinic.at(day, "11:00").isoformat()},
+        headers=customers[0].headers,
+    )
+    assert moved.status_code == 200
+    assert (
+        await client.delete(f"/v1/appointments/{booked[1]}", headers=customers[1].headers)
+    ).status_code == 200
+    checked_in = await client.put(
+        f"/v1/appointments/{booked[2]}", json={"status": "checked_in"}, headers=clinic.staff.headers
+    )
+    assert checked_in.status_code == 200
+    insert_as_owner(owner, clinic, make_user(owner), clinic.at(day, "12:00"))
+    owner.execute("update public.appointments set status = 'no_show' where id = %s", (booked[2],))
+
+    usage = owner.execute(
+        "select starts_at, places from public.appointment_slot_usage where service_id = %s"
+        " order by starts_at",
+        (clinic.service_id,),
+    ).fetchall()
+    recount = owner.execute(
+        "select starts_at, count(*)::integer from public.appointments where service_id = %s"
+        " and status in ('booked', 'checked_in', 'in_service') group by starts_at order by starts_at",
+        (clinic.service_id,),
+    ).fetchall()
+    assert usage == recount
+    assert [(row[0], row[1]) for row in usage] == [
+        (clinic.at(day, "11:00"), 1),
+        (clinic.at(day, "12:00"), 1),
+    ]

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
 from psycopg import sql
 from typer.testing import Result
@@ -12,7 +13,7 @@ from typer.testing import Result
 from slotease.auth.passwords import verify_password
 from tests.cli.conftest import RunCli
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import Owner
+from tests.factories import Owner, make_user
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +245,25 @@ def test_seeding_again_changes_nothing(
     assert again.exit_code == 0, again.output
     assert table_counts(owner) == before
     assert again.stdout == first_run.stdout
+
+
+@pytest.mark.anyio
+async def test_a_walk_in_after_the_demo_gets_the_next_number(
+    first_run: Result, owner: Owner, client: httpx.AsyncClient
+) -> None:
+    """The demo's tickets were drawn from the same counter reception uses next."""
+    row = owner.execute(
+        "select t.queue_id, max(t.number) from public.tickets t"
+        " join public.queues q on q.id = t.queue_id"
+        " join public.organizations o on o.id = q.organization_id"
+        " where t.service_date = (now() at time zone o.timezone)::date"
+        " group by t.queue_id order by t.queue_id limit 1"
+    ).fetchone()
+    assert row is not None
+    queue_id, last = row
+    customer = make_user(owner)
+    response = await client.post(
+        f"/v1/queues/{queue_id}/tickets", json={}, headers=customer.headers
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["number"].endswith(f"-{last + 1:03d}")

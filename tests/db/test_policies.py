@@ -370,6 +370,15 @@ TABLES = (
         expect(anon=DENIED, super=rows("super")),
     ),
     read_only(
+        "public.appointment_slot_usage",
+        "service_id",
+        "places = places",
+        "insert into public.appointment_slot_usage (organization_id, service_id, starts_at,"
+        " ends_at, places) values (%(org)s, %(service)s, %(starts_at)s,"
+        " %(starts_at)s + interval '30 minutes', 1)",
+        "A",
+    ),
+    read_only(
         "app.refresh_tokens",
         "user_id",
         "used_at = used_at",

@@ -119,7 +119,7 @@ async def test_probes_and_metrics_are_not_limited(settings: Settings) -> None:
     async with served(app) as http:
         await http.get(WHOAMI)
         assert (await http.get(WHOAMI)).status_code == 429
-        for path in ("/health", "/ready", "/metrics"):
+        for path in ("/health", "/ready", "/metrics", "/static/app.css"):
             response = await http.get(path)
             assert response.status_code == 200, path
             assert "RateLimit-Limit" not in response.headers

@@ -3,6 +3,7 @@ months, anonymization, statistics; and the monitoring around it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,7 @@ from slotease.db.database import SERVICE, Database
 from slotease.ops import maintenance, monitoring
 from tests.analytics.arrange import service_database
 from tests.factories import Owner, make_organization, make_service, make_user
+from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
 
@@ -163,3 +165,32 @@ async def test_alerts_notify_platform_admins_once_an_hour(owner: Owner, db: Data
     calm = monitoring.AlertSignals(0.0, 0.1, 0, 1.0)
     assert monitoring.firing(calm, monitoring.AlertThresholds()) == []
     assert monitoring.pool_saturation({"pool_size": 10, "pool_available": 1}, 10) == 0.9
+
+
+async def _alerts_of(owner: Owner, user_id: object, seconds: float) -> set[str]:
+    """The alerts the user has been notified of, waiting up to `seconds` for the first one."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        rows = owner.execute(
+            "select data ->> 'alert' from public.notifications"
+            " where user_id = %s and template = 'ops.alert'",
+            (user_id,),
+        ).fetchall()
+        if rows or asyncio.get_running_loop().time() > deadline:
+            return {alert for (alert,) in rows}
+        await asyncio.sleep(0.05)
+
+
+async def test_a_serving_process_that_runs_jobs_checks_the_alert_rules(
+    owner: Owner, settings: Settings
+) -> None:
+    admin = make_user(owner, super_admin=True)
+    quiet = build_app(settings, alert_interval_seconds=0.05)
+    async with served(quiet):
+        quiet.state.context.metrics.observe("GET", "/v1/x", 500, 0.01)
+        assert await _alerts_of(owner, admin.id, 0.5) == set()
+
+    app = build_app(settings, run_worker=True, alert_interval_seconds=0.05)
+    async with served(app):
+        app.state.context.metrics.observe("GET", "/v1/x", 500, 0.01)
+        assert "error_rate" in await _alerts_of(owner, admin.id, 10)

@@ -88,3 +88,15 @@ async def test_each_app_counts_only_its_own_requests(client: httpx.AsyncClient) 
     # Another test's app in this process must not leak counts into this one.
     samples = await scrape(client)
     assert samples["slotease_http_requests_total"] == []
+
+
+async def test_open_websockets_are_a_gauge(settings: Settings) -> None:
+    app = build_app(settings)
+    hub = app.state.context.realtime.hub
+    async with served(app) as http:
+        assert (await scrape(http))["slotease_websocket_connections"] == [({}, 0.0)]
+        first, second = hub.connect(), hub.connect()
+        assert (await scrape(http))["slotease_websocket_connections"] == [({}, 2.0)]
+        hub.disconnect(first)
+        assert (await scrape(http))["slotease_websocket_connections"] == [({}, 1.0)]
+        hub.disconnect(second)

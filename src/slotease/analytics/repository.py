@@ -10,15 +10,9 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one, fetch_row
 
 Row = dict[str, Any]
-
-
-async def _one(conn: Connection, query: str, params: Any) -> Row:
-    cursor = await conn.execute(query, params)
-    row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 async def insert_event(
@@ -39,18 +33,18 @@ async def insert_event(
 
 async def access(conn: Connection, organization_id: UUID) -> Row | None:
     """The organization's timezone and the caller's standing in it, or None if invisible."""
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select o.timezone, app.is_org_member(o.id) as member, app.is_org_admin(o.id) as admin"
         " from public.organizations o where o.id = %s",
         (organization_id,),
     )
-    return await cursor.fetchone()
 
 
 async def live_appointments(
     conn: Connection, organization_id: UUID, starts: datetime, ends: datetime
 ) -> Row:
-    return await _one(
+    return await fetch_row(
         conn,
         "select count(*)::integer as total,"
         " (count(*) filter (where a.status = 'completed'))::integer as completed,"
@@ -68,7 +62,7 @@ async def live_appointments(
 
 
 async def live_tickets(conn: Connection, organization_id: UUID, day: date) -> Row:
-    return await _one(
+    return await fetch_row(
         conn,
         "select (count(*) filter (where t.status = 'waiting'))::integer as waiting,"
         " count(t.actual_wait_minutes)::integer as waits,"
@@ -84,7 +78,7 @@ async def live_tickets(conn: Connection, organization_id: UUID, day: date) -> Ro
 
 
 async def history_appointments(conn: Connection, organization_id: UUID, day: date) -> Row:
-    return await _one(
+    return await fetch_row(
         conn,
         "select coalesce(sum(total), 0)::integer as total,"
         " coalesce(sum(completed), 0)::integer as completed,"
@@ -99,7 +93,7 @@ async def history_appointments(conn: Connection, organization_id: UUID, day: dat
 
 
 async def history_tickets(conn: Connection, organization_id: UUID, day: date) -> Row:
-    return await _one(
+    return await fetch_row(
         conn,
         "select 0 as waiting, coalesce(sum(waits), 0)::integer as waits,"
         " coalesce(sum(wait_minutes_sum), 0)::float8 as wait_minutes_sum,"
@@ -112,7 +106,7 @@ async def history_tickets(conn: Connection, organization_id: UUID, day: date) ->
 
 async def offered_minutes(conn: Connection, organization_id: UUID, weekday: int) -> float:
     """Capacity-minutes the active services offer on a weekday (0 = Monday)."""
-    row = await _one(
+    row = await fetch_row(
         conn,
         "select coalesce(sum(extract(epoch from h.end_time - h.start_time) / 60 * s.capacity),"
         " 0)::float8 as minutes"
@@ -187,7 +181,8 @@ async def staff_performance(
         f"(count(*) filter (where e.event_type = '{event}'))::integer as {column}"
         for column, event in STAFF_EVENTS.items()
     )
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         f"select e.user_id, p.full_name, {counts},"
         " avg((e.properties ->> 'service_minutes')::float8)"
         "   filter (where e.event_type = 'ticket.served') as avg_service_minutes"
@@ -200,17 +195,16 @@ async def staff_performance(
         " group by e.user_id, p.full_name order by p.full_name, e.user_id",
         (organization_id, starts, ends, list(STAFF_EVENTS.values())),
     )
-    return await cursor.fetchall()
 
 
 async def organization_stats(conn: Connection, organization_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select members, active_services, active_queues, appointments_total,"
         " appointments_last_30_days, customers, tickets_total, rating_avg"
         " from app.analytics_organization_stats(%s)",
         (organization_id,),
     )
-    return await cursor.fetchone()
 
 
 # Reports ------------------------------------------------------------------------------------
@@ -230,7 +224,7 @@ async def insert_report(
     from_day: date,
     to_day: date,
 ) -> Row:
-    return await _one(
+    return await fetch_row(
         conn,
         "insert into public.analytics_reports"
         " (organization_id, requested_by, kind, format, from_date, to_date)"
@@ -240,28 +234,18 @@ async def insert_report(
 
 
 async def get_report(conn: Connection, report_id: UUID) -> Row | None:
-    cursor = await conn.execute(
-        f"select {_REPORT_COLUMNS} from public.analytics_reports where id = %s", (report_id,)
+    return await fetch_one(
+        conn, f"select {_REPORT_COLUMNS} from public.analytics_reports where id = %s", (report_id,)
     )
-    return await cursor.fetchone()
 
 
 async def report_content(conn: Connection, report_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select status, format, kind, content_type, content from public.analytics_reports"
         " where id = %s",
         (report_id,),
     )
-    return await cursor.fetchone()
-
-
-async def pending_reports(conn: Connection, older_than: datetime) -> list[Row]:
-    cursor = await conn.execute(
-        f"select {_REPORT_COLUMNS} from public.analytics_reports"
-        " where status = 'pending' and created_at < %s order by created_at",
-        (older_than,),
-    )
-    return await cursor.fetchall()
 
 
 async def finish_report(
@@ -321,5 +305,4 @@ _REPORT_ROWS = {
 async def report_rows(
     conn: Connection, kind: str, organization_id: UUID, from_day: date, to_day: date
 ) -> list[Row]:
-    cursor = await conn.execute(_REPORT_ROWS[kind], (organization_id, from_day, to_day))
-    return await cursor.fetchall()
+    return await fetch_all(conn, _REPORT_ROWS[kind], (organization_id, from_day, to_day))

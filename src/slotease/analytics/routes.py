@@ -21,7 +21,7 @@ from slotease.analytics.schemas import (
     ReportCreate,
     Trends,
 )
-from slotease.auth.deps import ContextDep, DbDep, SignedIn
+from slotease.auth.deps import DbDep, SignedIn
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -73,10 +73,8 @@ async def trends(
 
 
 @router.post("/report", status_code=202, response_model=ReportAccepted)
-async def request_report(
-    payload: ReportCreate, principal: SignedIn, db: DbDep, context: ContextDep
-) -> ReportAccepted:
-    report = await service.request_report(db, context.db, principal, payload)
+async def request_report(payload: ReportCreate, principal: SignedIn, db: DbDep) -> ReportAccepted:
+    report = await service.request_report(db, principal, payload)
     return ReportAccepted(report_id=report.id, status=report.status)
 
 

@@ -4,18 +4,25 @@ translated here into the problems the API answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.appointments.schemas import AppointmentFilters
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one
+from slotease.kit.dberrors import (
+    FOREIGN_KEY_VIOLATION,
+    INSUFFICIENT_PRIVILEGE,
+    UNIQUE_VIOLATION,
+    Refusal,
+    RuleKey,
+    refusals,
+    sentence,
+)
 from slotease.kit.problems import Conflict, Forbidden, Unprocessable
 
 Row = dict[str, Any]
@@ -24,33 +31,21 @@ Row = dict[str, Any]
 SLOT_FULL = "SECAP"
 INVALID_CHANGE = "SESTA"
 
+# What the triggers' and constraints' refusals mean to a caller; anything else is a bug.
+_REFUSALS: dict[RuleKey, Refusal] = {
+    SLOT_FULL: lambda _: Conflict("The slot is full."),
+    INVALID_CHANGE: lambda exc: Conflict(sentence(exc)),
+    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not make this change to the appointment."),
+    FOREIGN_KEY_VIOLATION: lambda _: Unprocessable("The customer does not exist."),
+    UNIQUE_VIOLATION: lambda _: Conflict("This has already been recorded."),
+}
+
 _APPOINTMENT_COLUMNS = (
     "a.id, a.organization_id, a.service_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
     " a.notes"
 )
 # The organization may be hidden from the caller (inactive); the row stays readable in UTC.
 _WITH_TIMEZONE = " left join public.organizations o on o.id = a.organization_id"
-
-
-@contextmanager
-def database_rules() -> Iterator[None]:
-    """Answer the database's refusals as problems; anything else stays a server error."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        state = exc.sqlstate
-        message = exc.diag.message_primary or "The change was refused."
-        if state == SLOT_FULL:
-            raise Conflict("The slot is full.") from None
-        if state == INVALID_CHANGE:
-            raise Conflict(message[:1].upper() + message[1:] + ".") from None
-        if state == "42501":
-            raise Forbidden("You may not make this change to the appointment.") from None
-        if state == "23503":
-            raise Unprocessable("The customer does not exist.") from None
-        if state == "23505":
-            raise Conflict("This has already been recorded.") from None
-        raise
 
 
 # The statements of the booking and availability paths are named so that the benchmarks in
@@ -89,24 +84,21 @@ INSERT_SQL = (
 
 async def schedule(conn: Connection, service_id: UUID) -> Row | None:
     """The service, its organization's timezone and its weekly hours, in one query."""
-    cursor = await conn.execute(SCHEDULE_SQL, {"id": service_id})
-    return await cursor.fetchone()
+    return await fetch_one(conn, SCHEDULE_SQL, {"id": service_id})
 
 
 async def closures(conn: Connection, service_id: UUID, start: datetime, end: datetime) -> list[Row]:
-    cursor = await conn.execute(CLOSURES_SQL, {"id": service_id, "start": start, "end": end})
-    return await cursor.fetchall()
+    return await fetch_all(conn, CLOSURES_SQL, {"id": service_id, "start": start, "end": end})
 
 
 async def busy_intervals(
     conn: Connection, service_id: UUID, start: datetime, end: datetime
 ) -> list[Row]:
-    cursor = await conn.execute(BUSY_SQL, {"id": service_id, "start": start, "end": end})
-    return await cursor.fetchall()
+    return await fetch_all(conn, BUSY_SQL, {"id": service_id, "start": start, "end": end})
 
 
 async def insert_appointment(conn: Connection, values: Row) -> Row:
-    with database_rules():
+    with refusals(_REFUSALS):
         cursor = await conn.execute(INSERT_SQL, values)
         row = await cursor.fetchone()
     assert row is not None
@@ -133,7 +125,7 @@ async def update_appointment(conn: Connection, appointment_id: UUID, changes: Ro
         "with a as (update public.appointments set {} where id = %(id)s returning *)"
         " select {}, o.timezone from a{}"
     ).format(assignments, sql.SQL(_APPOINTMENT_COLUMNS), sql.SQL(_WITH_TIMEZONE))
-    with database_rules():
+    with refusals(_REFUSALS):
         cursor = await conn.execute(query, {**changes, "id": appointment_id})
         return await cursor.fetchone()
 
@@ -147,7 +139,8 @@ async def list_appointments(
 ) -> list[Row]:
     """Dates are local to each appointment's organization; the UTC bounds around them (a day
     either side covers every offset) keep the scan on the index."""
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         f"select {_APPOINTMENT_COLUMNS}, o.timezone from public.appointments a{_WITH_TIMEZONE}"
         " where (%(customer)s::uuid is null or a.customer_id = %(customer)s)"
         " and (%(org)s::uuid is null or a.organization_id = %(org)s)"
@@ -173,7 +166,6 @@ async def list_appointments(
             "limit": filters.limit + 1,
         },
     )
-    return await cursor.fetchall()
 
 
 async def claim_idempotency_key(
@@ -220,7 +212,7 @@ async def save_idempotent_response(
 async def insert_feedback(
     conn: Connection, appointment: Row, rating: int, comment: str | None
 ) -> Row:
-    with database_rules():
+    with refusals(_REFUSALS):
         cursor = await conn.execute(
             "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
             " service_id, customer_id, rating, comment)"
@@ -269,18 +261,17 @@ _CALENDAR_ROWS = (
 
 
 async def calendar_row(conn: Connection, appointment_id: UUID) -> Row | None:
-    cursor = await conn.execute(_CALENDAR_ROWS + " where a.id = %(id)s", {"id": appointment_id})
-    return await cursor.fetchone()
+    return await fetch_one(conn, _CALENDAR_ROWS + " where a.id = %(id)s", {"id": appointment_id})
 
 
 async def calendar_feed_rows(conn: Connection, since: datetime, limit: int) -> list[Row]:
     """The caller's own appointments (not those they see as staff) starting after `since`."""
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         _CALENDAR_ROWS + " where a.customer_id = auth.uid() and a.starts_at >= %(since)s"
         " order by a.starts_at, a.id limit %(limit)s",
         {"since": since, "limit": limit},
     )
-    return await cursor.fetchall()
 
 
 async def save_calendar_token(conn: Connection, token_hash: str) -> None:

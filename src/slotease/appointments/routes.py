@@ -22,7 +22,14 @@ from slotease.appointments.schemas import (
     FeedbackCreate,
     Ratings,
 )
-from slotease.auth.deps import ContextDep, CurrentUser, DbDep, SignedIn
+from slotease.auth.deps import (
+    ContextDep,
+    CurrentUser,
+    DbDep,
+    PrincipalDep,
+    SignedIn,
+    caller_transaction,
+)
 from slotease.db.database import ANONYMOUS, Connection, DbIdentity
 from slotease.kit.cache import Cache, make_cache
 from slotease.kit.pagination import Page
@@ -54,13 +61,26 @@ IdempotencyKey = Annotated[
 
 @router.get("/available-slots", response_model=AvailableSlots)
 async def available_slots(
-    db: DbDep,
+    principal: PrincipalDep,
+    context: ContextDep,
     cache: CacheDep,
     service_id: UUID,
     from_day: Annotated[date, Query(alias="from", description="First local date, inclusive.")],
     to_day: Annotated[date, Query(alias="to", description="Last local date, inclusive.")],
-) -> AvailableSlots:
-    return await service.get_available_slots(db, cache, service_id, from_day, to_day)
+) -> Response:
+    # The most frequent read of the product: a cached answer is sent as stored, without a
+    # database transaction; only a miss opens one, as the caller.
+    question = await service.slots_request(cache, service_id, from_day, to_day)
+    if not principal.is_api_key:
+        cached = await service.cached_slots_json(cache, question)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+    # A miss, or an API key, which the database must accept before anything is served.
+    async with caller_transaction(context, principal) as conn:
+        body = await service.cached_slots_json(cache, question)
+        if body is None:
+            body = await service.compute_slots_json(conn, cache, question)
+    return Response(body, media_type="application/json")
 
 
 @router.post(

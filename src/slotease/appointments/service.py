@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -91,9 +91,20 @@ async def active_service(conn: Connection, service_id: UUID) -> repo.Row:
     return row
 
 
-async def get_available_slots(
-    conn: Connection, cache: Cache, service_id: UUID, first_day: date, last_day: date
-) -> AvailableSlots:
+@dataclass(frozen=True)
+class SlotsRequest:
+    """One availability question, and where its answer is cached."""
+
+    service_id: UUID
+    first_day: date
+    last_day: date
+    now: datetime
+    cache_key: str
+
+
+async def slots_request(
+    cache: Cache, service_id: UUID, first_day: date, last_day: date
+) -> SlotsRequest:
     if last_day < first_day:
         raise Unprocessable("`from` must not be after `to`.")
     if (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
@@ -103,24 +114,29 @@ async def get_available_slots(
     # a booking is stored under the version that booking has since replaced.
     version = await cache.version(_slots_namespace(service_id))
     key = f"{_slots_namespace(service_id)}:{version}:{first_day}:{last_day}:{now:%Y%m%d%H%M}"
-    cached = await cache.get(key)
-    if cached is not None:
-        return AvailableSlots.model_validate_json(cached)
+    return SlotsRequest(service_id, first_day, last_day, now, key)
 
-    row = await active_service(conn, service_id)
+
+async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
+    """The cached answer as JSON, served as it is: the hot path touches no database."""
+    return await cache.get(question.cache_key)
+
+
+async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequest) -> str:
+    row = await active_service(conn, question.service_id)
     zone = ZoneInfo(row["timezone"])
-    window = day_window(first_day, last_day, zone)
-    closures = await repo.closures(conn, service_id, window.starts_at, window.ends_at)
-    busy = await repo.busy_intervals(conn, service_id, window.starts_at, window.ends_at)
+    window = day_window(question.first_day, question.last_day, zone)
+    closures = await repo.closures(conn, question.service_id, window.starts_at, window.ends_at)
+    busy = await repo.busy_intervals(conn, question.service_id, window.starts_at, window.ends_at)
     computed = available_slots(
         _schedule(row, closures),
-        first_day,
-        last_day,
-        now,
+        question.first_day,
+        question.last_day,
+        question.now,
         [Busy(b["starts_at"], b["ends_at"], b["places"]) for b in busy],
     )
     answer = AvailableSlots(
-        service_id=service_id,
+        service_id=question.service_id,
         timezone=row["timezone"],
         slots=[
             SlotOut(
@@ -130,8 +146,8 @@ async def get_available_slots(
             )
             for s in computed
         ],
-    )
-    await cache.set(key, answer.model_dump_json(), SLOTS_CACHE_TTL_SECONDS)
+    ).model_dump_json()
+    await cache.set(question.cache_key, answer, SLOTS_CACHE_TTL_SECONDS)
     return answer
 
 

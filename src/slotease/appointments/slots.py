@@ -104,6 +104,7 @@ def candidate_starts(
     on the grid, inside working hours, outside closures, within notice and advance."""
     zone = schedule.timezone
     step = timedelta(minutes=schedule.slot_interval_minutes)
+    duration = schedule.duration
     earliest = now + timedelta(minutes=schedule.min_notice_minutes)
     latest = now + timedelta(days=schedule.max_advance_days)
     for day in _days(first_day, last_day):
@@ -116,21 +117,26 @@ def candidate_starts(
                 local += step
                 if starts_at is None:
                     continue
-                if starts_at + schedule.duration > period_end:
+                if starts_at + duration > period_end:
                     break
                 starts.add(starts_at)
         for starts_at in sorted(starts):
-            ends_at = starts_at + schedule.duration
+            ends_at = starts_at + duration
             if earliest <= starts_at <= latest and not _overlaps(
                 starts_at, ends_at, schedule.closures
             ):
                 yield Interval(starts_at, ends_at)
 
 
-def _peak(start: datetime, end: datetime, occupied: Sequence[Busy]) -> int:
+# A place in use as POSIX seconds (start, end including the buffer, places): comparing floats
+# is many times cheaper than comparing zone-aware datetimes, and a month holds many places.
+_Place = tuple[float, float, int]
+
+
+def _peak(start: float, end: float, occupied: Sequence[_Place]) -> int:
     """The most places of `occupied` in use at one instant of [start, end)."""
-    instants = [start, *(o.starts_at for o in occupied if start < o.starts_at < end)]
-    return max(sum(o.places for o in occupied if o.starts_at <= t < o.ends_at) for t in instants)
+    instants = [start, *(o[0] for o in occupied if start < o[0] < end)]
+    return max(sum(o[2] for o in occupied if o[0] <= t < o[1]) for t in instants)
 
 
 def available_slots(
@@ -141,22 +147,21 @@ def available_slots(
     busy: Sequence[Busy],
 ) -> list[Slot]:
     """Offered slots with at least one free place; `busy` are the active appointments."""
+    buffer = schedule.buffer.total_seconds()
     occupied = sorted(
-        (Busy(b.starts_at, b.ends_at + schedule.buffer, b.places) for b in busy),
-        key=lambda o: o.starts_at,
+        (b.starts_at.timestamp(), b.ends_at.timestamp() + buffer, b.places) for b in busy
     )
-    starts = [o.starts_at for o in occupied]
+    starts = [o[0] for o in occupied]
     # Only places that start less than the longest place before a candidate can overlap it;
     # with a service's uniform durations that keeps each look-up to a handful of rows.
-    longest = max((o.ends_at - o.starts_at for o in occupied), default=timedelta(0))
+    longest = max((o[1] - o[0] for o in occupied), default=0.0)
     slots = []
     for candidate in candidate_starts(schedule, first_day, last_day, now):
-        place_end = candidate.ends_at + schedule.buffer
-        nearby = occupied[
-            bisect_right(starts, candidate.starts_at - longest) : bisect_left(starts, place_end)
-        ]
-        overlapping = [o for o in nearby if candidate.starts_at < o.ends_at]
-        remaining = schedule.capacity - _peak(candidate.starts_at, place_end, overlapping)
+        start = candidate.starts_at.timestamp()
+        place_end = candidate.ends_at.timestamp() + buffer
+        nearby = occupied[bisect_right(starts, start - longest) : bisect_left(starts, place_end)]
+        overlapping = [o for o in nearby if start < o[1]]
+        remaining = schedule.capacity - _peak(start, place_end, overlapping)
         if remaining > 0:
             slots.append(Slot(candidate.starts_at, candidate.ends_at, remaining))
     return slots

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -28,17 +29,27 @@ def get_principal(request: Request, context: ContextDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+@asynccontextmanager
+async def caller_transaction(
+    context: AppContext, principal: Principal
+) -> AsyncIterator[Connection]:
+    """A transaction acting as the caller, whose API key (if any) is checked first by the same
+    function the policies use."""
+    async with context.db.transaction(principal.identity) as conn:
+        if principal.is_api_key:
+            cursor = await conn.execute("select key_id from app.api_key_grant()")
+            if await cursor.fetchone() is None:
+                raise Unauthorized("The API key is not valid.")
+        yield conn
+
+
 async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncIterator[Connection]:
     """One transaction per request, acting as the caller; committed before the response leaves
     (scope="function"), so a client never sees an answer whose change could still roll back.
     Transactional event handlers run last inside the transaction (jobs are enqueued there);
     work collected for after the commit (events, cache invalidation) runs once it succeeded."""
     async with after_commit_scope() as after_commit:
-        async with context.db.transaction(principal.identity) as conn:
-            if principal.is_api_key:
-                cursor = await conn.execute("select key_id from app.api_key_grant()")
-                if await cursor.fetchone() is None:
-                    raise Unauthorized("The API key is not valid.")
+        async with caller_transaction(context, principal) as conn:
             yield conn
             await after_commit.before_commit(conn)
         await after_commit.run()

@@ -8,6 +8,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one, fetch_row
 
 Row = dict[str, Any]
 
@@ -15,13 +16,13 @@ Row = dict[str, Any]
 async def insert_user(conn: Connection, *, email: str, password_hash: str) -> Row | None:
     """The new user, or None when the address is taken (whatever unique index says so: ours is
     on lower(email), Supabase's own schema has others)."""
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "insert into auth.users (email, encrypted_password, last_sign_in_at)"
         " values (%(email)s, %(hash)s, now())"
         " on conflict do nothing returning id, email",
         {"email": email, "hash": password_hash},
     )
-    return await cursor.fetchone()
 
 
 async def insert_profile(
@@ -41,13 +42,13 @@ async def add_platform_admin(conn: Connection, user_id: UUID) -> None:
 
 
 async def find_user_by_email(conn: Connection, email: str) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select u.id, u.email, u.encrypted_password, coalesce(p.full_name, '') as full_name"
         " from auth.users u left join public.user_profiles p on p.user_id = u.id"
         " where lower(u.email) = lower(%s)",
         (email,),
     )
-    return await cursor.fetchone()
 
 
 async def record_sign_in(conn: Connection, user_id: UUID, new_password_hash: str | None) -> None:
@@ -72,7 +73,8 @@ async def insert_refresh_token(
 async def lock_refresh_token(conn: Connection, token_hash: str) -> Row | None:
     """The token with its user, locked until the transaction ends: a concurrent refresh with
     the same token waits here and then sees it spent."""
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select t.id, t.user_id, t.family_id, t.used_at, t.revoked_at,"
         " t.expires_at <= now() as is_expired, u.email, coalesce(p.full_name, '') as full_name"
         " from app.refresh_tokens t"
@@ -82,7 +84,6 @@ async def lock_refresh_token(conn: Connection, token_hash: str) -> Row | None:
         " for update of t",
         (token_hash,),
     )
-    return await cursor.fetchone()
 
 
 async def mark_refresh_token_used(conn: Connection, token_id: UUID) -> None:
@@ -108,25 +109,23 @@ async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
 
 async def get_profile(conn: Connection, user_id: UUID) -> Row:
     """The profile fields (empty when the user has none yet) and the platform-admin flag."""
-    cursor = await conn.execute(
+    return await fetch_row(
+        conn,
         "select coalesce(p.full_name, '') as full_name, p.phone,"
         " (select app.is_super_admin()) as is_super_admin"
         " from (select %s::uuid as user_id) me"
         " left join public.user_profiles p on p.user_id = me.user_id",
         (user_id,),
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 async def list_memberships(conn: Connection, user_id: UUID) -> list[Row]:
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         "select organization_id, role from public.organization_members"
         " where user_id = %s order by created_at, organization_id",
         (user_id,),
     )
-    return await cursor.fetchall()
 
 
 async def upsert_profile(
@@ -147,17 +146,6 @@ async def upsert_profile(
     except ForeignKeyViolation:
         return None
     return await cursor.fetchone()
-
-
-async def organization_admin_access(conn: Connection, organization_id: UUID) -> bool | None:
-    """None when the caller cannot see the organization; otherwise whether they administer it."""
-    cursor = await conn.execute(
-        "select (select app.is_org_admin(o.id)) as is_admin"
-        " from public.organizations o where o.id = %s",
-        (organization_id,),
-    )
-    row = await cursor.fetchone()
-    return None if row is None else bool(row["is_admin"])
 
 
 _API_KEY_COLUMNS = (
@@ -191,7 +179,8 @@ async def list_api_keys(
     conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
 ) -> list[Row]:
     """Live keys (rotated ones included until they expire), oldest first; `limit + 1` rows."""
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         "select " + _API_KEY_COLUMNS + " from public.api_keys"
         " where organization_id = %(org)s and "
         + _LIVE_API_KEY
@@ -205,7 +194,6 @@ async def list_api_keys(
             "limit": limit + 1,
         },
     )
-    return await cursor.fetchall()
 
 
 async def revoke_api_key(conn: Connection, organization_id: UUID, key_id: UUID) -> bool:

@@ -22,7 +22,7 @@ from slotease.auth.schemas import (
     SignupRequest,
     TokenRequest,
 )
-from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.kit.problems import Unauthorized
 
 router = APIRouter(tags=["auth"])
@@ -87,7 +87,7 @@ async def list_api_keys(
     _: SignedIn,
     conn: DbDep,
     cursor: CursorQuery = None,
-    limit: LimitQuery = 50,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[ApiKeyOut]:
     return await service.list_api_keys(conn, org_id, cursor=cursor, limit=limit)
 

@@ -28,7 +28,8 @@ from slotease.auth.tokens import hash_secret, mint_access_token, new_secret
 from slotease.context import AppContext
 from slotease.db.database import Connection
 from slotease.kit.pagination import Page, decode_cursor, page_of
-from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized
+from slotease.kit.problems import Conflict, NotFound, Unauthorized
+from slotease.organizations.service import require_admin
 
 REFRESH_TOKEN_PREFIX = "rt_"
 API_KEY_VISIBLE_CHARS = 12
@@ -165,11 +166,9 @@ async def update_me(conn: Connection, principal: Principal, body: MeUpdate) -> M
 # API keys.
 # ---------------------------------------------------------------------------------------
 async def _require_org_admin(conn: Connection, organization_id: UUID) -> None:
-    is_admin = await repository.organization_admin_access(conn, organization_id)
-    if is_admin is None:
-        raise NotFound("No such organization.")
-    if not is_admin:
-        raise Forbidden("Only the organization's admins manage its API keys.")
+    await require_admin(
+        conn, organization_id, "Only the organization's admins manage its API keys."
+    )
 
 
 async def _issue_api_key(

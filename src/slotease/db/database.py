@@ -42,6 +42,13 @@ _IDENTITY_SQL = (
 )
 
 
+async def act_as(conn: Connection, identity: DbIdentity) -> None:
+    """Switch the open transaction of `conn` to `identity` until it ends."""
+    await conn.execute(
+        _IDENTITY_SQL, (identity.role, json.dumps(identity.claims), identity.api_key_hash or "")
+    )
+
+
 class Database:
     def __init__(self, conninfo: str, *, min_size: int = 2, max_size: int = 20) -> None:
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -64,10 +71,7 @@ class Database:
     async def transaction(self, identity: DbIdentity) -> AsyncIterator[Connection]:
         """One transaction acting as `identity`; committed when the block exits cleanly."""
         async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                _IDENTITY_SQL,
-                (identity.role, json.dumps(identity.claims), identity.api_key_hash or ""),
-            )
+            await act_as(conn, identity)
             yield conn
 
     async def ping(self) -> bool:

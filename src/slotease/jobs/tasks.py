@@ -22,6 +22,7 @@ from slotease.notifications.automatic import (
 from slotease.notifications.channels.base import TransientDeliveryError
 from slotease.notifications.delivery import DELIVER_TASK
 from slotease.ops import maintenance
+from slotease.webhooks import delivery as webhooks
 
 # The connector is replaced by the configured one when a worker starts (App.with_connector).
 jobs = App(connector=PsycopgConnector())
@@ -69,6 +70,13 @@ async def remind(context: JobContext, appointment_id: str, starts_at: str, offse
     await _deliver(context, ids)
 
 
+@jobs.task(name=webhooks.DELIVER_TASK, retry=RETRY)
+async def deliver_webhook(delivery_id: str) -> None:
+    """One attempt; a failed one schedules the next itself (see webhooks.delivery)."""
+    rt = runtime.current()
+    await webhooks.attempt(rt.db, rt.settings, UUID(delivery_id))
+
+
 @jobs.periodic(cron="* * * * *")
 @jobs.task(name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True)
 async def retry_stalled(context: JobContext, timestamp: int) -> None:
@@ -105,9 +113,7 @@ async def analyze_hot_tables(timestamp: int) -> None:
     await maintenance.analyze_hot_tables(runtime.current().db)
 
 
-@jobs.periodic(cron="*/10 * * * *")
-@jobs.task(name="analytics.stale_reports", queueing_lock="analytics.stale_reports")
-async def generate_stale_reports(timestamp: int) -> None:
-    """Reports are generated after their request commits; one lost to a restart is picked up
-    here."""
-    await analytics_service.generate_stale_reports(runtime.current().db)
+@jobs.task(name=analytics_service.REPORT_TASK, retry=RETRY)
+async def generate_report(report_id: str) -> None:
+    """Enqueued with the report request; a failed generation is recorded on the report."""
+    await analytics_service.generate_report(runtime.current().db, UUID(report_id))

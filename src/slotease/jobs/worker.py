@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +15,7 @@ from slotease.db.database import Database
 from slotease.db.urls import app_conninfo
 from slotease.jobs import runtime
 from slotease.jobs.tasks import RETRY, jobs
+from slotease.kit.background import running
 from slotease.notifications.channels.breaker import (
     Breaker,
     BreakerStore,
@@ -79,11 +78,8 @@ async def in_process_worker(
     settings: Settings, db: Database, *, redis: Redis | None = None
 ) -> AsyncIterator[None]:
     """A worker running beside the API in the same event loop (`slotease serve`)."""
-    async with job_app(settings, db, redis=redis) as app:
-        task = asyncio.create_task(app.run_worker_async(**worker_options(settings)))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async with (
+        job_app(settings, db, redis=redis) as app,
+        running(app.run_worker_async(**worker_options(settings))),
+    ):
+        yield

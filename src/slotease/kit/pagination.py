@@ -13,6 +13,9 @@ from slotease.kit.problems import Unprocessable
 
 T = TypeVar("T")
 
+# The page size when the caller names none.
+DEFAULT_LIMIT = 50
+
 LimitQuery = Annotated[int, Query(ge=1, le=200, description="Page size, at most 200.")]
 CursorQuery = Annotated[
     str | None, Query(max_length=512, description="`next_cursor` of the previous page.")

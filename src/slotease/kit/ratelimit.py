@@ -31,6 +31,14 @@ log = logging.getLogger(__name__)
 KEY_PREFIX = "slotease:ratelimit"
 # Probes and scrapes must keep working for a caller that exhausted its allowance.
 EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
+# The web pages' own scripts and styles: a page view must not spend a visitor's API budget.
+EXEMPT_PREFIXES = ("/static/",)
+
+
+def _exempt(path: str) -> bool:
+    return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+
+
 _WARNING_INTERVAL_SECONDS = 60.0
 
 
@@ -123,7 +131,7 @@ class RateLimitMiddleware:
         self.trust_forwarded_for = trust_forwarded_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or _exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)

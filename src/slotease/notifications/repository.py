@@ -10,6 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one, fetch_row
 
 Row = dict[str, Any]
 
@@ -18,16 +19,17 @@ _NOTIFICATION_COLUMNS = "id, channel, subject, body, status, read_at, created_at
 
 # ----- preferences (as the user) --------------------------------------------------------
 async def get_preferences(conn: Connection, user_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select email, sms, push, in_app, quiet_hours, fallback_order, push_token"
         " from public.notification_preferences where user_id = %s",
         (user_id,),
     )
-    return await cursor.fetchone()
 
 
 async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any]) -> Row:
-    cursor = await conn.execute(
+    return await fetch_row(
+        conn,
         "insert into public.notification_preferences"
         " (user_id, email, sms, push, in_app, quiet_hours, fallback_order, push_token)"
         " values (%(user_id)s, %(email)s, %(sms)s, %(push)s, %(in_app)s, %(quiet_hours)s,"
@@ -42,9 +44,6 @@ async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any
             "quiet_hours": None if values["quiet_hours"] is None else Jsonb(values["quiet_hours"]),
         },
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 # ----- sending (as staff or admin) -----------------------------------------------------
@@ -141,12 +140,12 @@ async def list_for_user(
 
 
 async def mark_read(conn: Connection, notification_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "update public.notifications set read_at = coalesce(read_at, now())"
         " where id = %s returning id, read_at",
         (notification_id,),
     )
-    return await cursor.fetchone()
 
 
 async def is_visible(conn: Connection, notification_id: UUID) -> bool:
@@ -214,16 +213,17 @@ async def record(
 
 
 async def ids_of_batch(conn: Connection, batch_id: UUID) -> list[Row]:
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         "select id, channel, status from public.notifications where batch_id = %s"
         " order by created_at, id",
         (batch_id,),
     )
-    return await cursor.fetchall()
 
 
 async def recipient(conn: Connection, user_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select u.id, coalesce(f.in_app, true) as in_app, coalesce(f.email, true) as email,"
         " coalesce(f.sms, true) as sms, coalesce(f.push, true) as push,"
         " coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"
@@ -232,27 +232,26 @@ async def recipient(conn: Connection, user_id: UUID) -> Row | None:
         " left join public.user_profiles p on p.user_id = u.id where u.id = %s",
         (user_id,),
     )
-    return await cursor.fetchone()
 
 
 async def appointment_facts(conn: Connection, appointment_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select a.id, a.organization_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
         " a.revision, a.updated_at, s.name as service, o.name as organization, o.timezone, o.address"
         " from public.appointments a join public.services s on s.id = a.service_id"
         " join public.organizations o on o.id = a.organization_id where a.id = %s",
         (appointment_id,),
     )
-    return await cursor.fetchone()
 
 
 async def organization_facts(
     conn: Connection, organization_id: UUID, service_id: UUID | None
 ) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         "select o.name as organization, o.timezone,"
         " (select s.name from public.services s where s.id = %(service)s) as service"
         " from public.organizations o where o.id = %(org)s",
         {"org": organization_id, "service": service_id},
     )
-    return await cursor.fetchone()

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from slotease.auth.deps import CurrentUser, DbDep
-from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.notifications import service
 from slotease.notifications.schemas import (
     BulkRequest,
@@ -50,7 +50,7 @@ async def list_for_user(
     user_id: UUID,
     unread: Annotated[bool, Query(description="Only unread in-app notifications.")] = False,
     cursor: CursorQuery = None,
-    limit: LimitQuery = 50,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[Notification]:
     return await service.list_for_user(db, user, user_id, unread=unread, cursor=cursor, limit=limit)
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Database
+from slotease.ops import repository
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,6 @@ HOT_TABLES = (
     "public.analytics_events",
     "public.notifications",
     "public.audit_log",
-)
-# Every range-partitioned table with a timestamptz key (monthly partitions), in our schemas.
-_PARTITIONED = (
-    "select n.nspname || '.' || c.relname as parent from pg_partitioned_table p"
-    " join pg_class c on c.oid = p.partrelid"
-    " join pg_namespace n on n.oid = c.relnamespace"
-    " join pg_attribute a on a.attrelid = p.partrelid and a.attnum = p.partattrs[0]"
-    " where p.partstrat = 'r' and p.partnatts = 1 and not c.relispartition"
-    "   and n.nspname in ('public', 'app') and a.atttypid = 'timestamptz'::regtype"
-    " order by 1"
 )
 
 
@@ -76,7 +67,7 @@ def refresh_due(now: datetime, hours: tuple[int, int]) -> bool:
 
 async def refresh_views(db: Database) -> None:
     async with db.transaction(SERVICE) as conn:
-        await conn.execute("select app.refresh_analytics_views()")
+        await repository.refresh_analytics_views(conn)
 
 
 async def refresh_views_if_due(db: Database, settings: Settings, now: datetime) -> bool:
@@ -94,15 +85,8 @@ async def ensure_partitions(
     partitioned table; returns how many each table gained."""
     created: dict[str, int] = {}
     async with db.transaction(SERVICE) as conn:
-        cursor = await conn.execute(_PARTITIONED)
-        for row in await cursor.fetchall():
-            made = await conn.execute(
-                "select app.ensure_monthly_partitions(%s::regclass, 0, %s) as n",
-                (row["parent"], months_ahead),
-            )
-            result = await made.fetchone()
-            assert result is not None
-            created[row["parent"]] = result["n"]
+        for parent in await repository.partitioned_tables(conn):
+            created[parent] = await repository.ensure_monthly_partitions(conn, parent, months_ahead)
     return created
 
 
@@ -121,11 +105,9 @@ async def apply_retention(db: Database, settings: Settings, now: datetime) -> di
     dropped: dict[str, list[str]] = {}
     async with db.transaction(SERVICE) as conn:
         for table, months in retention_months(settings).items():
-            cursor = await conn.execute(
-                "select app.drop_partitions_before(%s::regclass, %s) as name",
-                (table, months_before(now, months)),
+            dropped[table] = await repository.drop_partitions_before(
+                conn, table, months_before(now, months)
             )
-            dropped[table] = [row["name"] for row in await cursor.fetchall()]
     return dropped
 
 
@@ -135,24 +117,15 @@ async def anonymize(db: Database, settings: Settings, now: datetime) -> dict[str
     the account removes the person's appointments.)"""
     cutoff = months_before(now, settings.anonymize_after_months)
     async with db.transaction(SERVICE) as conn:
-        events = await conn.execute(
-            "update public.analytics_events set user_id = null"
-            " where occurred_at < %s and user_id is not null",
-            (cutoff,),
-        )
-        appointments = await conn.execute(
-            "update public.appointments set notes = null where starts_at < %s and notes is not null",
-            (cutoff,),
-        )
         return {
-            "public.analytics_events": events.rowcount,
-            "public.appointments": appointments.rowcount,
+            "public.analytics_events": await repository.anonymize_events(conn, cutoff),
+            "public.appointments": await repository.anonymize_appointment_notes(conn, cutoff),
         }
 
 
 async def analyze_hot_tables(db: Database) -> tuple[str, ...]:
     async with db.transaction(SERVICE) as conn:
-        await conn.execute("select app.analyze_tables(%s::regclass[])", (list(HOT_TABLES),))
+        await repository.analyze_tables(conn, HOT_TABLES)
     return HOT_TABLES
 
 

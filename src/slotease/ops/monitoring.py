@@ -3,25 +3,26 @@ the alert rules that notify platform admins."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from psycopg.types.json import Jsonb
 
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.kit.background import running
+from slotease.ops import repository
+
+log = logging.getLogger(__name__)
 
 # Queue lengths are labelled by queue id: only the longest lines get a series of their own.
 TOP_QUEUES = 20
-
-
-async def _table_exists(conn: Connection, name: str) -> bool:
-    cursor = await conn.execute("select to_regclass(%s) is not null as present", (name,))
-    row = await cursor.fetchone()
-    return bool(row and row["present"])
+PROCRASTINATE_JOBS = "public.procrastinate_jobs"
 
 
 async def database_gauges(conn: Connection) -> list[Metric]:
@@ -32,37 +33,32 @@ async def database_gauges(conn: Connection) -> list[Metric]:
         f"Tickets waiting, for the {TOP_QUEUES} longest queues.",
         labels=["queue_id"],
     )
-    cursor = await conn.execute(
-        "select queue_id::text, count(*) as n from public.tickets where status = 'waiting'"
-        " group by queue_id order by n desc limit %s",
-        (TOP_QUEUES,),
-    )
-    for row in await cursor.fetchall():
+    for row in await repository.waiting_by_queue(conn, TOP_QUEUES):
         waiting.add_metric([row["queue_id"]], row["n"])
-    cursor = await conn.execute("select count(*) as n from public.tickets where status = 'waiting'")
-    total = await cursor.fetchone()
     families: list[Metric] = [
         waiting,
         GaugeMetricFamily(
             "slotease_queue_waiting_tickets_total",
             "Tickets waiting in all queues.",
-            value=total["n"] if total else 0,
+            value=await repository.waiting_total(conn),
         ),
     ]
-    if await _table_exists(conn, "public.procrastinate_jobs"):
+    if await repository.table_exists(conn, PROCRASTINATE_JOBS):
         jobs = GaugeMetricFamily(
             "slotease_jobs", "Background jobs by status (procrastinate).", labels=["status"]
         )
-        cursor = await conn.execute(
-            # Every status, with zero counts, so the series exist before the first failure.
-            "select s::text as status, count(j.id) as n"
-            " from unnest(enum_range(null::public.procrastinate_job_status)) s"
-            " left join public.procrastinate_jobs j on j.status = s group by s"
-        )
-        for row in await cursor.fetchall():
+        for row in await repository.jobs_by_status(conn):
             jobs.add_metric([row["status"]], row["n"])
         families.append(jobs)
     return families
+
+
+def websocket_gauge(connections: int) -> Metric:
+    return GaugeMetricFamily(
+        "slotease_websocket_connections",
+        "WebSocket connections open on this process.",
+        value=connections,
+    )
 
 
 class _Fixed(Collector):
@@ -84,31 +80,16 @@ def exposition(families: list[Metric]) -> bytes:
 
 async def stats_report(conn: Connection) -> list[str]:
     lines = ["== connections by state"]
-    cursor = await conn.execute(
-        "select coalesce(state, 'background') as state, count(*) as n from pg_stat_activity"
-        " where datname = current_database() or datname is null group by 1 order by 2 desc"
-    )
-    lines += [f"{row['state']:<30} {row['n']:>6}" for row in await cursor.fetchall()]
-    cursor = await conn.execute("show max_connections")
-    row = await cursor.fetchone()
-    lines.append(f"{'max_connections':<30} {row['max_connections'] if row else '?':>6}")
+    lines += [
+        f"{row['state']:<30} {row['n']:>6}" for row in await repository.connections_by_state(conn)
+    ]
+    lines.append(f"{'max_connections':<30} {await repository.max_connections(conn) or '?':>6}")
 
     lines.append("== slowest queries (mean time)")
-    cursor = await conn.execute(
-        "select exists (select 1 from pg_extension where extname = 'pg_stat_statements')"
-        " as installed"
-    )
-    extension = await cursor.fetchone()
-    if extension and extension["installed"]:
-        cursor = await conn.execute(
-            "select calls, round(mean_exec_time::numeric, 2) as mean_ms,"
-            " round(total_exec_time::numeric, 0) as total_ms, left(regexp_replace(query,"
-            " '\\s+', ' ', 'g'), 100) as query"
-            " from pg_stat_statements order by mean_exec_time desc limit 10"
-        )
+    if await repository.has_pg_stat_statements(conn):
         lines += [
             f"{row['mean_ms']:>10} ms  {row['calls']:>8} calls  {row['query']}"
-            for row in await cursor.fetchall()
+            for row in await repository.slowest_queries(conn, 10)
         ]
     else:
         lines.append(
@@ -117,16 +98,9 @@ async def stats_report(conn: Connection) -> list[str]:
         )
 
     lines.append("== largest tables (with indexes and partitions)")
-    cursor = await conn.execute(
-        "select n.nspname || '.' || c.relname as name,"
-        " pg_size_pretty(coalesce(sum(pg_total_relation_size(p.relid)), 0)) as size"
-        " from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-        " cross join lateral pg_partition_tree(c.oid) p"
-        " where n.nspname in ('public', 'app', 'auth') and c.relkind in ('r', 'p', 'm')"
-        "   and not c.relispartition"
-        " group by n.nspname, c.relname order by sum(pg_total_relation_size(p.relid)) desc limit 15"
-    )
-    lines += [f"{row['name']:<40} {row['size']:>10}" for row in await cursor.fetchall()]
+    lines += [
+        f"{row['name']:<40} {row['size']:>10}" for row in await repository.largest_tables(conn, 15)
+    ]
     return lines
 
 
@@ -174,8 +148,8 @@ async def apply_settings(conn: Connection, settings: Mapping[str, str]) -> None:
     """ALTER SYSTEM each setting, then reload. `conn` must be a superuser in autocommit mode
     (ALTER SYSTEM cannot run inside a transaction)."""
     for name, value in settings.items():
-        await conn.execute(f"alter system set {name} = '{value}'")
-    await conn.execute("select pg_reload_conf()")
+        await repository.alter_system(conn, name, value)
+    await repository.reload_configuration(conn)
 
 
 # Alerts --------------------------------------------------------------------------------------
@@ -237,21 +211,13 @@ async def collect_signals(
 ) -> AlertSignals:
     """The database's side of the signals (failed jobs, replication lag), as service_role."""
     failed = 0
-    if await _table_exists(conn, "public.procrastinate_jobs"):
-        cursor = await conn.execute(
-            "select count(*) as n from public.procrastinate_jobs where status = 'failed'"
-        )
-        row = await cursor.fetchone()
-        failed = row["n"] if row else 0
-    cursor = await conn.execute(
-        "select max(extract(epoch from replay_lag))::float8 as lag from pg_stat_replication"
-    )
-    lag = await cursor.fetchone()
+    if await repository.table_exists(conn, PROCRASTINATE_JOBS):
+        failed = await repository.failed_jobs(conn)
     return AlertSignals(
         error_rate=error_rate,
         pool_saturation=saturation,
         failed_jobs=failed,
-        replication_lag_seconds=lag["lag"] if lag else None,
+        replication_lag_seconds=await repository.replication_lag_seconds(conn),
     )
 
 
@@ -268,6 +234,26 @@ async def run_alert_rules(
         return await notify_alerts(conn, signals)
 
 
+@asynccontextmanager
+async def periodic_alert_rules(
+    db: Database, registry: CollectorRegistry, pool_max_size: int, every_seconds: float
+) -> AsyncIterator[None]:
+    """Run the alert rules every `every_seconds` in the background while the block runs. They
+    read this process's own request counters and pool, so they run in the API process rather
+    than as a job; a failed check is logged and the next one still runs."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await run_alert_rules(db, registry, pool_max_size)
+            except Exception:
+                log.exception("alert rules failed")
+
+    async with running(loop()):
+        yield
+
+
 async def notify_alerts(
     conn: Connection, signals: AlertSignals, limits: AlertThresholds | None = None
 ) -> list[str]:
@@ -275,18 +261,7 @@ async def notify_alerts(
     rule and admin an hour; returns the rules that fired. Run as service_role."""
     alerts = firing(signals, limits or AlertThresholds())
     for key, message in alerts:
-        await conn.execute(
-            "insert into public.notifications (user_id, channel, template, subject, body, data)"
-            " select p.user_id, 'in_app', 'ops.alert', %(subject)s, %(body)s, %(data)s"
-            " from app.platform_admins p"
-            " where not exists (select 1 from public.notifications n"
-            "   where n.user_id = p.user_id and n.template = 'ops.alert'"
-            "   and n.data ->> 'alert' = %(key)s and n.created_at > now() - interval '1 hour')",
-            {
-                "subject": f"SlotEase alert: {key.replace('_', ' ')}",
-                "body": message,
-                "data": Jsonb({"alert": key}),
-                "key": key,
-            },
+        await repository.notify_platform_admins(
+            conn, key, f"SlotEase alert: {key.replace('_', ' ')}", message
         )
     return [key for key, _ in alerts]

@@ -38,6 +38,7 @@ async def ready(context: ContextDep) -> JSONResponse:
 )
 async def metrics(context: ContextDep) -> Response:
     body = context.metrics.exposition()
+    body += monitoring.exposition([monitoring.websocket_gauge(context.realtime.hub.connections)])
     try:
         async with context.db.transaction(SERVICE) as conn:
             body += monitoring.exposition(await monitoring.database_gauges(conn))

@@ -13,10 +13,10 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import errors, sql
-from psycopg.abc import Params
 from psycopg.rows import DictRow
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one
 
 SLUG_CONSTRAINT = "organizations_slug_key"
 
@@ -37,21 +37,7 @@ _SERVICE = sql.SQL(
     " from public.service_working_hours h where h.service_id = s.id), '[]') as working_hours"
 )
 
-Statement = str | sql.SQL | sql.Composed
-
 _CLOSURE = sql.SQL("c.id, c.service_id, c.starts_at, c.ends_at, c.reason")
-
-
-async def _one(conn: Connection, query: Statement, params: Params | None = None) -> DictRow | None:
-    cursor = await conn.execute(query, params)
-    row: DictRow | None = await cursor.fetchone()
-    return row
-
-
-async def _all(conn: Connection, query: Statement, params: Params | None = None) -> list[DictRow]:
-    cursor = await conn.execute(query, params)
-    rows: list[DictRow] = await cursor.fetchall()
-    return rows
 
 
 def _assignments(columns: dict[str, Any]) -> sql.Composed:
@@ -103,7 +89,7 @@ async def insert_organization(
     try:
         # A savepoint, so that a slug collision does not abort the request's transaction.
         async with conn.transaction():
-            return await _one(conn, query, params)
+            return await fetch_one(conn, query, params)
     except errors.UniqueViolation as exc:
         if exc.diag.constraint_name == SLUG_CONSTRAINT:
             return None
@@ -112,12 +98,12 @@ async def insert_organization(
 
 async def get_organization(conn: Connection, org_id: UUID) -> DictRow | None:
     query = sql.SQL("select {} from public.organizations o where o.id = %s").format(_ORGANIZATION)
-    return await _one(conn, query, (org_id,))
+    return await fetch_one(conn, query, (org_id,))
 
 
 async def organization_access(conn: Connection, org_id: UUID) -> DictRow:
     """Whether the caller sees the organization, and whether it administers it."""
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "select exists (select 1 from public.organizations where id = %(id)s) as visible,"
@@ -130,7 +116,7 @@ async def organization_access(conn: Connection, org_id: UUID) -> DictRow:
 
 
 async def is_super_admin(conn: Connection) -> bool:
-    row = await _one(conn, sql.SQL("select app.is_super_admin() as yes"))
+    row = await fetch_one(conn, sql.SQL("select app.is_super_admin() as yes"))
     return bool(row and row["yes"])
 
 
@@ -146,7 +132,7 @@ async def update_organization(
     query = sql.SQL(
         "update public.organizations as o set {} where o.id = %(org_id)s returning {}"
     ).format(assignments, _ORGANIZATION)
-    return await _one(conn, query, params)
+    return await fetch_one(conn, query, params)
 
 
 @dataclass(frozen=True)
@@ -216,7 +202,7 @@ async def search_organizations(
             "select {}, null::float8 as distance_km from public.organizations o"
             " where {} order by o.name, o.id limit %(limit)s"
         ).format(_ORGANIZATION, sql.SQL(" and ").join(conditions))
-        return await _all(conn, query, params)
+        return await fetch_all(conn, query, params)
 
     params["lat"], params["lng"] = nearby.lat, nearby.lng
     conditions.append(sql.SQL("o.location is not null"))
@@ -229,7 +215,7 @@ async def search_organizations(
         " o.location[0]) as distance_km from public.organizations o where {}) n"
         " where {} order by n.distance_km, n.id limit %(limit)s"
     ).format(_ORGANIZATION, sql.SQL(" and ").join(conditions), sql.SQL(" and ").join(outer))
-    return await _all(conn, query, params)
+    return await fetch_all(conn, query, params)
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,16 +234,16 @@ async def list_members(
         " where m.organization_id = %(org_id)s and {}"
         " order by coalesce(p.full_name, ''), m.user_id limit %(limit)s"
     ).format(keyset)
-    return await _all(conn, query, params)
+    return await fetch_all(conn, query, params)
 
 
 async def user_id_by_email(conn: Connection, email: str) -> UUID | None:
-    row = await _one(conn, sql.SQL("select app.user_id_by_email(%s) as id"), (email,))
+    row = await fetch_one(conn, sql.SQL("select app.user_id_by_email(%s) as id"), (email,))
     return row["id"] if row else None
 
 
 async def upsert_member(conn: Connection, org_id: UUID, user_id: UUID, role: str) -> DictRow:
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "insert into public.organization_members (organization_id, user_id, role)"
@@ -271,7 +257,7 @@ async def upsert_member(conn: Connection, org_id: UUID, user_id: UUID, role: str
 
 
 async def delete_member(conn: Connection, org_id: UUID, user_id: UUID) -> bool:
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "delete from public.organization_members where organization_id = %s and user_id = %s"
@@ -288,7 +274,7 @@ async def delete_member(conn: Connection, org_id: UUID, user_id: UUID) -> bool:
 async def insert_service(conn: Connection, org_id: UUID, columns: dict[str, Any]) -> UUID:
     names = sql.SQL(", ").join(sql.Identifier(name) for name in columns)
     values = sql.SQL(", ").join(sql.Placeholder(name) for name in columns)
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "insert into public.services (organization_id, {}) values (%(org_id)s, {}) returning id"
@@ -327,13 +313,13 @@ async def replace_working_hours(
 
 async def get_service(conn: Connection, service_id: UUID) -> DictRow | None:
     query = sql.SQL("select {} from public.services s where s.id = %s").format(_SERVICE)
-    return await _one(conn, query, (service_id,))
+    return await fetch_one(conn, query, (service_id,))
 
 
 async def service_access(conn: Connection, service_id: UUID) -> DictRow | None:
     """The service's organization, its timezone, and whether the caller administers it; None
     when the caller cannot see the service."""
-    return await _one(
+    return await fetch_one(
         conn,
         sql.SQL(
             "select s.organization_id, o.timezone, app.is_org_admin(s.organization_id) as is_admin"
@@ -367,7 +353,7 @@ async def list_active_services(
     """A page of the organization's active services by (name, id), or None when the caller
     cannot see the organization: one statement, as this is a hot public read."""
     query, params = active_services_statement(org_id, after=after, limit=limit)
-    rows = await _all(conn, query, params)
+    rows = await fetch_all(conn, query, params)
     if not rows:
         return None
     return [row for row in rows if row["id"] is not None]
@@ -375,7 +361,7 @@ async def list_active_services(
 
 async def update_service(conn: Connection, service_id: UUID, columns: dict[str, Any]) -> bool:
     """False when RLS did not let the caller change the row."""
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL("update public.services set {} where id = %(service_id)s returning id").format(
             _assignments(columns)
@@ -397,7 +383,7 @@ async def insert_closure(
     ends_at: datetime,
     reason: str | None,
 ) -> DictRow:
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "insert into public.service_closures as c"
@@ -438,11 +424,11 @@ async def list_closures(
         "select {} from public.service_closures c where {} order by c.starts_at, c.id"
         " limit %(limit)s"
     ).format(_CLOSURE, sql.SQL(" and ").join(conditions))
-    return await _all(conn, query, params)
+    return await fetch_all(conn, query, params)
 
 
 async def delete_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> bool:
-    row = await _one(
+    row = await fetch_one(
         conn,
         sql.SQL(
             "delete from public.service_closures where id = %s and service_id = %s returning id"

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from slotease.auth.deps import CurrentUser, DbDep, SignedIn
-from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.organizations import service
 from slotease.organizations.schemas import (
     Closure,
@@ -37,7 +37,6 @@ ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
     403: {"description": "Visible, but the caller is not an admin of the organization"},
     **NOT_FOUND,
 }
-DEFAULT_LIMIT = 50
 
 
 @router.post(

@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from slotease.kit.pagination import DEFAULT_LIMIT
+
 OrganizationKind = Literal["hospital", "clinic", "bank", "government", "salon", "other"]
 MemberRole = Literal["staff", "admin"]
 
@@ -126,7 +128,7 @@ class OrganizationSearch(BaseModel):
     kind: OrganizationKind | None = None
     near: Annotated[str | None, Field(max_length=64, examples=["48.8566,2.3522"])] = None
     radius_km: Annotated[float, Field(gt=0, le=20040)] | None = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = DEFAULT_LIMIT
     cursor: Annotated[str, Field(max_length=512)] | None = None
 
     @model_validator(mode="after")
@@ -304,7 +306,7 @@ class ClosureRange(BaseModel):
 
     from_: date | None = Field(default=None, alias="from")
     to: date | None = None
-    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    limit: Annotated[int, Field(ge=1, le=200)] = DEFAULT_LIMIT
     cursor: Annotated[str, Field(max_length=512)] | None = None
 
     @model_validator(mode="after")

@@ -7,17 +7,21 @@ import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
-from psycopg import errors
 from psycopg.rows import DictRow
 
 from slotease.db.database import Connection
+from slotease.kit.dberrors import (
+    CHECK_VIOLATION,
+    INSUFFICIENT_PRIVILEGE,
+    Refusal,
+    RuleKey,
+    refusals,
+)
 from slotease.kit.pagination import decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 from slotease.organizations import repository
@@ -44,30 +48,26 @@ KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
 _PREFIX_WORD = re.compile(r"[^\W_]+")
 
 
-@contextmanager
-def database_rules() -> Iterator[None]:
-    """Turn the database's refusals into problems: a check constraint our validation missed
-    (422), a policy's WITH CHECK (403), the last-admin trigger (409)."""
-    try:
-        yield
-    except errors.CheckViolation as exc:
-        raise Unprocessable("A value is out of the allowed range.") from exc
-    except errors.InsufficientPrivilege as exc:
-        raise Forbidden("You may not change this organization.") from exc
-    except psycopg.Error as exc:
-        if exc.sqlstate == LAST_ADMIN_SQLSTATE:
-            raise Conflict("An organization must keep at least one admin.") from exc
-        raise
+# A check constraint our validation missed (422), a policy's WITH CHECK (403), the
+# last-admin trigger (409).
+_REFUSALS: dict[RuleKey, Refusal] = {
+    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
+    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
+    LAST_ADMIN_SQLSTATE: lambda _: Conflict("An organization must keep at least one admin."),
+}
 
 
-async def _require_admin(conn: Connection, org_id: UUID) -> None:
-    """404 when the caller cannot see the organization, 403 when it sees but does not run it.
-    The write that follows still goes through RLS."""
+async def require_admin(
+    conn: Connection, org_id: UUID, forbidden: str = "Only the organization's admins may do this."
+) -> None:
+    """404 when the caller cannot see the organization, 403 (`forbidden`) when it sees but does
+    not run it. Every feature's admin-only action checks through here; the write that follows
+    still goes through RLS."""
     access = await repository.organization_access(conn, org_id)
     if not access["visible"]:
         raise NotFound("No such organization.")
     if not access["is_admin"]:
-        raise Forbidden("Only the organization's admins may do this.")
+        raise Forbidden(forbidden)
 
 
 async def _require_service_admin(conn: Connection, service_id: UUID) -> DictRow:
@@ -120,7 +120,7 @@ async def create_organization(conn: Connection, body: OrganizationCreate) -> Dic
     base = slugify(body.name)
     for attempt in range(SLUG_ATTEMPTS):
         slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
-        with database_rules():
+        with refusals(_REFUSALS):
             row = await repository.insert_organization(
                 conn,
                 name=body.name,
@@ -144,7 +144,7 @@ async def get_organization(conn: Connection, org_id: UUID) -> DictRow:
 
 
 async def update_organization(conn: Connection, org_id: UUID, body: OrganizationUpdate) -> DictRow:
-    await _require_admin(conn, org_id)
+    await require_admin(conn, org_id)
     if "is_active" in body.model_fields_set and not await repository.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
     columns = body.model_dump(include=body.model_fields_set - {"location"})
@@ -154,7 +154,7 @@ async def update_organization(conn: Connection, org_id: UUID, body: Organization
             columns["location"] = None
         else:
             location = (body.location.lat, body.location.lng)
-    with database_rules():
+    with refusals(_REFUSALS):
         row = await repository.update_organization(conn, org_id, columns, location)
     if row is None:
         raise Forbidden("Only the organization's admins may do this.")
@@ -238,17 +238,17 @@ async def list_members(
 
 
 async def add_member(conn: Connection, org_id: UUID, body: MemberAdd) -> DictRow:
-    await _require_admin(conn, org_id)
+    await require_admin(conn, org_id)
     user_id = await repository.user_id_by_email(conn, body.email)
     if user_id is None:
         raise NotFound("No such user.")
-    with database_rules():
+    with refusals(_REFUSALS):
         return await repository.upsert_member(conn, org_id, user_id, body.role)
 
 
 async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
-    await _require_admin(conn, org_id)
-    with database_rules():
+    await require_admin(conn, org_id)
+    with refusals(_REFUSALS):
         removed = await repository.delete_member(conn, org_id, user_id)
     if not removed:
         raise NotFound("No such member.")
@@ -269,8 +269,8 @@ async def get_service(conn: Connection, service_id: UUID) -> DictRow:
 
 
 async def create_service(conn: Connection, org_id: UUID, body: ServiceCreate) -> DictRow:
-    await _require_admin(conn, org_id)
-    with database_rules():
+    await require_admin(conn, org_id)
+    with refusals(_REFUSALS):
         service_id = await repository.insert_service(conn, org_id, body.columns())
         await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
     return await get_service(conn, service_id)
@@ -288,7 +288,7 @@ async def list_services(
 
 async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate) -> DictRow:
     access = await _require_service_admin(conn, service_id)
-    with database_rules():
+    with refusals(_REFUSALS):
         if not await repository.update_service(conn, service_id, body.columns()):
             raise Forbidden("Only the organization's admins may do this.")
         if body.working_hours is not None:
@@ -303,7 +303,7 @@ async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate
 # ---------------------------------------------------------------------------------------
 async def add_closure(conn: Connection, service_id: UUID, body: ClosureCreate) -> DictRow:
     access = await _require_service_admin(conn, service_id)
-    with database_rules():
+    with refusals(_REFUSALS):
         return await repository.insert_closure(
             conn,
             access["organization_id"],
@@ -335,7 +335,7 @@ async def list_closures(
 
 async def remove_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> None:
     await _require_service_admin(conn, service_id)
-    with database_rules():
+    with refusals(_REFUSALS):
         removed = await repository.delete_closure(conn, service_id, closure_id)
     if not removed:
         raise NotFound("No such closure.")

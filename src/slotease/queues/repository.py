@@ -5,16 +5,23 @@ refusals are translated here into the problems the API answers."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one
+from slotease.kit.dberrors import (
+    FOREIGN_KEY_VIOLATION,
+    INSUFFICIENT_PRIVILEGE,
+    UNIQUE_VIOLATION,
+    Refusal,
+    RuleKey,
+    refusals,
+    sentence,
+)
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 Row = dict[str, Any]
@@ -25,6 +32,18 @@ CHECK_IN_REFUSED = "SECHK"
 QUEUE_NOT_FOUND = "SEQNF"
 ONE_ACTIVE_TICKET = "tickets_one_active_per_user"
 
+# What the 0004 functions' and constraints' refusals mean to a caller; anything else is a bug.
+_REFUSALS: dict[RuleKey, Refusal] = {
+    INVALID_TRANSITION: lambda exc: Conflict(sentence(exc)),
+    CHECK_IN_REFUSED: lambda exc: Conflict(sentence(exc)),
+    QUEUE_NOT_FOUND: lambda _: NotFound("No such queue."),
+    (UNIQUE_VIOLATION, ONE_ACTIVE_TICKET): lambda _: Conflict(
+        "You already hold an active ticket in this queue."
+    ),
+    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not make this change to the ticket."),
+    FOREIGN_KEY_VIOLATION: lambda _: Unprocessable("A referenced service or user does not exist."),
+}
+
 _QUEUE = "q.id, q.organization_id, q.name, q.prefix, q.service_id, q.settings, q.is_active"
 _TICKET = (
     "t.id, t.queue_id, t.organization_id, t.user_id, q.prefix, t.number, t.service_date,"
@@ -33,42 +52,11 @@ _TICKET = (
 _WITH_QUEUE = " join public.queues q on q.id = t.queue_id and q.organization_id = t.organization_id"
 
 
-@contextmanager
-def database_rules() -> Iterator[None]:
-    """Answer the database's refusals as problems; anything else stays a server error."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        state = exc.sqlstate
-        message = exc.diag.message_primary or "The change was refused."
-        if state in (INVALID_TRANSITION, CHECK_IN_REFUSED):
-            raise Conflict(message[:1].upper() + message[1:] + ".") from None
-        if state == QUEUE_NOT_FOUND:
-            raise NotFound("No such queue.") from None
-        if state == "23505" and exc.diag.constraint_name == ONE_ACTIVE_TICKET:
-            raise Conflict("You already hold an active ticket in this queue.") from None
-        if state == "42501":
-            raise Forbidden("You may not make this change to the ticket.") from None
-        if state == "23503":
-            raise Unprocessable("A referenced service or user does not exist.") from None
-        raise
-
-
-async def _one(conn: Connection, query: str | sql.Composed, params: Row) -> Row | None:
-    cursor = await conn.execute(query, params)
-    return await cursor.fetchone()
-
-
-async def _all(conn: Connection, query: str, params: Row) -> list[Row]:
-    cursor = await conn.execute(query, params)
-    return await cursor.fetchall()
-
-
 async def insert_queue(
     conn: Connection, org_id: UUID, name: str, prefix: str, service_id: UUID | None, settings: Row
 ) -> Row:
-    with database_rules():
-        row = await _one(
+    with refusals(_REFUSALS):
+        row = await fetch_one(
             conn,
             "insert into public.queues as q (organization_id, name, prefix, service_id, settings)"
             " values (%(org)s, %(name)s, %(prefix)s, %(service)s, %(settings)s)"
@@ -88,7 +76,7 @@ async def insert_queue(
 async def list_active_queues(
     conn: Connection, org_id: UUID, after: tuple[str, UUID] | None, limit: int
 ) -> list[Row]:
-    return await _all(
+    return await fetch_all(
         conn,
         f"select {_QUEUE} from public.queues q"
         " where q.organization_id = %(org)s and q.is_active"
@@ -105,7 +93,7 @@ async def list_active_queues(
 
 async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
     """The queue and whether the caller runs it (a member of its organization)."""
-    return await _one(
+    return await fetch_one(
         conn,
         f"select {_QUEUE}, app.is_org_member(q.organization_id) as is_staff"
         " from public.queues q where q.id = %(id)s",
@@ -114,21 +102,21 @@ async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
 
 
 async def public_state(conn: Connection, queue_id: UUID) -> Row:
-    row = await _one(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
+    row = await fetch_one(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
     assert row is not None, "the caller saw the queue, so the public state exists"
     return row
 
 
 async def line(conn: Connection, queue_id: UUID) -> list[Row]:
     """Every waiting ticket's id and position; the holder only where the caller may know."""
-    return await _all(
+    return await fetch_all(
         conn, 'select id, user_id, "position" from app.queue_line(%(id)s)', {"id": queue_id}
     )
 
 
 async def active_tickets(conn: Connection, queue_id: UUID) -> list[Row]:
     """Waiting, called and serving tickets of a queue, as far as the caller sees them."""
-    return await _all(
+    return await fetch_all(
         conn,
         f"select {_TICKET} from public.tickets t{_WITH_QUEUE}"
         " where t.queue_id = %(id)s and t.status in ('waiting', 'called', 'serving')"
@@ -138,7 +126,7 @@ async def active_tickets(conn: Connection, queue_id: UUID) -> list[Row]:
 
 
 async def expire_called_tickets(conn: Connection, queue_id: UUID | None) -> list[Row]:
-    return await _all(
+    return await fetch_all(
         conn,
         "select id, queue_id, organization_id, user_id, prefix, number, service_date, status,"
         " counter, priority, appointment_id from app.expire_called_tickets(%(id)s)",
@@ -156,8 +144,8 @@ async def insert_ticket(
 ) -> Row:
     """A waiting ticket with the queue's next number of the day; a checked-in appointment
     stands in line at its booked time."""
-    with database_rules():
-        row = await _one(
+    with refusals(_REFUSALS):
+        row = await fetch_one(
             conn,
             "with n as (select * from app.next_ticket_number(%(queue)s)),"
             " t as (insert into public.tickets (organization_id, queue_id, user_id, appointment_id,"
@@ -180,7 +168,7 @@ async def insert_ticket(
 
 
 async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:
-    return await _one(
+    return await fetch_one(
         conn,
         f"select {_TICKET} from public.tickets t{_WITH_QUEUE} where t.id = %(id)s",
         {"id": ticket_id},
@@ -190,8 +178,8 @@ async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:
 async def claim_next(conn: Connection, queue_id: UUID, counter: str) -> Row | None:
     """Call the first waiting ticket in line order. SKIP LOCKED: a ticket another counter is
     claiming right now is passed over, so concurrent calls never get the same one."""
-    with database_rules():
-        return await _one(
+    with refusals(_REFUSALS):
+        return await fetch_one(
             conn,
             "with next as ("
             " select id, organization_id from public.tickets"
@@ -216,16 +204,16 @@ async def update_ticket(conn: Connection, ticket_id: UUID, changes: Row) -> Row 
         "with t as (update public.tickets t set {} where id = %(id)s returning t.*)"
         " select {} from t{}"
     ).format(assignments, sql.SQL(_TICKET), sql.SQL(_WITH_QUEUE))
-    with database_rules():
-        return await _one(conn, query, {**changes, "id": ticket_id})
+    with refusals(_REFUSALS):
+        return await fetch_one(conn, query, {**changes, "id": ticket_id})
 
 
 async def check_in_appointment(
     conn: Connection, appointment_id: UUID, queue_id: UUID
 ) -> Row | None:
     """Mark the appointment checked in; None when the caller cannot see it."""
-    with database_rules():
-        return await _one(
+    with refusals(_REFUSALS):
+        return await fetch_one(
             conn,
             "select id, starts_at, customer_id, organization_id"
             " from app.check_in_appointment(%(appointment)s, %(queue)s)",

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response, status
 
 from slotease.auth.deps import DbDep, SignedIn
-from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.queues import service
 from slotease.queues.schemas import (
     CallNext,
@@ -34,7 +34,6 @@ CHANGE: dict[int | str, dict[str, Any]] = {
     **STAFF_ONLY,
     409: {"description": "The ticket's status does not allow this change"},
 }
-DEFAULT_LIMIT = 50
 
 
 @router.post(

@@ -15,6 +15,7 @@ from slotease.kit.events import DomainEvent, emit
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.organizations import repository as organizations
+from slotease.organizations.service import require_admin
 from slotease.queues import repository
 from slotease.queues.estimates import (
     ServiceHistory,
@@ -176,20 +177,12 @@ def _text(value: UUID | None) -> str | None:
 # ---------------------------------------------------------------------------------------
 # Queues.
 # ---------------------------------------------------------------------------------------
-async def _require_admin(conn: Connection, org_id: UUID) -> None:
-    access = await organizations.organization_access(conn, org_id)
-    if not access["visible"]:
-        raise NotFound("No such organization.")
-    if not access["is_admin"]:
-        raise Forbidden("Only the organization's admins may do this.")
-
-
 def _queue(row: Row) -> Queue:
     return Queue.model_validate(row)
 
 
 async def create_queue(conn: Connection, org_id: UUID, body: QueueCreate) -> Queue:
-    await _require_admin(conn, org_id)
+    await require_admin(conn, org_id)
     row = await repository.insert_queue(
         conn, org_id, body.name, body.prefix, body.service_id, body.settings.model_dump()
     )

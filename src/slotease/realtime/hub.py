@@ -106,11 +106,20 @@ class Hub:
         # recently published go first (a client asking for them later gets a resync).
         self.max_topics = max_topics
         self._topics: OrderedDict[str, TopicLog] = OrderedDict()
+        self._connected: set[Subscriber] = set()
+
+    @property
+    def connections(self) -> int:
+        """WebSocket connections this process holds open now."""
+        return len(self._connected)
 
     def connect(self) -> Subscriber:
-        return Subscriber(self.send_queue)
+        subscriber = Subscriber(self.send_queue)
+        self._connected.add(subscriber)
+        return subscriber
 
     def disconnect(self, subscriber: Subscriber) -> None:
+        self._connected.discard(subscriber)
         for topic in list(subscriber.topics):
             self.unsubscribe(subscriber, topic)
 

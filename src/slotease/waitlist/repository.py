@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one
 
 Row = dict[str, Any]
 
@@ -75,12 +76,12 @@ async def insert_entry(conn: Connection, service_id: UUID, starts_at: datetime) 
 
 
 async def get_entry(conn: Connection, entry_id: UUID) -> Row | None:
-    cursor = await conn.execute(
+    return await fetch_one(
+        conn,
         f"select {_ENTRY_COLUMNS} from public.waitlist_entries w{_WITH_TIMEZONE}"
         " where w.id = %(id)s",
         {"id": entry_id},
     )
-    return await cursor.fetchone()
 
 
 async def list_own_entries(
@@ -88,7 +89,8 @@ async def list_own_entries(
 ) -> list[Row]:
     """The caller's own entries, newest first (staff also see their organization's through
     row-level security; this list is the caller's as a customer)."""
-    cursor = await conn.execute(
+    return await fetch_all(
+        conn,
         f"select {_ENTRY_COLUMNS} from public.waitlist_entries w{_WITH_TIMEZONE}"
         " where w.user_id = auth.uid()"
         " and (%(after_at)s::timestamptz is null"
@@ -100,7 +102,6 @@ async def list_own_entries(
             "limit": limit + 1,
         },
     )
-    return await cursor.fetchall()
 
 
 async def delete_entry(conn: Connection, entry: Row) -> bool:

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from slotease.appointments.routes import CacheDep
 from slotease.auth.deps import ContextDep, CurrentUser, DbDep
-from slotease.kit.pagination import CursorQuery, LimitQuery, Page
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.waitlist import service
 from slotease.waitlist.schemas import AcceptedOffer, WaitlistEntry, WaitlistJoin
 
@@ -32,7 +32,7 @@ async def list_waitlist(
     db: DbDep,
     context: ContextDep,
     cursor: CursorQuery = None,
-    limit: LimitQuery = 50,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[WaitlistEntry]:
     return await service.list_own(db, context.settings.waitlist_offer_minutes, cursor, limit)
 

@@ -132,8 +132,82 @@ create trigger appointments_change_rules before update on public.appointments
 -- The slot engine's read path: occupied places of a service in a window, without anything
 -- personal, so that anyone may compute availability.
 -- ---------------------------------------------------------------------------------------
--- Places in use, grouped by identical interval: a month of a busy service is thousands of
--- appointments but only as many rows as it has slots.
+-- ---------------------------------------------------------------------------------------
+-- Slot usage: how many active places each (service, start, end) holds, kept by a trigger in
+-- the same transaction as every appointment change. The availability read then costs one row
+-- per slot instead of one per appointment (a busy month is tens of thousands).
+-- ---------------------------------------------------------------------------------------
+create table public.appointment_slot_usage (
+  organization_id uuid not null,
+  service_id uuid not null,
+  starts_at timestamptz not null,
+  ends_at timestamptz not null,
+  places integer not null check (places > 0),
+  primary key (service_id, starts_at, ends_at, organization_id)
+);
+create index appointment_slot_usage_org_idx on public.appointment_slot_usage (organization_id);
+alter table public.appointment_slot_usage enable row level security;
+alter table public.appointment_slot_usage force row level security;
+-- No policy: read only through app.busy_intervals(), written only by the trigger below.
+grant all on public.appointment_slot_usage to service_role;
+
+create function app.track_slot_usage() returns trigger
+  language plpgsql security definer
+  set search_path = ''
+  as $$
+begin
+  -- A move to another monthly partition arrives as a DELETE then an INSERT: both are handled.
+  if tg_op in ('UPDATE', 'DELETE') and old.status in ('booked', 'checked_in', 'in_service') then
+    update public.appointment_slot_usage u set places = u.places - 1
+    where u.service_id = old.service_id and u.starts_at = old.starts_at
+      and u.ends_at = old.ends_at and u.organization_id = old.organization_id
+      and u.places > 1;
+    if not found then
+      delete from public.appointment_slot_usage u
+      where u.service_id = old.service_id and u.starts_at = old.starts_at
+        and u.ends_at = old.ends_at and u.organization_id = old.organization_id;
+    end if;
+  end if;
+  if tg_op in ('INSERT', 'UPDATE') and new.status in ('booked', 'checked_in', 'in_service') then
+    insert into public.appointment_slot_usage as u
+      (organization_id, service_id, starts_at, ends_at, places)
+    values (new.organization_id, new.service_id, new.starts_at, new.ends_at, 1)
+    on conflict (service_id, starts_at, ends_at, organization_id)
+      do update set places = u.places + 1;
+  end if;
+  return null;
+end
+$$;
+revoke execute on function app.track_slot_usage() from public;
+
+create trigger appointments_slot_usage
+  after insert or update of starts_at, ends_at, status, service_id or delete
+  on public.appointments
+  for each row execute function app.track_slot_usage();
+
+-- After a bulk load with triggers off (session_replication_role = replica), recount.
+create function app.rebuild_slot_usage() returns integer
+  language plpgsql security definer
+  set search_path = ''
+  as $$
+declare
+  counted integer;
+begin
+  lock table public.appointment_slot_usage in exclusive mode;
+  delete from public.appointment_slot_usage;
+  insert into public.appointment_slot_usage (organization_id, service_id, starts_at, ends_at, places)
+  select a.organization_id, a.service_id, a.starts_at, a.ends_at, count(*)
+  from public.appointments a
+  where a.status in ('booked', 'checked_in', 'in_service')
+  group by a.organization_id, a.service_id, a.starts_at, a.ends_at;
+  get diagnostics counted = row_count;
+  return counted;
+end
+$$;
+revoke execute on function app.rebuild_slot_usage() from public;
+grant execute on function app.rebuild_slot_usage() to service_role;
+
+-- Places in use over a window, grouped by identical interval, with nothing personal.
 create function app.busy_intervals(service uuid, window_start timestamptz, window_end timestamptz)
   returns table (starts_at timestamptz, ends_at timestamptz, places integer)
   language plpgsql stable security definer
@@ -141,15 +215,13 @@ create function app.busy_intervals(service uuid, window_start timestamptz, windo
   as $$
 begin
   return query
-    select a.starts_at, a.ends_at, count(*)::integer
-    from public.appointments a
-    where a.service_id = service
-      and a.status in ('booked', 'checked_in', 'in_service')
+    select u.starts_at, u.ends_at, u.places
+    from public.appointment_slot_usage u
+    where u.service_id = service
       -- A place lasts at most 24 hours and its buffer at most 24 more.
-      and a.starts_at > window_start - interval '48 hours'
-      and a.starts_at < window_end
-    group by a.starts_at, a.ends_at
-    order by a.starts_at;
+      and u.starts_at > window_start - interval '48 hours'
+      and u.starts_at < window_end
+    order by u.starts_at;
 end
 $$;
 revoke execute on function app.busy_intervals(uuid, timestamptz, timestamptz) from public;

@@ -1,0 +1,1 @@
+"""The server-rendered web front end: pages, their session cookie and static files."""

@@ -1,0 +1,287 @@
+"""The web pages (server-rendered, outside /v1), their sign-in forms and the session cookie.
+
+Pages carry no data: their scripts fetch it from the JSON API with an access token obtained
+from `POST /session/token`. Every form and that endpoint check a double-submit CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
+
+from slotease.auth import service as auth_service
+from slotease.auth.deps import ContextDep, ServiceDbDep
+from slotease.auth.schemas import PasswordGrant, SignupRequest
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized
+from slotease.web import service
+
+HERE = Path(__file__).parent
+STATIC = (HERE / "static").resolve()
+templates = Jinja2Templates(directory=HERE / "templates")
+
+SESSION_COOKIE = "slotease_session"
+CSRF_COOKIE = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' ws: wss:; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering, cookies and CSRF.
+# ---------------------------------------------------------------------------------------
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _csrf_token(request: Request) -> str:
+    current = request.cookies.get(CSRF_COOKIE, "")
+    # Only a value this code could have issued is reused, so a planted odd cookie is replaced.
+    return current if len(current) == 43 and current.isascii() else secrets.token_urlsafe(32)
+
+
+def render(
+    request: Request, template: str, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    csrf = _csrf_token(request)
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "csrf": csrf,
+            "signed_in": SESSION_COOKIE in request.cookies,
+            **context,
+        },
+        status_code=status_code,
+        headers=PAGE_HEADERS,
+    )
+    if request.cookies.get(CSRF_COOKIE) != csrf:
+        # Readable by the page's scripts on purpose: they echo it in the X-CSRF-Token header.
+        response.set_cookie(CSRF_COOKIE, csrf, secure=_secure(request), samesite="strict", path="/")
+    return response
+
+
+def _csrf_matches(request: Request, presented: str | None) -> bool:
+    expected = request.cookies.get(CSRF_COOKIE)
+    return bool(expected and presented) and secrets.compare_digest(str(expected), str(presented))
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded form, first value of each field; 403 unless its CSRF token matches."""
+    fields = {
+        key: values[0]
+        for key, values in parse_qs((await request.body()).decode(errors="replace")).items()
+    }
+    if not _csrf_matches(request, fields.get(CSRF_FIELD)):
+        raise Forbidden("The form's security token is missing or stale; reload the page.")
+    return fields
+
+
+FormDep = Annotated[dict[str, str], Depends(_form)]
+
+
+def _local_path(target: str | None) -> str:
+    """Where to go after signing in: only a path on this site, never another origin."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _start_session(request: Request, refresh_token: str, target: str | None) -> Response:
+    response = RedirectResponse(_local_path(target), status_code=status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        refresh_token,
+        httponly=True,
+        secure=_secure(request),
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+def _signed_in_page(request: Request, template: str, **context: Any) -> Response:
+    if SESSION_COOKIE not in request.cookies:
+        target = quote(request.url.path, safe="/")
+        return RedirectResponse(f"/login?next={target}", status_code=status.HTTP_303_SEE_OTHER)
+    return render(request, template, **context)
+
+
+# ---------------------------------------------------------------------------------------
+# Sign-up, login, logout and the page token.
+# ---------------------------------------------------------------------------------------
+@router.get("/login")
+async def login_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "login.html", next=_local_path(next))
+
+
+@router.post("/login")
+async def login(
+    request: Request, form: FormDep, conn: ServiceDbDep, context: ContextDep
+) -> Response:
+    target = _local_path(form.get("next"))
+    try:
+        grant = PasswordGrant(
+            grant_type="password", email=form.get("email", ""), password=form.get("password", "")
+        )
+        session = await auth_service.sign_in_with_password(conn, context, grant)
+    except (ValidationError, Unauthorized):
+        return render(
+            request,
+            "login.html",
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            next=target,
+            email=form.get("email", ""),
+            error="The email or password is incorrect.",
+        )
+    return _start_session(request, session.refresh_token, target)
+
+
+@router.get("/signup")
+async def signup_page(request: Request, next: str = "/") -> HTMLResponse:
+    return render(request, "signup.html", next=_local_path(next))
+
+
+@router.post("/signup")
+async def signup(
+    request: Request, form: FormDep, conn: ServiceDbDep, context: ContextDep
+) -> Response:
+    target = _local_path(form.get("next"))
+    entered = {key: form.get(key, "") for key in ("email", "full_name", "phone")}
+    error, code = "", status.HTTP_422_UNPROCESSABLE_CONTENT
+    try:
+        body = SignupRequest(
+            email=entered["email"],
+            password=form.get("password", ""),
+            full_name=entered["full_name"],
+            phone=entered["phone"] or None,
+        )
+        session = await auth_service.sign_up(conn, context, body)
+    except ValidationError as exc:
+        error = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']).replace('_', ' ')}: {item['msg']}"
+            for item in exc.errors()
+        )
+    except Conflict as exc:
+        error, code = exc.detail, status.HTTP_409_CONFLICT
+    else:
+        return _start_session(request, session.refresh_token, target)
+    return render(request, "signup.html", status_code=code, next=target, error=error, **entered)
+
+
+@router.get("/logout")
+async def logout_page(request: Request) -> HTMLResponse:
+    return render(request, "logout.html")
+
+
+@router.post("/logout")
+async def logout(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+    refresh_token = request.cookies.get(SESSION_COOKIE)
+    if refresh_token:
+        await auth_service.log_out(conn, refresh_token)
+    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True)
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=_secure(request))
+    return response
+
+
+@router.post("/session/token")
+async def session_token(request: Request, conn: ServiceDbDep, context: ContextDep) -> Response:
+    if not _csrf_matches(request, request.headers.get(CSRF_HEADER)):
+        return Forbidden("The X-CSRF-Token header must match the csrf cookie.").response()
+    refresh_token = request.cookies.get(SESSION_COOKIE)
+    token = (
+        await service.access_token_for_session(conn, context, refresh_token)
+        if refresh_token
+        else None
+    )
+    if token is None:
+        response = Unauthorized("Sign in again: the session is over.").response()
+        response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True)
+        return response
+    return JSONResponse(
+        {
+            "access_token": token.access_token,
+            "token_type": "bearer",
+            "expires_in": token.expires_in,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Pages.
+# ---------------------------------------------------------------------------------------
+@router.get("/")
+async def home(request: Request) -> HTMLResponse:
+    return render(request, "home.html")
+
+
+@router.get("/o/{org_id}")
+async def organization(request: Request, org_id: UUID) -> HTMLResponse:
+    return render(request, "organization.html", org_id=org_id)
+
+
+@router.get("/o/{org_id}/s/{service_id}")
+async def slots(request: Request, org_id: UUID, service_id: UUID) -> HTMLResponse:
+    return render(request, "slots.html", org_id=org_id, service_id=service_id)
+
+
+@router.get("/me/appointments")
+async def my_appointments(request: Request) -> Response:
+    return _signed_in_page(request, "appointments.html")
+
+
+@router.get("/q/{queue_id}/join")
+async def join_queue(request: Request, queue_id: UUID) -> Response:
+    return _signed_in_page(request, "join.html", queue_id=queue_id)
+
+
+@router.get("/t/{ticket_id}")
+async def ticket(request: Request, ticket_id: UUID) -> Response:
+    return _signed_in_page(request, "ticket.html", ticket_id=ticket_id)
+
+
+@router.get("/board/{queue_id}")
+async def board(request: Request, queue_id: UUID) -> HTMLResponse:
+    return render(request, "board.html", queue_id=queue_id)
+
+
+@router.get("/staff/{org_id}")
+async def staff(request: Request, org_id: UUID) -> Response:
+    return _signed_in_page(request, "staff.html", org_id=org_id)
+
+
+@router.get("/admin/{org_id}")
+async def admin(request: Request, org_id: UUID) -> Response:
+    return _signed_in_page(request, "admin.html", org_id=org_id)
+
+
+@router.get("/static/{path:path}")
+async def static_file(path: str) -> FileResponse:
+    # Served by a route rather than a mount, so the app includes the web front end with one
+    # include_router; resolving first keeps `..` from leaving the folder.
+    file = (STATIC / path).resolve()
+    if not file.is_file() or not file.is_relative_to(STATIC):
+        raise NotFound("No such file.")
+    return FileResponse(
+        file, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: organizations' HTTPS endpoints that receive signed copies of domain events."""

@@ -1,0 +1,276 @@
+"""All SQL of webhooks. The management functions run as the caller, so RLS (admins only)
+decides what they see; the delivery log is written as service_role, by the worker and, for the
+rows an event creates, inside the request's transaction (`acting_as_service`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from slotease.db.database import Connection
+from slotease.db.queries import fetch_all, fetch_one, fetch_row
+
+_WEBHOOK_COLUMNS = (
+    "id, organization_id, url, events, is_active, consecutive_failures, disabled_at,"
+    " previous_secret_expires_at, created_at, updated_at"
+)
+_DELIVERY_COLUMNS = (
+    "id, webhook_id, event, status, attempts, response_code, latency_ms, last_error,"
+    " next_attempt_at, created_at, delivered_at"
+)
+
+
+def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
+    """Keyset parameters: the (created_at, id) cursor and one row more than the page."""
+    return {
+        "after_at": after[0] if after else None,
+        "after_id": after[1] if after else None,
+        "limit": limit + 1,
+    }
+
+
+# ----- management (as the caller) ---------------------------------------------------------
+async def insert_webhook(
+    conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
+) -> DictRow:
+    return await fetch_row(
+        conn,
+        "insert into public.webhooks (organization_id, url, events, secret)"
+        " values (%(org)s, %(url)s, %(events)s, %(secret)s)"
+        f" returning {_WEBHOOK_COLUMNS}, secret",
+        {"org": organization_id, "url": url, "events": events, "secret": secret},
+    )
+
+
+async def list_webhooks(
+    conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
+) -> list[DictRow]:
+    """Oldest first; `limit + 1` rows."""
+    return await fetch_all(
+        conn,
+        f"select {_WEBHOOK_COLUMNS} from public.webhooks where organization_id = %(org)s"
+        " and (%(after_at)s::timestamptz is null"
+        "      or (created_at, id) > (%(after_at)s::timestamptz, %(after_id)s::uuid))"
+        " order by created_at, id limit %(limit)s",
+        {"org": organization_id, **_page(after, limit)},
+    )
+
+
+async def get_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+    return await fetch_one(
+        conn, f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %s", (webhook_id,)
+    )
+
+
+async def update_webhook(
+    conn: Connection, webhook_id: UUID, columns: dict[str, Any]
+) -> DictRow | None:
+    """`columns` among url, events, is_active. Turning a webhook back on forgets its failures."""
+    return await fetch_one(
+        conn,
+        "update public.webhooks set url = coalesce(%(url)s, url),"
+        " events = coalesce(%(events)s, events), is_active = coalesce(%(active)s, is_active),"
+        " disabled_at = case when %(active)s then null"
+        "   when %(active)s = false and is_active then now() else disabled_at end,"
+        " consecutive_failures = case when %(active)s then 0 else consecutive_failures end"
+        f" where id = %(id)s returning {_WEBHOOK_COLUMNS}",
+        {
+            "id": webhook_id,
+            "url": columns.get("url"),
+            "events": columns.get("events"),
+            "active": columns.get("is_active"),
+        },
+    )
+
+
+async def delete_webhook(conn: Connection, webhook_id: UUID) -> bool:
+    row = await fetch_one(
+        conn, "delete from public.webhooks where id = %s returning id", (webhook_id,)
+    )
+    return row is not None
+
+
+async def rotate_secret(
+    conn: Connection, webhook_id: UUID, secret: str, overlap_hours: float
+) -> DictRow | None:
+    return await fetch_one(
+        conn,
+        "update public.webhooks set previous_secret = secret, secret = %(secret)s,"
+        " previous_secret_expires_at = now() + make_interval(secs => %(overlap)s * 3600)"
+        " where id = %(id)s returning id, secret, previous_secret_expires_at",
+        {"id": webhook_id, "secret": secret, "overlap": overlap_hours},
+    )
+
+
+async def list_deliveries(
+    conn: Connection, webhook_id: UUID, *, after: list[Any] | None, limit: int
+) -> list[DictRow]:
+    """Newest first; `limit + 1` rows."""
+    return await fetch_all(
+        conn,
+        f"select {_DELIVERY_COLUMNS} from public.webhook_deliveries"
+        " where webhook_id = %(webhook)s and (%(after_at)s::timestamptz is null"
+        "      or (created_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))"
+        " order by created_at desc, id desc limit %(limit)s",
+        {"webhook": webhook_id, **_page(after, limit)},
+    )
+
+
+async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> DictRow | None:
+    return await fetch_one(
+        conn,
+        f"select {_DELIVERY_COLUMNS}, organization_id from public.webhook_deliveries"
+        " where id = %s and webhook_id = %s",
+        (delivery_id, webhook_id),
+    )
+
+
+async def subscribed(conn: Connection, organization_id: UUID, event: str) -> bool:
+    """Whether any active webhook of the organization listens to `event`: one round trip that
+    spares every other event the switch to service_role."""
+    row = await fetch_row(
+        conn, "select app.webhook_subscribed(%s, %s) as yes", (organization_id, event)
+    )
+    return bool(row["yes"])
+
+
+# ----- the delivery log (as service_role) -------------------------------------------------
+@asynccontextmanager
+async def acting_as_service(conn: Connection) -> AsyncIterator[None]:
+    """Switch the request's transaction to service_role for the block, then back. Callers may
+    read the delivery log but not write it; what the block writes is decided by the code, never
+    by the caller's input. No restore on error: the transaction is rolled back anyway."""
+    row = await fetch_row(conn, "select current_setting('role') as role")
+    await conn.execute("select set_config('role', 'service_role', true)")
+    yield
+    await conn.execute("select set_config('role', %s, true)", (row["role"],))
+
+
+async def record_deliveries(
+    conn: Connection, organization_id: UUID, event: str, payload: dict[str, Any]
+) -> list[UUID]:
+    """One pending delivery per active webhook of the organization subscribed to `event`."""
+    rows = await fetch_all(
+        conn,
+        "insert into public.webhook_deliveries"
+        " (organization_id, webhook_id, event, payload, next_attempt_at)"
+        " select organization_id, id, %(event)s, %(payload)s, now() from public.webhooks"
+        " where organization_id = %(org)s and is_active and events @> array[%(event)s]"
+        " returning id",
+        {"org": organization_id, "event": event, "payload": Jsonb(payload)},
+    )
+    return [row["id"] for row in rows]
+
+
+async def reopen_delivery(conn: Connection, delivery_id: UUID, organization_id: UUID) -> None:
+    await conn.execute(
+        "update public.webhook_deliveries set status = 'pending', next_attempt_at = now()"
+        " where id = %s and organization_id = %s",
+        (delivery_id, organization_id),
+    )
+
+
+async def drop_waiting_jobs(conn: Connection, queueing_lock: str) -> None:
+    await conn.execute(
+        "select public.procrastinate_cancel_job_v1(id, false, true) from public.procrastinate_jobs"
+        " where status = 'todo' and queueing_lock = %s",
+        (queueing_lock,),
+    )
+
+
+async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
+    row = await fetch_one(
+        conn,
+        "select 1 from public.procrastinate_jobs where status = 'todo' and queueing_lock = %s",
+        (queueing_lock,),
+    )
+    return row is not None
+
+
+async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow | None:
+    """The delivery with what sending it needs: its webhook's URL and live secrets."""
+    return await fetch_one(
+        conn,
+        "select d.id, d.organization_id, d.webhook_id, d.event, d.payload, d.status, d.attempts,"
+        " d.created_at, w.url, w.is_active, w.secret,"
+        " case when w.previous_secret_expires_at > now() then w.previous_secret end"
+        "   as previous_secret"
+        " from public.webhook_deliveries d join public.webhooks w"
+        "   on w.id = d.webhook_id and w.organization_id = d.organization_id"
+        " where d.id = %s",
+        (delivery_id,),
+    )
+
+
+async def record_attempt(
+    conn: Connection,
+    delivery_id: UUID,
+    organization_id: UUID,
+    *,
+    status: str,
+    response_code: int | None,
+    latency_ms: int | None,
+    error: str | None,
+    next_attempt_in_seconds: float | None,
+) -> DictRow:
+    return await fetch_row(
+        conn,
+        "update public.webhook_deliveries set status = %(status)s, attempts = attempts + 1,"
+        " response_code = %(code)s, latency_ms = %(latency)s, last_error = %(error)s,"
+        " next_attempt_at = now() + make_interval(secs => %(delay)s),"
+        " delivered_at = case when %(status)s = 'delivered' then now() end"
+        " where id = %(id)s and organization_id = %(org)s returning next_attempt_at",
+        {
+            "id": delivery_id,
+            "org": organization_id,
+            "status": status,
+            "code": response_code,
+            "latency": latency_ms,
+            "error": error,
+            "delay": next_attempt_in_seconds,
+        },
+    )
+
+
+async def count_outcome(conn: Connection, webhook_id: UUID, *, failed: bool) -> int:
+    """Count a finished delivery: a failure extends the run of failures, a success ends it."""
+    row = await fetch_row(
+        conn,
+        "update public.webhooks set consecutive_failures ="
+        " case when %(failed)s then consecutive_failures + 1 else 0 end"
+        " where id = %(id)s returning consecutive_failures",
+        {"id": webhook_id, "failed": failed},
+    )
+    failures: int = row["consecutive_failures"]
+    return failures
+
+
+async def disable_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+    """Nothing when it was already off: its admins are told once."""
+    return await fetch_one(
+        conn,
+        "update public.webhooks set is_active = false, disabled_at = now()"
+        " where id = %s and is_active returning id, organization_id, url, consecutive_failures",
+        (webhook_id,),
+    )
+
+
+async def notify_admins(
+    conn: Connection, organization_id: UUID, subject: str, body: str, data: dict[str, Any]
+) -> int:
+    """An in-app notification to each admin of the organization; it needs no sending."""
+    rows = await fetch_all(
+        conn,
+        "insert into public.notifications"
+        " (organization_id, user_id, channel, template, subject, body, data, status, sent_at)"
+        " select organization_id, user_id, 'in_app', 'webhook.disabled', %(subject)s, %(body)s,"
+        " %(data)s, 'delivered', now() from public.organization_members"
+        " where organization_id = %(org)s and role = 'admin' returning id",
+        {"org": organization_id, "subject": subject, "body": body, "data": Jsonb(data)},
+    )
+    return len(rows)

@@ -1,0 +1,93 @@
+"""HTTP routes of webhooks and their delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+
+from slotease.auth.deps import ContextDep, DbDep, SignedIn
+from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
+from slotease.webhooks import service
+from slotease.webhooks.schemas import (
+    Delivery,
+    SecretRotated,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookUpdate,
+)
+
+router = APIRouter(tags=["webhooks"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid credentials"},
+    403: {"description": "Not an admin of the organization"},
+    404: {"description": "No such organization, webhook or delivery (or not yours to see)"},
+}
+
+
+@router.post(
+    "/organizations/{org_id}/webhooks", status_code=status.HTTP_201_CREATED, responses=_ERRORS
+)
+async def create_webhook(
+    org_id: UUID, body: WebhookCreate, _: SignedIn, conn: DbDep, context: ContextDep
+) -> WebhookCreated:
+    return await service.create_webhook(conn, context.settings, org_id, body)
+
+
+@router.get("/organizations/{org_id}/webhooks", responses=_ERRORS)
+async def list_webhooks(
+    org_id: UUID,
+    _: SignedIn,
+    conn: DbDep,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[WebhookOut]:
+    return await service.list_webhooks(conn, org_id, cursor=cursor, limit=limit)
+
+
+@router.patch("/webhooks/{webhook_id}", responses=_ERRORS)
+async def update_webhook(
+    webhook_id: UUID, body: WebhookUpdate, _: SignedIn, conn: DbDep, context: ContextDep
+) -> WebhookOut:
+    return await service.update_webhook(conn, context.settings, webhook_id, body)
+
+
+@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+async def delete_webhook(webhook_id: UUID, _: SignedIn, conn: DbDep) -> Response:
+    await service.delete_webhook(conn, webhook_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/rotate-secret",
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+)
+async def rotate_secret(
+    webhook_id: UUID, _: SignedIn, conn: DbDep, context: ContextDep
+) -> SecretRotated:
+    return await service.rotate_secret(conn, context.settings, webhook_id)
+
+
+@router.get("/organizations/{org_id}/webhooks/{webhook_id}/deliveries", responses=_ERRORS)
+async def list_deliveries(
+    org_id: UUID,
+    webhook_id: UUID,
+    _: SignedIn,
+    conn: DbDep,
+    cursor: CursorQuery = None,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Page[Delivery]:
+    return await service.list_deliveries(conn, org_id, webhook_id, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_ERRORS,
+)
+async def redeliver(webhook_id: UUID, delivery_id: UUID, _: SignedIn, conn: DbDep) -> Delivery:
+    return await service.redeliver(conn, webhook_id, delivery_id)

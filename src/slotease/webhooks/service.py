@@ -1,0 +1,127 @@
+"""The rules of webhooks: admins manage them, URLs pass the SSRF guard, secrets are shown once."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from psycopg.rows import DictRow
+
+from slotease.config import Settings
+from slotease.db.database import Connection
+from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.problems import Forbidden, NotFound, Unprocessable
+from slotease.organizations.repository import organization_access
+from slotease.webhooks import repository as repo
+from slotease.webhooks.delivery import enqueue_attempt, job_lock
+from slotease.webhooks.schemas import (
+    Delivery,
+    SecretRotated,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookOut,
+    WebhookUpdate,
+)
+from slotease.webhooks.signing import new_webhook_secret
+from slotease.webhooks.ssrf import UnsafeUrl, target
+
+_ADMINS_ONLY = "Only the organization's admins may do this."
+
+
+async def _require_admin(conn: Connection, org_id: UUID) -> None:
+    access = await organization_access(conn, org_id)
+    if not access["visible"]:
+        raise NotFound("No such organization.")
+    if not access["is_admin"]:
+        raise Forbidden(_ADMINS_ONLY)
+
+
+async def _check_url(url: str, settings: Settings) -> None:
+    try:
+        await target(url, allow_private=settings.allow_private_webhooks)
+    except UnsafeUrl as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
+    """Webhooks are visible to their organization's admins only: anyone else gets a 404."""
+    row = await repo.get_webhook(conn, webhook_id)
+    if row is None:
+        raise NotFound("No such webhook.")
+    return row
+
+
+async def create_webhook(
+    conn: Connection, settings: Settings, org_id: UUID, body: WebhookCreate
+) -> WebhookCreated:
+    await _require_admin(conn, org_id)
+    await _check_url(body.url, settings)
+    row = await repo.insert_webhook(conn, org_id, body.url, list(body.events), new_webhook_secret())
+    return WebhookCreated.model_validate(row)
+
+
+async def list_webhooks(
+    conn: Connection, org_id: UUID, *, cursor: str | None, limit: int
+) -> Page[WebhookOut]:
+    await _require_admin(conn, org_id)
+    rows = await repo.list_webhooks(conn, org_id, after=decode_cursor(cursor, 2), limit=limit)
+    items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
+    return Page(items=[WebhookOut.model_validate(row) for row in items], next_cursor=next_cursor)
+
+
+async def update_webhook(
+    conn: Connection, settings: Settings, webhook_id: UUID, body: WebhookUpdate
+) -> WebhookOut:
+    await _visible_webhook(conn, webhook_id)
+    columns = body.model_dump(exclude_none=True)
+    if body.url is not None:
+        await _check_url(body.url, settings)
+    row = await repo.update_webhook(conn, webhook_id, columns)
+    if row is None:
+        raise Forbidden(_ADMINS_ONLY)
+    return WebhookOut.model_validate(row)
+
+
+async def delete_webhook(conn: Connection, webhook_id: UUID) -> None:
+    await _visible_webhook(conn, webhook_id)
+    if not await repo.delete_webhook(conn, webhook_id):
+        raise Forbidden(_ADMINS_ONLY)
+
+
+async def rotate_secret(conn: Connection, settings: Settings, webhook_id: UUID) -> SecretRotated:
+    """A new secret; the replaced one keeps signing beside it for the overlap, so receivers can
+    switch over without rejecting a delivery."""
+    await _visible_webhook(conn, webhook_id)
+    row = await repo.rotate_secret(
+        conn, webhook_id, new_webhook_secret(), settings.webhook_secret_overlap_hours
+    )
+    if row is None:
+        raise Forbidden(_ADMINS_ONLY)
+    return SecretRotated.model_validate(row)
+
+
+async def list_deliveries(
+    conn: Connection, org_id: UUID, webhook_id: UUID, *, cursor: str | None, limit: int
+) -> Page[Delivery]:
+    await _require_admin(conn, org_id)
+    webhook = await repo.get_webhook(conn, webhook_id)
+    if webhook is None or webhook["organization_id"] != org_id:
+        raise NotFound("No such webhook.")
+    rows = await repo.list_deliveries(conn, webhook_id, after=decode_cursor(cursor, 2), limit=limit)
+    items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
+    return Page(items=[Delivery.model_validate(row) for row in items], next_cursor=next_cursor)
+
+
+async def redeliver(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> Delivery:
+    """A new attempt of the delivery now, in place of any attempt waiting for its turn."""
+    delivery = await repo.get_delivery(conn, webhook_id, delivery_id)
+    if delivery is None:
+        raise NotFound("No such delivery.")
+    # Reading it through RLS proved the caller administers it; the log itself is written by
+    # the system only.
+    async with repo.acting_as_service(conn):
+        await repo.drop_waiting_jobs(conn, job_lock(delivery_id))
+        await repo.reopen_delivery(conn, delivery_id, delivery["organization_id"])
+        await enqueue_attempt(conn, delivery_id)
+    reopened = await repo.get_delivery(conn, webhook_id, delivery_id)
+    assert reopened is not None
+    return Delivery.model_validate(reopened)

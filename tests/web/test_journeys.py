@@ -1,0 +1,160 @@
+"""Whole journeys in Chromium against a real server: pages, their scripts, the API and the
+WebSocket together."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+import pytest
+from playwright.async_api import expect
+
+from tests.factories import Owner, User, add_member, make_organization, make_service
+from tests.web.conftest import PASSWORD, Browsing, SignUp, log_in
+
+pytestmark = pytest.mark.anyio
+
+
+def user_of(owner: Owner, email: str) -> User:
+    row = owner.execute("select id from auth.users where email = %s", (email,)).fetchone()
+    assert row is not None
+    return User(id=row[0], email=email, token="")
+
+
+def make_queue(owner: Owner, org_id: uuid.UUID, name: str, prefix: str) -> uuid.UUID:
+    row = owner.execute(
+        "insert into public.queues (organization_id, name, prefix) values (%s, %s, %s)"
+        " returning id",
+        (org_id, name, prefix),
+    ).fetchone()
+    assert row is not None
+    queue_id: uuid.UUID = row[0]
+    return queue_id
+
+
+async def test_sign_up_book_see_it_and_cancel_it(browsing: Browsing, owner: Owner) -> None:
+    org_id = make_organization(owner, name="Lakeside Clinic", tz="America/New_York")
+    service_id = make_service(owner, org_id, name="Blood test", duration=30)
+    target = f"/o/{org_id}/s/{service_id}"
+    page = await browsing.page(width=375, height=812)
+
+    await page.goto(f"/signup?next={target}")
+    await page.get_by_label("Full name").fill("Ada Walker")
+    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign up").click()
+    await page.wait_for_url(f"**{target}")
+    cookies = {cookie["name"]: cookie for cookie in await page.context.cookies()}
+    assert cookies["slotease_session"]["httpOnly"] is True
+    assert cookies["slotease_session"]["sameSite"] == "Lax"
+    assert cookies["csrf"]["httpOnly"] is False
+
+    await expect(page.get_by_role("heading", name="Blood test · Lakeside Clinic")).to_be_visible()
+    # Next week always has working days ahead, whatever today is.
+    await page.get_by_role("button", name="Next week →").click()
+    first_slot = page.locator("button.slot").first
+    await expect(first_slot).to_be_visible()
+    # Times are the organization's wall clock: its first slot of a day opens at 09:00.
+    await expect(first_slot).to_have_text(re.compile(r"^0?9:00"))
+    starts_at = await first_slot.get_attribute("data-starts-at")
+    await first_slot.click()
+    await page.get_by_role("button", name="Book this time").click()
+    await expect(page.get_by_role("status")).to_contain_text("Booked for")
+
+    await page.get_by_role("link", name="My appointments").click()
+    item = page.locator("li.appointment")
+    await expect(item).to_have_count(1)
+    await expect(item).to_contain_text("Blood test")
+    await expect(item.locator(".badge")).to_have_text("Booked")
+
+    async with page.expect_download() as download_info:
+        await item.get_by_role("button", name="Add to calendar").click()
+    download = await download_info.value
+    calendar = (await download.path()).read_text()
+    assert "BEGIN:VCALENDAR" in calendar
+    assert "TZID=America/New_York" in calendar
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    await item.get_by_role("button", name=re.compile("^Cancel")).click()
+    await expect(item.locator(".badge")).to_have_text("Cancelled")
+    row = owner.execute(
+        "select status, starts_at from public.appointments where organization_id = %s",
+        (org_id,),
+    ).fetchone()
+    assert row is not None
+    assert row[0] == "cancelled"
+    assert starts_at is not None
+    assert row[1] == datetime.fromisoformat(starts_at)
+    assert browsing.errors == []
+
+
+async def test_a_call_reaches_the_ticket_page_and_the_board_without_a_reload(
+    browsing: Browsing, owner: Owner, sign_up: SignUp
+) -> None:
+    org_id = make_organization(owner, name="City Bank")
+    queue_id = make_queue(owner, org_id, "Counters", "B")
+    customer_email = await sign_up("Ben Customer")
+    clerk_email = await sign_up("Cleo Clerk")
+    add_member(owner, org_id, user_of(owner, clerk_email), "staff")
+
+    customer = await browsing.page(width=375, height=812)
+    await log_in(customer, customer_email, f"/q/{queue_id}/join")
+    await expect(customer.get_by_role("heading", name="Counters")).to_be_visible()
+    await customer.get_by_role("button", name="Take a ticket").click()
+    await customer.wait_for_url(re.compile(r"/t/[0-9a-f-]{36}$"))
+    await expect(customer.locator("#live")).to_have_text("Live")
+    number = (await customer.locator("#ticket-number").text_content()) or ""
+    assert number.startswith("B")
+    await expect(customer.locator("#position")).to_have_text("1")
+
+    board = await browsing.page()
+    await board.goto(f"/board/{queue_id}")
+    await expect(board.locator("#live")).to_have_text("Live")
+    await expect(board.locator("#waiting-count")).to_have_text("1")
+
+    clerk = await browsing.page()
+    await log_in(clerk, clerk_email, f"/staff/{org_id}")
+    await expect(clerk.locator("#live")).to_have_text("Live")
+    await expect(clerk.locator("#line")).to_contain_text(number)
+    await clerk.get_by_role("textbox", name="Your counter").fill("Desk 3")
+    await clerk.get_by_role("button", name="Call next").click()
+    await expect(clerk.locator("#current")).to_have_text(f"{number} · Called")
+
+    # Pushed over the WebSocket: neither page reloads.
+    await expect(customer.locator("#call")).to_have_text("Please go to Desk 3")
+    await expect(customer.locator("#ticket-status")).to_have_text("Called")
+    await expect(board.locator("#serving")).to_contain_text(number)
+    await expect(board.locator("#serving")).to_contain_text("Desk 3")
+    await expect(board.locator("#waiting-count")).to_have_text("0")
+
+    await clerk.get_by_role("button", name="Start").click()
+    await expect(clerk.locator("#current")).to_have_text(f"{number} · Serving")
+    await expect(customer.locator("#ticket-status")).to_have_text("Being served")
+    await clerk.get_by_role("button", name="Complete").click()
+    await expect(clerk.locator("#current")).to_have_text("Nobody yet.")
+    await expect(customer.locator("#ticket-status")).to_have_text("Done, thank you")
+    status = owner.execute(
+        "select status from public.tickets where queue_id = %s", (queue_id,)
+    ).fetchone()
+    assert status == ("served",)
+    assert browsing.errors == []
+
+
+async def test_the_admin_dashboard_draws_its_charts(
+    browsing: Browsing, owner: Owner, sign_up: SignUp
+) -> None:
+    admin_email = await sign_up("Ana Admin")
+    org_id = make_organization(owner, user_of(owner, admin_email), name="Harbour Hospital")
+    make_service(owner, org_id)
+
+    page = await browsing.page()
+    await log_in(page, admin_email, f"/admin/{org_id}")
+    await expect(page.locator("#org-name")).to_have_text("Harbour Hospital")
+    await expect(page.locator(".kpi")).to_have_count(9)
+    await expect(page.locator(".kpi").filter(has_text="Appointments")).to_contain_text("0")
+    await expect(page.locator("svg.chart-svg")).to_have_count(4)
+    # Six weeks of history, one point a day.
+    await expect(page.locator("#chart-appointments circle")).to_have_count(43)
+    assert browsing.errors == []
