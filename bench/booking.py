@@ -177,6 +177,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1, help="API server processes")
     args = parser.parse_args()
 
     owner = fresh_database("slotease_bench_booking")
@@ -184,7 +185,7 @@ def main() -> None:
     found = slots()
     load_choices(owner, users, found)
     results: list[Stats] = []
-    with api_server(owner) as url:
+    with api_server(owner, workers=args.workers) as url:
         lua = wrk_lua(users, service, found)
         wrk("warm-up", f"{url}/v1/appointments", connections=10, seconds=2, requests_lua=lua)
         results.append(
@@ -207,7 +208,10 @@ def main() -> None:
         )
     )
     api, peer = results
-    print(f"Machine: {machine()}; {args.connections} connections, {args.seconds} s each")
+    print(
+        f"Machine: {machine()}; {args.connections} connections, {args.seconds} s each,"
+        f" {args.workers} API process(es)"
+    )
     print("| side | bookings/s | p50 (ms) | p95 (ms) |")
     print("|---|---|---|---|")
     for stats in results:

@@ -4,8 +4,7 @@ on a queue of its own, in one run; then an SQL check that no ticket was called t
 
     .venv/bin/python -m bench.call_next [--seconds 10] [--line 1000] [--peer-tickets 100000]
 
-The claim is inline in `slotease.queues.repository.claim_next` (no module constant), so the
-pgbench side reconstructs it from that function's text. The route does more than the claim:
+Both sides run `slotease.queues.repository.CLAIM_SQL`. The route does more than the claim:
 the staff check, the grace-period sweep, and the whole line read before and after the call
 with a `ticket.position` event for every waiting ticket that moved up, so its cost grows with
 the line (`--line`). The claim itself reads one row off the line's index whatever its length,
@@ -24,22 +23,9 @@ from bench.booking import as_pgbench
 from bench.common import Stats, app_role_conninfo, fresh_database, machine, pgbench, wrk
 from bench.server import BENCH_JWT_SECRET, api_server
 from slotease.auth.tokens import mint_access_token
-from slotease.queues.repository import _TICKET, _WITH_QUEUE
+from slotease.queues.repository import CLAIM_SQL
 
 COUNTERS = 4
-
-# slotease.queues.repository.claim_next, as it reads.
-CLAIM_SQL = (
-    "with next as ("
-    " select id, organization_id from public.tickets"
-    " where queue_id = %(queue)s and status = 'waiting'"
-    " order by priority desc, line_position_at, id"
-    " limit 1 for update skip locked),"
-    " t as (update public.tickets t set status = 'called', counter = %(counter)s"
-    "  from next where t.id = next.id and t.organization_id = next.organization_id"
-    "  returning t.*)"
-    f" select {_TICKET} from t{_WITH_QUEUE}"
-)
 
 
 def seed(owner: str, line: int, peer_tickets: int) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:

@@ -46,18 +46,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=1, help="API server processes")
     args = parser.parse_args()
 
     owner = fresh_database("slotease_bench_services")
     org_ids = seed_organizations(owner, organizations=500, services_per_org=8)
     org = org_ids[0]
     results: list[Stats] = []
-    with api_server(owner) as url:
+    with api_server(owner, workers=args.workers) as url:
         # Warm the pool and the plan caches before measuring.
         wrk("warm-up", f"{url}/v1/organizations/{org}/services", connections=10, seconds=2)
         results.append(
             wrk(
-                "API (HTTP, 1 process)",
+                f"API (HTTP, {args.workers} process(es))",
                 f"{url}/v1/organizations/{org}/services",
                 connections=args.connections,
                 seconds=args.seconds,
@@ -74,7 +75,10 @@ def main() -> None:
         )
     )
     api, peer = results
-    print(f"Machine: {machine()}; {args.connections} connections, {args.seconds} s each")
+    print(
+        f"Machine: {machine()}; {args.connections} connections, {args.seconds} s each,"
+        f" {args.workers} API process(es)"
+    )
     print("| side | requests/s | p50 (ms) | p95 (ms) |")
     print("|---|---|---|---|")
     for stats in results:

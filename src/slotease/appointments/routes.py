@@ -37,7 +37,7 @@ from slotease.kit.pagination import Page
 router = APIRouter(tags=["appointments"])
 
 
-def slot_cache(request: Request, context: ContextDep) -> Cache:
+async def slot_cache(request: Request, context: ContextDep) -> Cache:
     """One cache per app, on the app's shared Redis client when there is one."""
     cache: Cache | None = getattr(request.app.state, "slot_cache", None)
     if cache is None:

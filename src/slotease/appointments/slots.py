@@ -86,6 +86,18 @@ def day_window(first_day: date, last_day: date, zone: ZoneInfo) -> Interval:
     return Interval(start, end)
 
 
+def _steady_offset(day: date, zone: ZoneInfo) -> timedelta | None:
+    """The zone's UTC offset over a whole local day, or None on a day the offset changes.
+    Most days have one: their slots then convert by subtraction instead of a zone lookup."""
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    noon = datetime.combine(day, time(12), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    offset = start.utcoffset()
+    if offset is None or noon.utcoffset() != offset or end.utcoffset() != offset:
+        return None
+    return offset
+
+
 def _days(first_day: date, last_day: date) -> Iterator[date]:
     day = first_day
     while day <= last_day:
@@ -108,12 +120,15 @@ def candidate_starts(
     earliest = now + timedelta(minutes=schedule.min_notice_minutes)
     latest = now + timedelta(days=schedule.max_advance_days)
     for day in _days(first_day, last_day):
+        offset = _steady_offset(day, zone)
         starts: set[datetime] = set()
         for period in (h for h in schedule.working_hours if h.weekday == day.weekday()):
             period_end = datetime.combine(day, period.end).replace(tzinfo=zone).astimezone(UTC)
             local = datetime.combine(day, period.start)
             while local.date() == day and local.time() < period.end:
-                starts_at = to_utc(local, zone)
+                starts_at = (
+                    to_utc(local, zone) if offset is None else (local - offset).replace(tzinfo=UTC)
+                )
                 local += step
                 if starts_at is None:
                     continue

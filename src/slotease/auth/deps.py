@@ -14,10 +14,17 @@ from slotease.db.database import SERVICE, Connection
 from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Unauthorized
 
-ContextDep = Annotated[AppContext, Depends(app_context)]
+
+async def _context(request: Request) -> AppContext:
+    # Dependencies are coroutines on purpose: FastAPI runs a plain function in a thread pool,
+    # a hop that cost more than everything else these do.
+    return app_context(request)
 
 
-def get_principal(request: Request, context: ContextDep) -> Principal:
+ContextDep = Annotated[AppContext, Depends(_context)]
+
+
+async def get_principal(request: Request, context: ContextDep) -> Principal:
     # Resolved once per request: the rate limiter may already have done it.
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is None:
@@ -58,13 +65,13 @@ async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncItera
 DbDep = Annotated[Connection, Depends(db_session, scope="function")]
 
 
-def require_user(principal: PrincipalDep) -> Principal:
+async def require_user(principal: PrincipalDep) -> Principal:
     if principal.user_id is None:
         raise Unauthorized("Sign in to do this.")
     return principal
 
 
-def require_signed_in(principal: PrincipalDep) -> Principal:
+async def require_signed_in(principal: PrincipalDep) -> Principal:
     """A user or an API key."""
     if principal.is_anonymous:
         raise Unauthorized("Credentials are required.")

@@ -4,6 +4,7 @@ process (tests, workers started in-process) never share or collide on counters."
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -71,6 +72,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def _served_templates(app: Any, served: object) -> dict[int, str]:
+    """Template by route object, built once per app (and again if a route was added since):
+    walking every route on every request cost more than the rest of the metrics."""
+    templates: dict[int, str] | None = getattr(app.state, "route_templates", None)
+    if templates is None or id(served) not in templates:
+        templates = {
+            id(context.original_route): context.path or UNMATCHED
+            for context in iter_route_contexts(app.router.routes)
+        }
+        app.state.route_templates = templates
+    return templates
+
+
 def route_template(scope: Scope) -> str:
     """The full path template of the route that served (or would serve) the request.
 
@@ -78,14 +92,15 @@ def route_template(scope: Scope) -> str:
     series without bound. The route in the scope is the one declared in its APIRouter, without
     the include prefix, so the full template comes from FastAPI's view of the included routes.
     """
-    contexts = list(iter_route_contexts(scope["app"].router.routes))
+    app = scope["app"]
     served = scope.get("route")
-    for context in contexts:
-        if served is not None and context.original_route is served:
-            return context.path or UNMATCHED
+    if served is not None:
+        template = _served_templates(app, served).get(id(served))
+        if template is not None:
+            return template
     # Not routed yet, or routed inside a mounted app: match the way the router would.
     partial: str | None = None
-    for context in contexts:
+    for context in iter_route_contexts(app.router.routes):
         match, _ = context.matches(scope)
         if match is Match.FULL:
             return context.path or UNMATCHED

@@ -175,23 +175,25 @@ async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:
     )
 
 
+# Named so that bench/call_next.py runs the very same statement through pgbench.
+CLAIM_SQL = (
+    "with next as ("
+    " select id, organization_id from public.tickets"
+    " where queue_id = %(queue)s and status = 'waiting'"
+    " order by priority desc, line_position_at, id"
+    " limit 1 for update skip locked),"
+    " t as (update public.tickets t set status = 'called', counter = %(counter)s"
+    "  from next where t.id = next.id and t.organization_id = next.organization_id"
+    "  returning t.*)"
+    f" select {_TICKET} from t{_WITH_QUEUE}"
+)
+
+
 async def claim_next(conn: Connection, queue_id: UUID, counter: str) -> Row | None:
     """Call the first waiting ticket in line order. SKIP LOCKED: a ticket another counter is
     claiming right now is passed over, so concurrent calls never get the same one."""
     with refusals(_REFUSALS):
-        return await fetch_one(
-            conn,
-            "with next as ("
-            " select id, organization_id from public.tickets"
-            " where queue_id = %(queue)s and status = 'waiting'"
-            " order by priority desc, line_position_at, id"
-            " limit 1 for update skip locked),"
-            " t as (update public.tickets t set status = 'called', counter = %(counter)s"
-            "  from next where t.id = next.id and t.organization_id = next.organization_id"
-            "  returning t.*)"
-            f" select {_TICKET} from t{_WITH_QUEUE}",
-            {"queue": queue_id, "counter": counter},
-        )
+        return await fetch_one(conn, CLAIM_SQL, {"queue": queue_id, "counter": counter})
 
 
 async def update_ticket(conn: Connection, ticket_id: UUID, changes: Row) -> Row | None:
