@@ -15,7 +15,7 @@ import httpx
 from playwright.async_api import Page, async_playwright
 from tests.web.browser import launch_chromium
 
-from slotease.demo import DEMO_DOMAIN, DEMO_PASSWORD
+from slotease.demo import CUSTOMER_COUNT, DEMO_DOMAIN, DEMO_PASSWORD
 
 CUSTOMER = f"customer07@{DEMO_DOMAIN}"
 
@@ -26,6 +26,23 @@ async def log_in(page: Page, email: str) -> None:
     await page.get_by_label("Password").fill(DEMO_PASSWORD)
     await page.get_by_role("button", name="Log in").click()
     await page.wait_for_url("**/")
+
+
+async def take_ticket(http: httpx.AsyncClient, queue_id: str) -> tuple[str, str]:
+    """A ticket in the queue for the first demo customer not already in its line (the demo
+    seeds today's line with some of them): their email and the ticket's id."""
+    for n in range(1, CUSTOMER_COUNT + 1):
+        email = f"customer{n:02d}@{DEMO_DOMAIN}"
+        grant = {"grant_type": "password", "email": email, "password": DEMO_PASSWORD}
+        token = (await http.post("/v1/auth/token", json=grant)).raise_for_status().json()
+        answer = await http.post(
+            f"/v1/queues/{queue_id}/tickets",
+            json={},
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+        if answer.status_code != 409:
+            return email, answer.raise_for_status().json()["id"]
+    raise RuntimeError("Every demo customer already holds a ticket in this queue.")
 
 
 async def shoot(page: Page, path: str, out: Path, name: str, ready: str) -> None:
@@ -65,10 +82,13 @@ async def main(base_url: str, out: Path) -> None:
         await log_in(staff, admin)
         await shoot(staff, f"/staff/{org['id']}", out, "staff", "#live[data-state='up']")
         await shoot(staff, f"/admin/{org['id']}", out, "admin", "svg.chart-svg")
+        await shoot(staff, f"/admin/{org['id']}/services", out, "admin-services", "#services tr")
+        await shoot(staff, f"/admin/{org['id']}/members", out, "admin-members", "tr.member")
         await shoot(page, f"/q/{queue_id}/join", out, "join", "#join")
-        await page.get_by_role("button", name="Take a ticket").click()
-        await page.wait_for_url("**/t/*")
-        await shoot(page, page.url, out, "ticket", "#live[data-state='up']")
+        async with httpx.AsyncClient(base_url=base_url) as http:
+            holder, ticket_id = await take_ticket(http, queue_id)
+        await log_in(page, holder)
+        await shoot(page, f"/t/{ticket_id}", out, "ticket", "#live[data-state='up']")
         await browser.close()
 
 

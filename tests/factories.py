@@ -65,6 +65,9 @@ def add_member(owner: Owner, org_id: uuid.UUID, user: User, role: str) -> None:
     )
 
 
+WEEKDAYS_NINE_TO_FIVE = tuple((day, "09:00", "17:00") for day in range(5))
+
+
 def make_service(
     owner: Owner,
     org_id: uuid.UUID,
@@ -72,7 +75,7 @@ def make_service(
     name: str = "Consultation",
     duration: int = 30,
     capacity: int = 1,
-    hours: tuple[tuple[int, str, str], ...] = tuple((d, "09:00", "17:00") for d in range(5)),
+    hours: tuple[tuple[int, str, str], ...] = WEEKDAYS_NINE_TO_FIVE,
 ) -> uuid.UUID:
     row = owner.execute(
         "insert into public.services (organization_id, name, duration_minutes, capacity,"

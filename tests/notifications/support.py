@@ -59,6 +59,21 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
+def with_smtp(settings: Settings, port: int) -> Settings:
+    """`settings` sending email through the local server on `port`."""
+    return settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_starttls": False}
+    )
+
+
+def body_of(message: EmailMessage, kind: str = "plain") -> str:
+    """The text of the message's `text/<kind>` part."""
+    part = message.get_body((kind,))
+    assert part is not None, f"no text/{kind} part"
+    content: str = part.get_content()
+    return content
+
+
 # ----- HTTP providers --------------------------------------------------------------------
 @dataclass
 class Provider:
@@ -195,3 +210,27 @@ def jobs(owner: psycopg.Connection[Any], task: str | None = None) -> list[tuple[
         " order by id",
         {"task": task},
     ).fetchall()
+
+
+def queue_delivery(
+    owner: psycopg.Connection[Any],
+    org: Any,
+    user_id: Any,
+    *,
+    channel: str = "email",
+    template: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> Any:
+    """A queued notification and the job that delivers it; returns the notification's id."""
+    row = owner.execute(
+        "insert into public.notifications"
+        " (organization_id, user_id, channel, template, subject, body, data)"
+        " values (%s, %s, %s, %s, 'Hi', 'Hello', %s) returning id",
+        (org, user_id, channel, template, json.dumps(data or {})),
+    ).fetchone()
+    assert row is not None
+    owner.execute(
+        "select app.enqueue_job('notifications', 'notifications.deliver', %s::jsonb)",
+        (json.dumps({"ids": [str(row[0])]}),),
+    )
+    return row[0]

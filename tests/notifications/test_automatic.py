@@ -4,8 +4,8 @@ transaction, the worker writes and delivers, the email goes over real SMTP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,37 +14,20 @@ from icalendar import Calendar
 from slotease.config import Settings
 from slotease.kit.events import DomainEvent, bus
 from tests.appointments.arrange import make_clinic, soon
-from tests.factories import Owner, make_user
-from tests.notifications.support import Mailbox, jobs, run_jobs, smtp_server, worker_app
+from tests.factories import Owner, User, make_user
+from tests.notifications.support import Mailbox, body_of, jobs, run_jobs, with_smtp, worker_app
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def mail() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def settings(settings: Settings, mail: tuple[Mailbox, int]) -> Settings:
-    return settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": mail[1], "smtp_starttls": False}
-    )
+    return with_smtp(settings, mail[1])
 
 
-@pytest.fixture
-def mailbox(mail: tuple[Mailbox, int]) -> Mailbox:
-    mail[0].messages.clear()
-    return mail[0]
-
-
-@pytest.fixture
-def clean_jobs(owner: Owner) -> None:
-    owner.execute("delete from public.procrastinate_jobs")
-
-
-async def _book(client: httpx.AsyncClient, owner: Owner, days: int = 5) -> tuple[dict, object]:
+async def _book(
+    client: httpx.AsyncClient, owner: Owner, days: int = 5
+) -> tuple[dict[str, Any], User]:
     clinic = make_clinic(owner)
     customer = make_user(owner, name="Ada Lovelace")
     starts_at = clinic.at(soon(clinic, days), "10:00")
@@ -74,13 +57,15 @@ async def test_a_booking_sends_one_confirmation_with_its_calendar_file(
     recipients, message = mailbox.messages[0]
     assert recipients == [customer.email]
     assert message["Subject"].startswith("Booking confirmed: Consultation on ")
-    text = message.get_body(("plain",)).get_content()
+    text = body_of(message)
     assert "Hello Ada Lovelace" in text
     assert "is booked for" in text
-    assert "<p>Hello Ada Lovelace" in message.get_body(("html",)).get_content()
+    assert "<p>Hello Ada Lovelace" in body_of(message, "html")
     (attachment,) = list(message.iter_attachments())
     assert attachment.get_filename() == "appointment.ics"
-    event = Calendar.from_ical(attachment.get_payload(decode=True)).walk("VEVENT")[0]
+    ics = attachment.get_payload(decode=True)
+    assert isinstance(ics, bytes)
+    event = Calendar.from_ical(ics).walk("VEVENT")[0]
     assert str(event["UID"]) == f"{appointment['id']}@slotease.dev"
     assert event.decoded("DTSTART") == datetime.fromisoformat(appointment["starts_at"])
 

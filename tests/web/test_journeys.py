@@ -158,3 +158,149 @@ async def test_the_admin_dashboard_draws_its_charts(
     # Six weeks of history, one point a day.
     await expect(page.locator("#chart-appointments circle")).to_have_count(43)
     assert browsing.errors == []
+
+
+async def test_an_admin_sets_up_services_members_api_keys_and_webhooks(
+    browsing: Browsing, owner: Owner, sign_up: SignUp
+) -> None:
+    admin_email = await sign_up("Ada Admin")
+    clerk_email = await sign_up("Carl Clerk")
+    org_id = make_organization(owner, user_of(owner, admin_email), name="Riverside Dental")
+    page = await browsing.page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    await log_in(page, admin_email, f"/admin/{org_id}")
+    admin_nav = page.get_by_role("navigation", name="Administration")
+    status = page.get_by_role("status")
+
+    await admin_nav.get_by_role("link", name="Services").click()
+    await page.wait_for_url(f"**/admin/{org_id}/services")
+    await page.get_by_label("Name", exact=True).fill("Cleaning")
+    await page.get_by_label("Duration (minutes)").fill("45")
+    await page.get_by_label("Capacity").fill("2")
+    await page.get_by_label("Slot interval (minutes)").fill("15")
+    await page.get_by_label("Buffer (minutes)").fill("5")
+    await page.get_by_label("Minimum notice (minutes)").fill("60")
+    await page.get_by_label("Maximum advance (days)").fill("30")
+    await page.get_by_role("button", name="Add hours").click()
+    hours = page.locator(".hours-row").last
+    await hours.get_by_label("Day").select_option("1")
+    await hours.get_by_label("From").fill("08:30")
+    await hours.get_by_label("To").fill("12:00")
+    await page.get_by_role("button", name="Create service").click()
+    await expect(status).to_have_text("Created Cleaning.")
+    await expect(page.locator("#services tr")).to_contain_text(["Tue 08:30–12:00"])
+    service = owner.execute(
+        "select id, duration_minutes, capacity, slot_interval_minutes, buffer_minutes,"
+        " min_notice_minutes, max_advance_days from public.services where organization_id = %s",
+        (org_id,),
+    ).fetchone()
+    assert service is not None
+    assert service[1:] == (45, 2, 15, 5, 60, 30)
+    week = owner.execute(
+        "select weekday, start_time::text, end_time::text from public.service_working_hours"
+        " where service_id = %s",
+        (service[0],),
+    ).fetchall()
+    assert week == [(1, "08:30:00", "12:00:00")]
+
+    await page.get_by_role("button", name="Edit Cleaning").click()
+    await page.get_by_label("Closed from").fill("2030-01-10T09:00")
+    await page.get_by_label("Until").fill("2030-01-10T12:00")
+    await page.get_by_label("Reason").fill("Staff training")
+    await page.get_by_role("button", name="Add closure").click()
+    await expect(page.locator("li.closure")).to_contain_text("Staff training")
+    closure = owner.execute(
+        "select starts_at, ends_at from public.service_closures where service_id = %s",
+        (service[0],),
+    ).fetchone()
+    # Typed as the organization's wall clock: Paris is UTC+1 in January.
+    assert closure == (
+        datetime.fromisoformat("2030-01-10T08:00:00+00:00"),
+        datetime.fromisoformat("2030-01-10T11:00:00+00:00"),
+    )
+
+    await page.get_by_label("Capacity").fill("3")
+    await page.get_by_role("checkbox", name="Active").uncheck()
+    await page.get_by_role("button", name="Save service").click()
+    await expect(status).to_have_text("Saved Cleaning.")
+    await expect(page.locator("#services tr")).to_have_count(0)
+    saved = owner.execute(
+        "select capacity, is_active from public.services where id = %s", (service[0],)
+    ).fetchone()
+    assert saved == (3, False)
+
+    await admin_nav.get_by_role("link", name="Members").click()
+    await page.get_by_label("Email").fill(clerk_email)
+    await page.get_by_label("Role").select_option("staff")
+    await page.get_by_role("button", name="Add member").click()
+    await expect(status).to_have_text("Added as staff.")
+    await expect(page.locator("tr.member").filter(has_text="Carl Clerk")).to_contain_text("Staff")
+    clerk = user_of(owner, clerk_email)
+    role = owner.execute(
+        "select role from public.organization_members where organization_id = %s and user_id = %s",
+        (org_id, clerk.id),
+    ).fetchone()
+    assert role == ("staff",)
+    await page.get_by_role("button", name="Remove Ada Admin").click()
+    await expect(status).to_have_text("An organization must keep at least one admin.")
+    await expect(page.locator("tr.member")).to_have_count(2)
+
+    await admin_nav.get_by_role("link", name="API keys").click()
+    await page.get_by_label("Name").fill("Lobby kiosk")
+    await page.get_by_label("Role").select_option("staff")
+    await page.get_by_role("button", name="Create key").click()
+    await expect(status).to_have_text("Created Lobby kiosk.")
+    key = await page.get_by_label("New API key").input_value()
+    stored = owner.execute(
+        "select id, prefix, role from public.api_keys where organization_id = %s", (org_id,)
+    ).fetchone()
+    assert stored is not None
+    assert key.startswith(stored[1])
+    assert stored[2] == "staff"
+    await expect(page.locator("tr.api-key")).to_contain_text([stored[1]])
+    await page.get_by_role("button", name=f"Rotate Lobby kiosk ({stored[1]})").click()
+    await expect(status).to_contain_text("Rotated Lobby kiosk")
+    await expect(page.locator("tr.api-key")).to_have_count(2)
+    rotated = await page.get_by_label("New API key").input_value()
+    fresh = owner.execute(
+        "select id, prefix from public.api_keys where organization_id = %s and id <> %s",
+        (org_id, stored[0]),
+    ).fetchone()
+    assert fresh is not None
+    assert rotated.startswith(fresh[1])
+    assert rotated != key
+    await page.get_by_role("button", name=f"Revoke Lobby kiosk ({fresh[1]})").click()
+    await expect(status).to_have_text("Revoked Lobby kiosk.")
+    # The rotated-out key lives on until its expiry; the revoked one is gone at once.
+    await expect(page.locator("tr.api-key")).to_have_count(1)
+    await expect(page.locator("tr.api-key")).to_contain_text(stored[1])
+    revoked = owner.execute(
+        "select revoked_at is not null from public.api_keys where id = %s", (fresh[0],)
+    ).fetchone()
+    assert revoked == (True,)
+
+    await admin_nav.get_by_role("link", name="Webhooks").click()
+    hook_url = "https://93.184.216.34/slotease"
+    await page.get_by_label("URL").fill(hook_url)
+    await page.get_by_label("appointment.created").check()
+    await page.get_by_label("ticket.called").check()
+    await page.get_by_role("button", name="Add webhook").click()
+    await expect(status).to_have_text("Webhook added.")
+    secret = await page.get_by_role("textbox", name="Signing secret").input_value()
+    hook = owner.execute(
+        "select id, events, secret from public.webhooks where organization_id = %s", (org_id,)
+    ).fetchone()
+    assert hook is not None
+    assert hook[1] == ["appointment.created", "ticket.called"]
+    assert secret == hook[2]
+    await page.get_by_role("button", name=f"Deliveries to {hook_url}").click()
+    await expect(page.locator("#deliveries")).to_have_text("No delivery yet.")
+    await page.get_by_role("button", name=f"Delete {hook_url}").click()
+    await expect(status).to_have_text("Webhook deleted.")
+    await expect(page.locator("tr.webhook")).to_have_count(0)
+    left = owner.execute("select count(*) from public.webhooks where id = %s", (hook[0],))
+    assert left.fetchone() == (0,)
+    # Chromium logs every failed request: the refused removal is the only one.
+    assert len(browsing.errors) == 1
+    assert "/members: Failed to load resource" in browsing.errors[0]
+    assert "409" in browsing.errors[0]

@@ -20,6 +20,7 @@ from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import EXTERNAL_CHANNELS, Channel
 from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
 from slotease.notifications.offsets import parse_offsets
+from slotease.queues.service import display_number
 
 NOTIFY_TASK = "notifications.notify_event"
 REMIND_TASK = "notifications.remind"
@@ -91,6 +92,7 @@ class Plan:
     urgent: bool
     context: dict[str, Any]
     appointment_id: UUID | None = None
+    in_app: bool = True
 
 
 async def create_for_event(
@@ -101,6 +103,11 @@ async def create_for_event(
         if event.startswith("appointment."):
             plan = await _appointment_plan(conn, UUID(payload["id"]), template)
         else:
+            if event == "ticket.position":
+                # A position event carries no ticket number, and the message names the ticket.
+                ticket = await repo.ticket_number(conn, UUID(payload["id"]))
+                if ticket is not None:
+                    payload = {**payload, "number": display_number(**ticket)}
             plan = await _plan_from_payload(conn, payload, template, urgent)
         if plan is None:
             return []
@@ -157,10 +164,13 @@ async def _plan_from_payload(
         "counter": payload.get("counter") or "the desk",
         "position": payload.get("position", 0),
     }
-    for key in ("starts_at", "expires_at"):
-        value = payload.get(key)
+    # A waitlist offer names its end `offer_expires_at`.
+    for key, field in (("starts_at", "starts_at"), ("expires_at", "offer_expires_at")):
+        value = payload.get(field)
         context[key] = _local(datetime.fromisoformat(value), facts["timezone"]) if value else ""
-    return Plan(UUID(user_id), UUID(org_id), template, urgent, context)
+    # The database writes the offer's in-app row itself, in the transaction that makes it.
+    in_app = template != "waitlist_offered"
+    return Plan(UUID(user_id), UUID(org_id), template, urgent, context, in_app=in_app)
 
 
 async def _write(conn: Connection, plan: Plan, source: UUID) -> list[UUID]:
@@ -170,7 +180,7 @@ async def _write(conn: Connection, plan: Plan, source: UUID) -> list[UUID]:
     recipient = await repo.recipient(conn, plan.user_id)
     if recipient is None:
         return []
-    channels: list[Channel] = ["in_app"] if recipient["in_app"] else []
+    channels: list[Channel] = ["in_app"] if recipient["in_app"] and plan.in_app else []
     # One outside message, on the first channel the recipient allows; delivery falls back
     # along the same order when it cannot go out.
     first = next(

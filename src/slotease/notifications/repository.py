@@ -255,3 +255,12 @@ async def organization_facts(
         " from public.organizations o where o.id = %(org)s",
         {"org": organization_id, "service": service_id},
     )
+
+
+async def ticket_number(conn: Connection, ticket_id: UUID) -> Row | None:
+    return await fetch_one(
+        conn,
+        "select q.prefix, t.number from public.tickets t"
+        " join public.queues q on q.id = t.queue_id where t.id = %s",
+        (ticket_id,),
+    )

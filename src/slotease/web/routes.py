@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 from urllib.parse import parse_qs, quote
 from uuid import UUID
 
@@ -22,6 +22,7 @@ from slotease.auth.deps import ContextDep, ServiceDbDep
 from slotease.auth.schemas import PasswordGrant, SignupRequest
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized
 from slotease.web import service
+from slotease.webhooks.schemas import WebhookEvent
 
 HERE = Path(__file__).parent
 STATIC = (HERE / "static").resolve()
@@ -272,7 +273,26 @@ async def staff(request: Request, org_id: UUID) -> Response:
 
 @router.get("/admin/{org_id}")
 async def admin(request: Request, org_id: UUID) -> Response:
-    return _signed_in_page(request, "admin.html", org_id=org_id)
+    return _signed_in_page(request, "admin.html", org_id=org_id, section="dashboard")
+
+
+# The admin area's management pages, by the path segment after the organization.
+ADMIN_SECTIONS = {
+    "services": "admin_services.html",
+    "members": "admin_members.html",
+    "api-keys": "admin_api_keys.html",
+    "webhooks": "admin_webhooks.html",
+}
+
+
+@router.get("/admin/{org_id}/{section}")
+async def admin_section(request: Request, org_id: UUID, section: str) -> Response:
+    template = ADMIN_SECTIONS.get(section)
+    if template is None:
+        raise NotFound("No such page.")
+    return _signed_in_page(
+        request, template, org_id=org_id, section=section, events=get_args(WebhookEvent)
+    )
 
 
 @router.get("/static/{path:path}")

@@ -124,3 +124,28 @@ export function formatTime(iso, timeZone) {
 export function formatDateTime(iso, timeZone) {
   return new Intl.DateTimeFormat(undefined, { timeZone, dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
 }
+
+// The UTC instant of a wall-clock time (`YYYY-MM-DDTHH:MM`, as a datetime-local input gives
+// it) in a timezone, so admins type times as the organization lives them.
+export function wallClockToIso(value, timeZone) {
+  const [y, m, d, hh, mm] = value.split(/[-T:]/).map(Number);
+  const wanted = Date.UTC(y, m - 1, d, hh, mm);
+  let instant = wanted;
+  // A second pass settles the offset next to a daylight-saving change.
+  for (let pass = 0; pass < 2; pass += 1) instant = wanted - (zoneClock(instant, timeZone) - instant);
+  return new Date(instant).toISOString();
+}
+
+function zoneClock(instant, timeZone) {
+  const format = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "numeric",
+    day: "numeric",
+    hour: "numeric",
+    minute: "numeric",
+  });
+  const parts = Object.fromEntries(format.formatToParts(new Date(instant)).map((part) => [part.type, Number(part.value)]));
+  return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute);
+}
