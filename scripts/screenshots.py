@@ -84,6 +84,8 @@ async def main(base_url: str, out: Path) -> None:
         await shoot(staff, f"/admin/{org['id']}", out, "admin", "svg.chart-svg")
         await shoot(staff, f"/admin/{org['id']}/services", out, "admin-services", "#services tr")
         await shoot(staff, f"/admin/{org['id']}/members", out, "admin-members", "tr.member")
+        await shoot(staff, f"/admin/{org['id']}/api-keys", out, "admin-api-keys", "#key-form")
+        await shoot(staff, f"/admin/{org['id']}/webhooks", out, "admin-webhooks", "form")
         await shoot(page, f"/q/{queue_id}/join", out, "join", "#join")
         async with httpx.AsyncClient(base_url=base_url) as http:
             holder, ticket_id = await take_ticket(http, queue_id)

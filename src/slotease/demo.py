@@ -400,6 +400,8 @@ def seed_demo(settings: Settings) -> str:
             service_ids = _seed_services(conn, org, org_id, now)
             _seed_appointments(conn, org, org_id, service_ids, customers, now)
             _seed_queues(conn, org, org_id, service_ids, customers, now)
+        # The dashboards read history from the analytics views: show it from the first page.
+        conn.execute("select app.refresh_analytics_views()")
         return _summary(conn, list(org_ids.values()))
 
 

@@ -267,3 +267,14 @@ async def test_a_walk_in_after_the_demo_gets_the_next_number(
     )
     assert response.status_code == 201, response.text
     assert response.json()["number"].endswith(f"-{last + 1:03d}")
+
+
+def test_the_dashboards_have_history_right_after_seeding(first_run: Result, owner: Owner) -> None:
+    """The analytics views are refreshed by the seed, so history shows before any job ran."""
+    row = owner.execute(
+        "select count(distinct day), sum(total) from app.daily_appointment_metrics"
+    ).fetchone()
+    assert row is not None
+    days, total = row
+    assert days >= 30
+    assert total > 1000
