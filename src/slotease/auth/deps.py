@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from slotease.auth import repository
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
 from slotease.db.database import SERVICE, Connection
@@ -43,10 +44,8 @@ async def caller_transaction(
     """A transaction acting as the caller, whose API key (if any) is checked first by the same
     function the policies use."""
     async with context.db.transaction(principal.identity) as conn:
-        if principal.is_api_key:
-            cursor = await conn.execute("select key_id from app.api_key_grant()")
-            if await cursor.fetchone() is None:
-                raise Unauthorized("The API key is not valid.")
+        if principal.is_api_key and not await repository.api_key_is_live(conn):
+            raise Unauthorized("The API key is not valid.")
         yield conn
 
 

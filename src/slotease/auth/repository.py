@@ -222,3 +222,9 @@ async def expire_api_key(
         " where id = %s and organization_id = %s",
         (grace_minutes, key_id, organization_id),
     )
+
+
+async def api_key_is_live(conn: Connection) -> bool:
+    """Whether the API key the transaction acts for exists, unrevoked and unexpired: checked by
+    the same function the policies use."""
+    return await fetch_one(conn, "select key_id from app.api_key_grant()") is not None
