@@ -1,0 +1,1 @@
+-- Sign-in protection: per-account and per-address login throttling.

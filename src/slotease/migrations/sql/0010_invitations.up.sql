@@ -1,0 +1,1 @@
+-- Members by invitation; notifications only to users who deal with an organization.

@@ -1,0 +1,1 @@
+-- Least privilege: split login roles, caller-checked SECURITY DEFINER functions, audit redaction, database-side refusals.

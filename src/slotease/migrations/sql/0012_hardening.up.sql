@@ -1,0 +1,1 @@
+-- Hardening of realtime access checks and other review findings.
