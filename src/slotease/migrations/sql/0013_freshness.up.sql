@@ -1,0 +1,1 @@
+-- Freshness: a database-maintained availability version bumped by every change that alters slots.
