@@ -42,6 +42,10 @@ def app_role_conninfo(owner: str) -> str:
     return make_conninfo(owner, user="slotease_app")
 
 
+def worker_role_conninfo(owner: str) -> str:
+    return make_conninfo(owner, user="slotease_worker")
+
+
 def seed_organizations(owner: str, organizations: int, services_per_org: int) -> list[uuid.UUID]:
     """Organizations with services and a Monday-to-Friday week each; returns the org ids."""
     with psycopg.connect(owner, autocommit=True) as conn:

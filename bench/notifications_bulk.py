@@ -23,7 +23,7 @@ import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common import app_role_conninfo, fresh_database, machine
+from bench.common import app_role_conninfo, fresh_database, machine, worker_role_conninfo
 from bench.server import free_port
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Database, DbIdentity
@@ -146,10 +146,12 @@ async def measure(owner: str, count: int, bare_jobs: int) -> None:
             smtp_port=port,
             smtp_starttls=False,
         )
-        db = Database(
-            app_role_conninfo(owner), min_size=1, max_size=settings.worker_concurrency + 2
+        db = Database(app_role_conninfo(owner), min_size=1, max_size=1)
+        worker = Database(
+            worker_role_conninfo(owner), min_size=1, max_size=settings.worker_concurrency + 2
         )
         await db.open()
+        await worker.open()
         try:
             as_admin = DbIdentity(
                 role="authenticated", claims={"sub": str(admin), "role": "authenticated"}
@@ -167,14 +169,14 @@ async def measure(owner: str, count: int, bare_jobs: int) -> None:
                     ),
                 )
             enqueue_seconds = time.perf_counter() - started
-            bulk = await drain(settings, db, NOTIFICATIONS_QUEUE)
+            bulk = await drain(settings, worker, NOTIFICATIONS_QUEUE)
 
-            async with db.transaction(SERVICE) as conn:
+            async with worker.transaction(SERVICE) as conn:
                 for _ in range(bare_jobs):
                     await jobs_repo.enqueue(conn, BARE_TASK, {}, queue=BARE_QUEUE)
-            bare = await drain(settings, db, BARE_QUEUE)
+            bare = await drain(settings, worker, BARE_QUEUE)
 
-            async with db.transaction(SERVICE) as conn:
+            async with worker.transaction(SERVICE) as conn:
                 cursor = await conn.execute(
                     "select channel, status, count(*) as n from public.notifications"
                     " where batch_id = %s group by 1, 2 order by 1, 2",
@@ -182,6 +184,7 @@ async def measure(owner: str, count: int, bare_jobs: int) -> None:
                 )
                 outcomes = {(r["channel"], r["status"]): r["n"] for r in await cursor.fetchall()}
         finally:
+            await worker.close()
             await db.close()
         emails = mailbox.messages
 

@@ -15,7 +15,14 @@ import uuid
 
 import psycopg
 
-from bench.common import app_role_conninfo, fresh_database, machine, pgbench, seed_organizations
+from bench.common import (
+    app_role_conninfo,
+    fresh_database,
+    machine,
+    pgbench,
+    seed_organizations,
+    worker_role_conninfo,
+)
 
 IDENTITY = (
     "select set_config('role', '{role}', true), set_config('request.jwt.claims', '{claims}', true),"
@@ -77,6 +84,8 @@ def main() -> None:
     org_ids = seed_organizations(owner, organizations=500, services_per_org=8)
     staff = seed_appointments(owner, org_ids[:50], per_org=2000)
     app = app_role_conninfo(owner)
+    # Only the worker's login role may become service_role.
+    worker = worker_role_conninfo(owner)
     org = org_ids[0]
 
     cases = {
@@ -102,7 +111,11 @@ def main() -> None:
         for _ in range(args.rounds):
             without.append(
                 pgbench(
-                    name, app, f"begin;\n{bypass}{query}commit;\n", clients=1, seconds=args.seconds
+                    name,
+                    worker,
+                    f"begin;\n{bypass}{query}commit;\n",
+                    clients=1,
+                    seconds=args.seconds,
                 ).p50_ms
             )
             with_rls.append(

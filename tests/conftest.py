@@ -113,23 +113,37 @@ def owner_conninfo(server_conninfo: str, template_db: str) -> Iterator[str]:
     drop_database(server_conninfo, name)
 
 
-@pytest.fixture(scope="module")
-def app_conninfo(owner_conninfo: str) -> str:
-    """The same database as the API's NOINHERIT login role."""
+def _as_login(owner_conninfo: str, role: str) -> str:
     params = {k: str(v) for k, v in conninfo_to_dict(owner_conninfo).items()}
     params.pop("password", None)
-    params["user"] = "slotease_app"
+    params["user"] = role
     return make_conninfo(**params)
 
 
 @pytest.fixture(scope="module")
+def app_conninfo(owner_conninfo: str) -> str:
+    """The same database as the API's NOINHERIT login role (anon and authenticated only)."""
+    return _as_login(owner_conninfo, "slotease_app")
+
+
+@pytest.fixture(scope="module")
+def worker_conninfo(owner_conninfo: str) -> str:
+    """The same database as the worker's NOINHERIT login role (service_role)."""
+    return _as_login(owner_conninfo, "slotease_worker")
+
+
+@pytest.fixture(scope="module")
 def settings(
-    owner_conninfo: str, app_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+    owner_conninfo: str,
+    app_conninfo: str,
+    worker_conninfo: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Settings:
     return Settings(
         env="test",
         database_url=owner_conninfo,
         app_database_url=app_conninfo,
+        worker_database_url=worker_conninfo,
         jwt_secret=TEST_JWT_SECRET,
         data_dir=tmp_path_factory.mktemp("data"),
         rate_limit_api_key="100000/hour",

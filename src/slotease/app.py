@@ -13,8 +13,7 @@ from slotease.appointments.routes import router as appointments_router
 from slotease.auth.routes import router as auth_router
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
-from slotease.db.database import Database
-from slotease.db.urls import app_conninfo
+from slotease.db.pools import api_database
 from slotease.jobs.worker import in_process_worker
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
@@ -39,11 +38,7 @@ from slotease.webhooks.routes import router as webhooks_router
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    db = Database(
-        app_conninfo(settings),
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-    )
+    db = api_database(settings)
     metrics = Metrics(db.stats)
     # Short timeouts: a stalled Redis must not hold requests (the limiter then fails open).
     redis = (
@@ -76,11 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             async with AsyncExitStack() as stack:
                 if settings.run_worker:
-                    await stack.enter_async_context(
-                        in_process_worker(settings, context.db, redis=context.redis)
+                    worker_db = await stack.enter_async_context(
+                        in_process_worker(settings, redis=context.redis)
                     )
                     await stack.enter_async_context(
                         periodic_alert_rules(
+                            worker_db,
                             context.db,
                             metrics.registry,
                             settings.pool_max_size,

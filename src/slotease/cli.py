@@ -150,7 +150,7 @@ def create_user(
     from pydantic import EmailStr, TypeAdapter
 
     from slotease.auth.schemas import FullName, Password
-    from slotease.db.urls import owner_conninfo
+    from slotease.db.urls import worker_conninfo
     from slotease.kit.problems import Problem
 
     settings = load_settings()
@@ -163,7 +163,7 @@ def create_user(
         raise typer.Exit(2) from None
     try:
         user_id = asyncio.run(
-            _create_user(owner_conninfo(settings), email, password, full_name, super_admin)
+            _create_user(worker_conninfo(settings), email, password, full_name, super_admin)
         )
     except Problem as exc:
         typer.echo(exc.detail, err=True)
@@ -205,14 +205,13 @@ def db_maintenance() -> None:
     import asyncio
     from datetime import UTC, datetime
 
-    from slotease.db.database import Database
-    from slotease.db.urls import app_conninfo
+    from slotease.db.pools import worker_database
     from slotease.ops import maintenance
 
     settings = load_settings()
 
     async def run() -> list[str]:
-        database = Database(app_conninfo(settings), min_size=1, max_size=1)
+        database = worker_database(settings, max_size=1)
         await database.open()
         try:
             report = await maintenance.run_all(database, settings, datetime.now(UTC))
@@ -297,11 +296,10 @@ def worker(
 
 
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
-    from slotease.db.database import Database
-    from slotease.db.urls import app_conninfo
+    from slotease.db.pools import worker_database
     from slotease.jobs.worker import job_app, worker_options
 
-    db = Database(app_conninfo(settings), min_size=1, max_size=settings.worker_concurrency + 1)
+    db = worker_database(settings, max_size=settings.worker_concurrency + 1)
     await db.open()
     try:
         async with job_app(settings, db) as app:

@@ -35,6 +35,28 @@ class Settings(BaseSettings):
     app_database_url: str | None = Field(default=None, validation_alias="SLOTEASE_APP_DATABASE_URL")
     app_db_role: str = Field(default="slotease_app", validation_alias="SLOTEASE_APP_DB_ROLE")
     app_db_password: str | None = Field(default=None, validation_alias="SLOTEASE_APP_DB_PASSWORD")
+    # Jobs and maintenance connect as their own login role, the only one besides the owner that
+    # may become service_role; by default the DATABASE_URL with the user swapped for this role.
+    worker_database_url: str | None = Field(
+        default=None, validation_alias="SLOTEASE_WORKER_DATABASE_URL"
+    )
+    worker_db_role: str = Field(
+        default="slotease_worker", validation_alias="SLOTEASE_WORKER_DB_ROLE"
+    )
+    worker_db_password: str | None = Field(
+        default=None, validation_alias="SLOTEASE_WORKER_DB_PASSWORD"
+    )
+    # Set on every connection of the API's and the worker's pools (0 turns one off): a runaway
+    # statement or a transaction left open cannot hold locks and connections for long.
+    db_statement_timeout_seconds: float = Field(
+        default=15.0, ge=0, validation_alias="SLOTEASE_DB_STATEMENT_TIMEOUT"
+    )
+    worker_statement_timeout_seconds: float = Field(
+        default=600.0, ge=0, validation_alias="SLOTEASE_WORKER_STATEMENT_TIMEOUT"
+    )
+    db_idle_in_transaction_timeout_seconds: float = Field(
+        default=60.0, ge=0, validation_alias="SLOTEASE_DB_IDLE_IN_TRANSACTION_TIMEOUT"
+    )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     data_dir: Path = Field(default=Path(".data"), validation_alias="SLOTEASE_DATA_DIR")
     jwt_secret: str | None = Field(

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from slotease.config import Settings
 from slotease.db.database import Database
-from slotease.db.urls import app_conninfo
+from slotease.db.pools import worker_database
 from tests.factories import Owner, User, add_member, make_organization, make_service, make_user
 
 ZONE = ZoneInfo("Europe/Paris")
@@ -160,7 +160,7 @@ DAY_FIGURES: dict[str, Any] = {
 
 
 async def service_database(settings: Settings) -> AsyncIterator[Database]:
-    database = Database(app_conninfo(settings), min_size=1, max_size=2)
+    database = worker_database(settings, max_size=2)
     await database.open()
     try:
         yield database

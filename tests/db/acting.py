@@ -31,8 +31,9 @@ def as_api_key(secret: str) -> DbIdentity:
 
 @asynccontextmanager
 async def acting_as(app_conninfo: str, identity: DbIdentity) -> AsyncIterator[AsyncConn]:
-    """A transaction of `slotease_app` acting as `identity`; always rolled back, so a test can
-    try any write without changing the data other tests see."""
+    """A transaction of the login role of `conninfo` (`slotease_app`, or `slotease_worker` for
+    service_role) acting as `identity`; always rolled back, so a test can try any write without
+    changing the data other tests see."""
     async with (
         await psycopg.AsyncConnection.connect(app_conninfo, autocommit=True) as conn,
         conn.transaction(force_rollback=True),

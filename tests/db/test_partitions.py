@@ -82,12 +82,12 @@ async def test_rows_land_in_their_month_or_the_default(
 
 
 async def test_ensure_monthly_partitions_creates_months_and_moves_rows(
-    owner: Owner, refs: dict[str, Any], app_conninfo: str
+    owner: Owner, refs: dict[str, Any], worker_conninfo: str
 ) -> None:
     ahead = 40
     wanted = [partition("appointments", month_start(offset)) for offset in range(ahead + 1)]
     stray_at = month_start(ahead) + timedelta(days=3, hours=10)
-    async with acting_as(app_conninfo, SERVICE) as conn:
+    async with acting_as(worker_conninfo, SERVICE) as conn:
 
         async def existing() -> set[str]:
             cursor = await conn.execute(

@@ -185,9 +185,9 @@ def fcm_check(project: str, token: str) -> Any:
 # ----- jobs ------------------------------------------------------------------------------
 @asynccontextmanager
 async def worker_app(settings: Settings) -> AsyncIterator[tuple[App, Database]]:
-    from slotease.db.urls import app_conninfo
+    from slotease.db.pools import worker_database
 
-    db = Database(app_conninfo(settings), min_size=1, max_size=4)
+    db = worker_database(settings, max_size=4)
     await db.open()
     try:
         async with job_app(settings, db) as app:

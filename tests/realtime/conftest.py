@@ -33,7 +33,10 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def start_server(
-    owner_conninfo: str, app_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+    owner_conninfo: str,
+    app_conninfo: str,
+    worker_conninfo: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> ServerFactory:
     """Starts the app (tests.realtime.server) in a uvicorn process; yields its base URL."""
 
@@ -48,6 +51,7 @@ def start_server(
         env |= {
             "DATABASE_URL": owner_conninfo,
             "SLOTEASE_APP_DATABASE_URL": app_conninfo,
+            "SLOTEASE_WORKER_DATABASE_URL": worker_conninfo,
             "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
             "SLOTEASE_DATA_DIR": str(tmp_path_factory.mktemp("server")),
             "SLOTEASE_RATE_LIMIT_ANON": "100000/hour",
@@ -121,11 +125,21 @@ async def subscribe(ws: ClientConnection, topic: str, **extra: Any) -> dict[str,
 
 
 async def emit(
-    base: str, name: str, payload: dict[str, Any], *, rollback: bool = False
+    base: str,
+    name: str,
+    payload: dict[str, Any],
+    *,
+    rollback: bool = False,
+    token: str | None = None,
 ) -> httpx.Response:
+    """Emit in a request of `token`'s user (anonymous without): an event that enqueues a job
+    needs a caller with business with the organization, as in the real routes."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=base) as http:
         return await http.post(
-            "/test/emit", json={"name": name, "payload": payload, "rollback": rollback}
+            "/test/emit",
+            json={"name": name, "payload": payload, "rollback": rollback},
+            headers=headers,
         )
 
 

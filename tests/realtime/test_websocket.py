@@ -145,7 +145,8 @@ async def test_the_public_queue_view_carries_no_personal_data(
         await subscribe(public, f"queue:{queue_id}")
         await subscribe(mine, f"ticket:{ticket_id}")
         await subscribe(desk, f"organization:{org_id}")
-        assert (await emit(server_url, "ticket.called", payload)).status_code == 204
+        called = await emit(server_url, "ticket.called", payload, token=staff.token)
+        assert called.status_code == 204
         board = await receive(public)
         assert board["event"] == "ticket.called"
         assert board["payload"] == {"number": 7, "status": "called", "counter": "Desk 2"}

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from slotease.auth import repository
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
-from slotease.db.database import SERVICE, Connection
+from slotease.db.database import ANONYMOUS, Connection
 from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Unauthorized
 
@@ -82,9 +82,10 @@ SignedIn = Annotated[Principal, Depends(require_signed_in)]
 
 
 async def service_session(context: ContextDep) -> AsyncIterator[Connection]:
-    """A transaction as `service_role`, for the few routes that act before anyone is signed in
-    (sign-up, token exchange). RLS is bypassed here, so such routes touch only auth tables."""
-    async with context.db.transaction(SERVICE) as conn:
+    """A transaction as `anon`, for the few routes that act before anyone is signed in
+    (sign-up, token exchange): they reach accounts and sessions only through the narrow
+    functions of the database, and act as the user once the user proved who they are."""
+    async with context.db.transaction(ANONYMOUS) as conn:
         yield conn
 
 

@@ -1,4 +1,6 @@
-"""All SQL of sign-up, refresh tokens, the current user's profile and API keys."""
+"""All SQL of sign-up, refresh tokens, the current user's profile and API keys. Accounts and
+sessions are reached only through the narrow functions of the database (migration 0011): the
+request path never reads auth.users or the refresh tokens itself."""
 
 from __future__ import annotations
 
@@ -7,31 +9,20 @@ from uuid import UUID
 
 from psycopg.errors import ForeignKeyViolation
 
-from slotease.db.database import Connection
+from slotease.db.database import Connection, DbIdentity, act_as
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
 
 Row = dict[str, Any]
 
 
-async def insert_user(conn: Connection, *, email: str, password_hash: str) -> Row | None:
-    """The new user, or None when the address is taken (whatever unique index says so: ours is
-    on lower(email), Supabase's own schema has others)."""
+async def sign_up(
+    conn: Connection, *, email: str, password_hash: str, full_name: str, phone: str | None
+) -> Row | None:
+    """The new user (with their profile), or None when the address is taken."""
     return await fetch_one(
         conn,
-        "insert into auth.users (email, encrypted_password, last_sign_in_at)"
-        " values (%(email)s, %(hash)s, now())"
-        " on conflict do nothing returning id, email",
-        {"email": email, "hash": password_hash},
-    )
-
-
-async def insert_profile(
-    conn: Connection, *, user_id: UUID, full_name: str, phone: str | None
-) -> None:
-    await conn.execute(
-        "insert into public.user_profiles (user_id, full_name, phone)"
-        " values (%(user_id)s, %(full_name)s, %(phone)s)",
-        {"user_id": user_id, "full_name": full_name, "phone": phone},
+        "select id, email from app.sign_up(%s, %s, %s, %s)",
+        (email, password_hash, full_name, phone),
     )
 
 
@@ -44,67 +35,54 @@ async def add_platform_admin(conn: Connection, user_id: UUID) -> None:
 async def find_user_by_email(conn: Connection, email: str) -> Row | None:
     return await fetch_one(
         conn,
-        "select u.id, u.email, u.encrypted_password, coalesce(p.full_name, '') as full_name"
-        " from auth.users u left join public.user_profiles p on p.user_id = u.id"
-        " where lower(u.email) = lower(%s)",
+        "select id, email, encrypted_password, full_name from app.sign_in_candidate(%s)",
         (email,),
     )
 
 
-async def record_sign_in(conn: Connection, user_id: UUID, new_password_hash: str | None) -> None:
-    await conn.execute(
-        "update auth.users set last_sign_in_at = now(), updated_at = now(),"
-        " encrypted_password = coalesce(%(hash)s, encrypted_password)"
-        " where id = %(user_id)s",
-        {"user_id": user_id, "hash": new_password_hash},
+async def act_as_user(conn: Connection, user_id: UUID, email: str) -> None:
+    """From here on the transaction acts as the user who just proved who they are, so what it
+    writes of their session is theirs alone."""
+    await act_as(
+        conn,
+        DbIdentity(
+            role="authenticated",
+            claims={"sub": str(user_id), "email": email, "role": "authenticated"},
+        ),
     )
+
+
+async def record_sign_in(conn: Connection, new_password_hash: str | None) -> None:
+    await conn.execute("select app.record_sign_in(%s)", (new_password_hash,))
 
 
 async def insert_refresh_token(
-    conn: Connection, *, user_id: UUID, family_id: UUID, token_hash: str, ttl_days: int
+    conn: Connection, *, family_id: UUID, token_hash: str, ttl_days: int
 ) -> None:
     await conn.execute(
-        "insert into app.refresh_tokens (user_id, family_id, token_hash, expires_at)"
-        " values (%(user_id)s, %(family_id)s, %(hash)s, now() + make_interval(days => %(days)s))",
-        {"user_id": user_id, "family_id": family_id, "hash": token_hash, "days": ttl_days},
+        "select app.issue_refresh_token(%s, %s, %s)", (family_id, token_hash, ttl_days)
     )
 
 
-async def lock_refresh_token(conn: Connection, token_hash: str) -> Row | None:
-    """The token with its user, locked until the transaction ends: a concurrent refresh with
-    the same token waits here and then sees it spent."""
-    return await fetch_one(
+async def spend_refresh_token(conn: Connection, token_hash: str) -> Row:
+    """`outcome` ('ok', 'unknown', 'reused', 'expired') and, when ok, the token's user and
+    family. A reused token has its family revoked by the same statement."""
+    return await fetch_row(
         conn,
-        "select t.id, t.user_id, t.family_id, t.used_at, t.revoked_at,"
-        " t.expires_at <= now() as is_expired, u.email, coalesce(p.full_name, '') as full_name"
-        " from app.refresh_tokens t"
-        " join auth.users u on u.id = t.user_id"
-        " left join public.user_profiles p on p.user_id = t.user_id"
-        " where t.token_hash = %s"
-        " for update of t",
+        "select outcome, user_id, family_id, email, full_name from app.spend_refresh_token(%s)",
         (token_hash,),
     )
 
 
-async def mark_refresh_token_used(conn: Connection, token_id: UUID) -> None:
-    await conn.execute("update app.refresh_tokens set used_at = now() where id = %s", (token_id,))
-
-
-async def revoke_refresh_family(conn: Connection, family_id: UUID) -> None:
-    await conn.execute(
-        "update app.refresh_tokens set revoked_at = now()"
-        " where family_id = %s and revoked_at is null",
-        (family_id,),
+async def session_user(conn: Connection, token_hash: str) -> Row | None:
+    """The user of a live refresh token, which stays unspent."""
+    return await fetch_one(
+        conn, "select user_id, email from app.session_user_of(%s)", (token_hash,)
     )
 
 
 async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
-    await conn.execute(
-        "update app.refresh_tokens set revoked_at = now()"
-        " where family_id = (select family_id from app.refresh_tokens where token_hash = %s)"
-        " and revoked_at is null",
-        (token_hash,),
-    )
+    await conn.execute("select app.revoke_refresh_family(%s)", (token_hash,))
 
 
 async def get_profile(conn: Connection, user_id: UUID) -> Row:

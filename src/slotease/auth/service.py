@@ -53,10 +53,11 @@ async def register_user(
     """Create the auth user and their profile; shared by sign-up and `slotease users create`."""
     # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
     password_hash = await to_thread.run_sync(hash_password, password)
-    user = await repository.insert_user(conn, email=email, password_hash=password_hash)
+    user = await repository.sign_up(
+        conn, email=email, password_hash=password_hash, full_name=full_name, phone=phone
+    )
     if user is None:
         raise Conflict("An account with this email already exists.")
-    await repository.insert_profile(conn, user_id=user["id"], full_name=full_name, phone=phone)
     return {**user, "full_name": full_name}
 
 
@@ -68,6 +69,7 @@ async def sign_up(conn: Connection, context: AppContext, body: SignupRequest) ->
     user = await register_user(
         conn, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone
     )
+    await repository.act_as_user(conn, user["id"], user["email"])
     return await _start_session(conn, context, user, family_id=uuid.uuid4())
 
 
@@ -83,7 +85,8 @@ async def sign_in_with_password(
     new_hash = None
     if needs_rehash(stored_hash):
         new_hash = await to_thread.run_sync(hash_password, grant.password)
-    await repository.record_sign_in(conn, user["id"], new_hash)
+    await repository.act_as_user(conn, user["id"], user["email"])
+    await repository.record_sign_in(conn, new_hash)
     return await _start_session(conn, context, user, family_id=uuid.uuid4())
 
 
@@ -92,16 +95,15 @@ async def refresh(
 ) -> SessionOut | RefreshRejected:
     """Spend a refresh token for a new session in the same family. A spent or revoked token
     presented again means it leaked: the whole family is revoked."""
-    token = await repository.lock_refresh_token(conn, hash_secret(refresh_token))
-    if token is None:
+    token = await repository.spend_refresh_token(conn, hash_secret(refresh_token))
+    if token["outcome"] == "unknown":
         return RefreshRejected("The refresh token is not valid.")
-    if token["used_at"] is not None or token["revoked_at"] is not None:
-        await repository.revoke_refresh_family(conn, token["family_id"])
+    if token["outcome"] == "reused":
         return RefreshRejected("The refresh token was already used; the session is revoked.")
-    if token["is_expired"]:
+    if token["outcome"] == "expired":
         return RefreshRejected("The refresh token has expired.")
-    await repository.mark_refresh_token_used(conn, token["id"])
     user = {"id": token["user_id"], "email": token["email"], "full_name": token["full_name"]}
+    await repository.act_as_user(conn, user["id"], user["email"])
     return await _start_session(conn, context, user, family_id=token["family_id"])
 
 
@@ -112,10 +114,10 @@ async def log_out(conn: Connection, refresh_token: str) -> None:
 async def _start_session(
     conn: Connection, context: AppContext, user: dict[str, Any], *, family_id: UUID
 ) -> SessionOut:
+    """The session of the user the transaction now acts as (`repository.act_as_user`)."""
     refresh_token = new_secret(REFRESH_TOKEN_PREFIX)
     await repository.insert_refresh_token(
         conn,
-        user_id=user["id"],
         family_id=family_id,
         token_hash=hash_secret(refresh_token),
         ttl_days=context.settings.refresh_token_ttl_days,

@@ -49,14 +49,28 @@ async def act_as(conn: Connection, identity: DbIdentity) -> None:
     )
 
 
+def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:
+    """libpq `options` setting the timeouts (in seconds, 0 for none) when a connection starts,
+    so they hold for every statement without a round trip of their own."""
+    return (
+        f"-c statement_timeout={round(statement_timeout * 1000)}"
+        f" -c idle_in_transaction_session_timeout={round(idle_in_transaction_timeout * 1000)}"
+    )
+
+
 class Database:
-    def __init__(self, conninfo: str, *, min_size: int = 2, max_size: int = 20) -> None:
+    def __init__(
+        self, conninfo: str, *, min_size: int = 2, max_size: int = 20, options: str = ""
+    ) -> None:
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        if options:
+            kwargs["options"] = options
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,
             max_size=max_size,
             open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs=kwargs,
             connection_class=AsyncConnection[DictRow],
             name="slotease",
         )

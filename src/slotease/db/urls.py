@@ -1,4 +1,4 @@
-"""Connection strings: the owner's (migrations, maintenance) and the app's RLS-bound login role."""
+"""Connection strings: the owner's (migrations), the API's RLS-bound login role and the worker's."""
 
 from __future__ import annotations
 
@@ -25,14 +25,29 @@ def owner_conninfo(settings: Settings) -> str:
 
 
 def app_conninfo(settings: Settings) -> str:
-    """The request path's connection: a NOINHERIT role that only acts through SET ROLE."""
-    if settings.app_database_url:
-        return make_conninfo(_strip_driver(settings.app_database_url))
+    """The request path's connection: a NOINHERIT role that can become only anon and
+    authenticated."""
+    return _login_conninfo(
+        settings, settings.app_database_url, settings.app_db_role, settings.app_db_password
+    )
+
+
+def worker_conninfo(settings: Settings) -> str:
+    """The connection of jobs and maintenance: a NOINHERIT role that may become service_role."""
+    return _login_conninfo(
+        settings, settings.worker_database_url, settings.worker_db_role, settings.worker_db_password
+    )
+
+
+def _login_conninfo(settings: Settings, url: str | None, role: str, password: str | None) -> str:
+    """`url` when configured, else the owner's connection with the user swapped for `role`."""
+    if url:
+        return make_conninfo(_strip_driver(url))
     params = {k: str(v) for k, v in conninfo_to_dict(owner_conninfo(settings)).items()}
     params.pop("password", None)
-    params["user"] = settings.app_db_role
-    if settings.app_db_password:
-        params["password"] = settings.app_db_password
+    params["user"] = role
+    if password:
+        params["password"] = password
     return make_conninfo(**params)
 
 

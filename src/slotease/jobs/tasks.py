@@ -48,12 +48,12 @@ async def deliver(context: JobContext, ids: list[str]) -> None:
 
 
 @jobs.task(name=NOTIFY_TASK, pass_context=True, retry=RETRY)
-async def notify_event(context: JobContext, event: str, payload: dict[str, object]) -> None:
+async def notify_event(context: JobContext, event: str, id: str) -> None:
+    """`id` names the event's subject; what the message says is read from the database."""
     assert context.job is not None
     assert context.job.id is not None
-    ids = await create_for_event(
-        runtime.current().db, event, payload, source_of_job(context.job.id)
-    )
+    rt = runtime.current()
+    ids = await create_for_event(rt.db, rt.settings, event, UUID(id), source_of_job(context.job.id))
     await _deliver(context, ids)
 
 

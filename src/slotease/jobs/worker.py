@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 
 from slotease.config import Settings
 from slotease.db.database import Database
-from slotease.db.urls import app_conninfo
+from slotease.db.pools import worker_database, worker_session_options
+from slotease.db.urls import worker_conninfo
 from slotease.jobs import runtime
 from slotease.jobs.tasks import RETRY, jobs
 from slotease.kit.background import running
@@ -28,11 +29,11 @@ from slotease.notifications.templates import Templates
 
 
 def connector(settings: Settings) -> PsycopgConnector:
-    """The API's login role, switched to service_role at connection start: the only role
+    """The worker's login role, switched to service_role at connection start: the only role
     besides the owner that may touch procrastinate's tables."""
     return PsycopgConnector(
-        conninfo=app_conninfo(settings),
-        kwargs={"options": "-c role=service_role"},
+        conninfo=worker_conninfo(settings),
+        kwargs={"options": f"-c role=service_role {worker_session_options(settings)}"},
         min_size=1,
         max_size=settings.worker_concurrency + 2,
     )
@@ -42,7 +43,8 @@ def connector(settings: Settings) -> PsycopgConnector:
 async def job_app(
     settings: Settings, db: Database, *, redis: Redis | None = None
 ) -> AsyncIterator[App]:
-    """The open App with the task runtime installed; `db` must already be open."""
+    """The open App with the task runtime installed; `db`, on the worker's login role, must
+    already be open."""
     RETRY.max_attempts = settings.job_max_attempts
     store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
     async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
@@ -75,11 +77,17 @@ def worker_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 @asynccontextmanager
 async def in_process_worker(
-    settings: Settings, db: Database, *, redis: Redis | None = None
-) -> AsyncIterator[None]:
-    """A worker running beside the API in the same event loop (`slotease serve`)."""
-    async with (
-        job_app(settings, db, redis=redis) as app,
-        running(app.run_worker_async(**worker_options(settings))),
-    ):
-        yield
+    settings: Settings, *, redis: Redis | None = None
+) -> AsyncIterator[Database]:
+    """A worker running beside the API in the same event loop (`slotease serve`), on a pool of
+    its own login role; yields that pool for the process's other system work."""
+    db = worker_database(settings, max_size=settings.worker_concurrency + 1)
+    await db.open()
+    try:
+        async with (
+            job_app(settings, db, redis=redis) as app,
+            running(app.run_worker_async(**worker_options(settings))),
+        ):
+            yield db
+    finally:
+        await db.close()

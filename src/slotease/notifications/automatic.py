@@ -2,7 +2,8 @@
 
 Request side (`transactional_handler`): inside the change's transaction, enqueue the job that
 will write the message, and keep the appointment's reminder jobs in step. Worker side
-(`create_for_event`, `create_reminder`): read the facts as service_role and write the rows."""
+(`create_for_event`, `create_reminder`): given ids only, read the facts as service_role and
+write the rows."""
 
 from __future__ import annotations
 
@@ -47,10 +48,11 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
                 payload.get("position") == settings.queue_alert_position
             )
             if alert:
+                # Only the subject's id: the worker reads every fact of the message again.
                 await jobs_repo.enqueue(
                     conn,
                     NOTIFY_TASK,
-                    {"event": event.name, "payload": payload},
+                    {"event": event.name, "id": str(payload["id"])},
                     queue=NOTIFICATIONS_QUEUE,
                 )
         if event.name.startswith("appointment.") and "starts_at" in payload:
@@ -96,19 +98,18 @@ class Plan:
 
 
 async def create_for_event(
-    db: Database, event: str, payload: dict[str, Any], source: UUID
+    db: Database, settings: Settings, event: str, subject_id: UUID, source: UUID
 ) -> list[UUID]:
+    """The messages of `event` about its subject (an appointment, a ticket, a waitlist entry),
+    from what the database says now: nothing when the subject is no longer in the state the
+    event announced."""
     template, urgent = _TEMPLATES[event]
     async with db.transaction(SERVICE) as conn:
         if event.startswith("appointment."):
-            plan = await _appointment_plan(conn, UUID(payload["id"]), template)
+            plan = await _appointment_plan(conn, subject_id, template)
         else:
-            if event == "ticket.position":
-                # A position event carries no ticket number, and the message names the ticket.
-                ticket = await repo.ticket_number(conn, UUID(payload["id"]))
-                if ticket is not None:
-                    payload = {**payload, "number": display_number(**ticket)}
-            plan = await _plan_from_payload(conn, payload, template, urgent)
+            facts = await _subject_facts(conn, event, subject_id, settings.queue_alert_position)
+            plan = None if facts is None else await _plan_from_facts(conn, facts, template, urgent)
         if plan is None:
             return []
         return await _write(conn, plan, source)
@@ -145,32 +146,68 @@ async def _appointment_plan(conn: Connection, appointment_id: UUID, template: st
     )
 
 
-async def _plan_from_payload(
-    conn: Connection, payload: dict[str, Any], template: str, urgent: bool
-) -> Plan | None:
-    user_id = _recipient_id(payload)
-    org_id = payload.get("organization_id")
-    if user_id is None or org_id is None:
+@dataclass(frozen=True)
+class SubjectFacts:
+    user_id: UUID
+    organization_id: UUID
+    service_id: UUID | None
+    number: str = ""
+    counter: str | None = None
+    position: int = 0
+    starts_at: datetime | None = None
+    offer_expires_at: datetime | None = None
+
+
+async def _subject_facts(
+    conn: Connection, event: str, subject_id: UUID, alert_position: int
+) -> SubjectFacts | None:
+    if event.startswith("waitlist."):
+        entry = await repo.waitlist_entry_facts(conn, subject_id)
+        if entry is None or entry["status"] != "offered":
+            return None
+        return SubjectFacts(
+            user_id=entry["user_id"],
+            organization_id=entry["organization_id"],
+            service_id=entry["service_id"],
+            starts_at=entry["starts_at"],
+            offer_expires_at=entry["offer_expires_at"],
+        )
+    ticket = await repo.ticket_facts(conn, subject_id)
+    if ticket is None or ticket["user_id"] is None:
         return None
-    service_id = payload.get("service_id")
-    facts = await repo.organization_facts(
-        conn, UUID(org_id), UUID(service_id) if service_id else None
+    if event == "ticket.called":
+        if ticket["status"] != "called":
+            return None
+    # The alert says the ticket reached the alert position; it may have moved closer since.
+    elif ticket["position"] is None or ticket["position"] > alert_position:
+        return None
+    return SubjectFacts(
+        user_id=ticket["user_id"],
+        organization_id=ticket["organization_id"],
+        service_id=ticket["service_id"],
+        number=display_number(ticket["prefix"], ticket["number"]),
+        counter=ticket["counter"],
+        position=alert_position,
     )
-    if facts is None:
+
+
+async def _plan_from_facts(
+    conn: Connection, facts: SubjectFacts, template: str, urgent: bool
+) -> Plan | None:
+    organization = await repo.organization_facts(conn, facts.organization_id, facts.service_id)
+    if organization is None:
         return None
     context: dict[str, Any] = {
-        "service": facts["service"] or "",
-        "number": payload.get("number", ""),
-        "counter": payload.get("counter") or "the desk",
-        "position": payload.get("position", 0),
+        "service": organization["service"] or "",
+        "number": facts.number,
+        "counter": facts.counter or "the desk",
+        "position": facts.position,
     }
-    # A waitlist offer names its end `offer_expires_at`.
-    for key, field in (("starts_at", "starts_at"), ("expires_at", "offer_expires_at")):
-        value = payload.get(field)
-        context[key] = _local(datetime.fromisoformat(value), facts["timezone"]) if value else ""
+    for key, moment in (("starts_at", facts.starts_at), ("expires_at", facts.offer_expires_at)):
+        context[key] = _local(moment, organization["timezone"]) if moment else ""
     # The database writes the offer's in-app row itself, in the transaction that makes it.
     in_app = template != "waitlist_offered"
-    return Plan(UUID(user_id), UUID(org_id), template, urgent, context, in_app=in_app)
+    return Plan(facts.user_id, facts.organization_id, template, urgent, context, in_app=in_app)
 
 
 async def _write(conn: Connection, plan: Plan, source: UUID) -> list[UUID]:

@@ -257,10 +257,22 @@ async def organization_facts(
     )
 
 
-async def ticket_number(conn: Connection, ticket_id: UUID) -> Row | None:
+async def ticket_facts(conn: Connection, ticket_id: UUID) -> Row | None:
+    """The ticket with its number, counter, service and place in line (None unless waiting)."""
     return await fetch_one(
         conn,
-        "select q.prefix, t.number from public.tickets t"
-        " join public.queues q on q.id = t.queue_id where t.id = %s",
+        "select t.id, t.organization_id, t.user_id, t.status, t.counter, t.number, q.prefix,"
+        " q.service_id, (select l.position from app.queue_line(t.queue_id) l"
+        "                where l.id = t.id) as position"
+        " from public.tickets t join public.queues q on q.id = t.queue_id where t.id = %s",
         (ticket_id,),
+    )
+
+
+async def waitlist_entry_facts(conn: Connection, entry_id: UUID) -> Row | None:
+    return await fetch_one(
+        conn,
+        "select w.id, w.organization_id, w.user_id, w.service_id, w.status, w.starts_at,"
+        " w.offer_expires_at from public.waitlist_entries w where w.id = %s",
+        (entry_id,),
     )

@@ -26,29 +26,31 @@ PROCRASTINATE_JOBS = "public.procrastinate_jobs"
 
 
 async def database_gauges(conn: Connection) -> list[Metric]:
-    """Queue lengths, and the job queue when procrastinate's tables exist. Run as
-    service_role: the figures are counts, never rows."""
+    """Queue lengths, and the job queue when procrastinate's tables exist: counts, never rows,
+    readable by the API role through one function of the database."""
+    counts = await repository.gauge_counts(conn, TOP_QUEUES)
     waiting = GaugeMetricFamily(
         "slotease_queue_waiting_tickets",
         f"Tickets waiting, for the {TOP_QUEUES} longest queues.",
         labels=["queue_id"],
     )
-    for row in await repository.waiting_by_queue(conn, TOP_QUEUES):
-        waiting.add_metric([row["queue_id"]], row["n"])
+    for row in counts:
+        if row["metric"] == "waiting_by_queue":
+            waiting.add_metric([row["label"]], row["n"])
+    total = sum(row["n"] for row in counts if row["metric"] == "waiting_total")
     families: list[Metric] = [
         waiting,
         GaugeMetricFamily(
-            "slotease_queue_waiting_tickets_total",
-            "Tickets waiting in all queues.",
-            value=await repository.waiting_total(conn),
+            "slotease_queue_waiting_tickets_total", "Tickets waiting in all queues.", value=total
         ),
     ]
-    if await repository.table_exists(conn, PROCRASTINATE_JOBS):
+    by_status = [row for row in counts if row["metric"] == "jobs_by_status"]
+    if by_status:
         jobs = GaugeMetricFamily(
             "slotease_jobs", "Background jobs by status (procrastinate).", labels=["status"]
         )
-        for row in await repository.jobs_by_status(conn):
-            jobs.add_metric([row["status"]], row["n"])
+        for row in by_status:
+            jobs.add_metric([row["label"]], row["n"])
         families.append(jobs)
     return families
 
@@ -222,21 +224,26 @@ async def collect_signals(
 
 
 async def run_alert_rules(
-    db: Database, registry: CollectorRegistry, pool_max_size: int
+    worker_db: Database, api_db: Database, registry: CollectorRegistry, pool_max_size: int
 ) -> list[str]:
-    """The periodic alert check of an API process (its own request and pool figures)."""
-    async with db.transaction(SERVICE) as conn:
+    """The periodic alert check of an API process (its own request and pool figures), written
+    through the worker's login role."""
+    async with worker_db.transaction(SERVICE) as conn:
         signals = await collect_signals(
             conn,
             error_rate=error_rate(registry),
-            saturation=pool_saturation(db.stats(), pool_max_size),
+            saturation=pool_saturation(api_db.stats(), pool_max_size),
         )
         return await notify_alerts(conn, signals)
 
 
 @asynccontextmanager
 async def periodic_alert_rules(
-    db: Database, registry: CollectorRegistry, pool_max_size: int, every_seconds: float
+    worker_db: Database,
+    api_db: Database,
+    registry: CollectorRegistry,
+    pool_max_size: int,
+    every_seconds: float,
 ) -> AsyncIterator[None]:
     """Run the alert rules every `every_seconds` in the background while the block runs. They
     read this process's own request counters and pool, so they run in the API process rather
@@ -246,7 +253,7 @@ async def periodic_alert_rules(
         while True:
             await asyncio.sleep(every_seconds)
             try:
-                await run_alert_rules(db, registry, pool_max_size)
+                await run_alert_rules(worker_db, api_db, registry, pool_max_size)
             except Exception:
                 log.exception("alert rules failed")
 

@@ -86,30 +86,13 @@ async def table_exists(conn: Connection, name: str) -> bool:
     return bool(row and row["present"])
 
 
-async def waiting_by_queue(conn: Connection, limit: int) -> list[Row]:
-    """(queue_id, n) of the `limit` queues with the most waiting tickets."""
+async def gauge_counts(conn: Connection, top_queues: int) -> list[Row]:
+    """(metric, label, n): waiting tickets of the `top_queues` longest queues
+    ('waiting_by_queue', by queue id), in all queues ('waiting_total'), and procrastinate's jobs
+    by status ('jobs_by_status', every status, zero counts included, so the series exist
+    before the first failure). Counts only, through one function of the database."""
     return await fetch_all(
-        conn,
-        "select queue_id::text, count(*) as n from public.tickets where status = 'waiting'"
-        " group by queue_id order by n desc limit %s",
-        (limit,),
-    )
-
-
-async def waiting_total(conn: Connection) -> int:
-    row = await fetch_row(conn, "select count(*) as n from public.tickets where status = 'waiting'")
-    count: int = row["n"]
-    return count
-
-
-async def jobs_by_status(conn: Connection) -> list[Row]:
-    """(status, n) of procrastinate's jobs; call only when its tables exist."""
-    return await fetch_all(
-        conn,
-        # Every status, with zero counts, so the series exist before the first failure.
-        "select s::text as status, count(j.id) as n"
-        " from unnest(enum_range(null::public.procrastinate_job_status)) s"
-        " left join public.procrastinate_jobs j on j.status = s group by s",
+        conn, "select metric, label, n from app.metrics_counts(%s)", (top_queues,)
     )
 
 

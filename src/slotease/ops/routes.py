@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from slotease.auth.deps import ContextDep
-from slotease.db.database import SERVICE
+from slotease.db.database import ANONYMOUS
 from slotease.ops import monitoring
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ async def metrics(context: ContextDep) -> Response:
     body = context.metrics.exposition()
     body += monitoring.exposition([monitoring.websocket_gauge(context.realtime.hub.connections)])
     try:
-        async with context.db.transaction(SERVICE) as conn:
+        async with context.db.transaction(ANONYMOUS) as conn:
             body += monitoring.exposition(await monitoring.database_gauges(conn))
     except Exception:
         # The process figures are still worth a scrape while the database is away.

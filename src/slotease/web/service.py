@@ -28,13 +28,8 @@ async def access_token_for_session(
 ) -> PageToken | None:
     """A short-lived access token for the session's user, or None when the session is over
     (unknown, spent by a replay, revoked by logout, or expired)."""
-    token = await auth_repository.lock_refresh_token(conn, hash_secret(refresh_token))
-    if (
-        token is None
-        or token["used_at"] is not None
-        or token["revoked_at"] is not None
-        or token["is_expired"]
-    ):
+    token = await auth_repository.session_user(conn, hash_secret(refresh_token))
+    if token is None:
         return None
     ttl = context.settings.access_token_ttl_seconds
     return PageToken(

@@ -64,11 +64,10 @@ async def transactional_handler(conn: Connection, event: DomainEvent) -> None:
         return
     if not await repo.subscribed(conn, UUID(str(organization_id)), event.name):
         return
-    async with repo.acting_as_service(conn):
-        for delivery_id in await repo.record_deliveries(
-            conn, UUID(str(organization_id)), event.name, event.payload
-        ):
-            await enqueue_attempt(conn, delivery_id)
+    for delivery_id in await repo.record_deliveries(
+        conn, UUID(str(organization_id)), event.name, event.payload
+    ):
+        await enqueue_attempt(conn, delivery_id)
 
 
 @dataclass(frozen=True)

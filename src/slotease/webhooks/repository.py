@@ -1,11 +1,10 @@
 """All SQL of webhooks. The management functions run as the caller, so RLS (admins only)
-decides what they see; the delivery log is written as service_role, by the worker and, for the
-rows an event creates, inside the request's transaction (`acting_as_service`)."""
+decides what they see; the delivery log is written by the worker (service_role) and, from a
+request, only through the caller-checked functions of the database (`record_deliveries`,
+`reopen_delivery`)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID
 
@@ -132,55 +131,29 @@ async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) ->
 
 async def subscribed(conn: Connection, organization_id: UUID, event: str) -> bool:
     """Whether any active webhook of the organization listens to `event`: one round trip that
-    spares every other event the switch to service_role."""
+    spares every other event the recording."""
     row = await fetch_row(
         conn, "select app.webhook_subscribed(%s, %s) as yes", (organization_id, event)
     )
     return bool(row["yes"])
 
 
-# ----- the delivery log (as service_role) -------------------------------------------------
-@asynccontextmanager
-async def acting_as_service(conn: Connection) -> AsyncIterator[None]:
-    """Switch the request's transaction to service_role for the block, then back. Callers may
-    read the delivery log but not write it; what the block writes is decided by the code, never
-    by the caller's input. No restore on error: the transaction is rolled back anyway."""
-    row = await fetch_row(conn, "select current_setting('role') as role")
-    await conn.execute("select set_config('role', 'service_role', true)")
-    yield
-    await conn.execute("select set_config('role', %s, true)", (row["role"],))
-
-
+# ----- the delivery log ------------------------------------------------------------------
 async def record_deliveries(
     conn: Connection, organization_id: UUID, event: str, payload: dict[str, Any]
 ) -> list[UUID]:
     """One pending delivery per active webhook of the organization subscribed to `event`."""
     rows = await fetch_all(
         conn,
-        "insert into public.webhook_deliveries"
-        " (organization_id, webhook_id, event, payload, next_attempt_at)"
-        " select organization_id, id, %(event)s, %(payload)s, now() from public.webhooks"
-        " where organization_id = %(org)s and is_active and events @> array[%(event)s]"
-        " returning id",
-        {"org": organization_id, "event": event, "payload": Jsonb(payload)},
+        "select app.record_webhook_deliveries(%s, %s, %s) as id",
+        (organization_id, event, Jsonb(payload)),
     )
     return [row["id"] for row in rows]
 
 
-async def reopen_delivery(conn: Connection, delivery_id: UUID, organization_id: UUID) -> None:
-    await conn.execute(
-        "update public.webhook_deliveries set status = 'pending', next_attempt_at = now()"
-        " where id = %s and organization_id = %s",
-        (delivery_id, organization_id),
-    )
-
-
-async def drop_waiting_jobs(conn: Connection, queueing_lock: str) -> None:
-    await conn.execute(
-        "select public.procrastinate_cancel_job_v1(id, false, true) from public.procrastinate_jobs"
-        " where status = 'todo' and queueing_lock = %s",
-        (queueing_lock,),
-    )
+async def reopen_delivery(conn: Connection, delivery_id: UUID) -> None:
+    """Pending again, in place of any attempt waiting for its turn (admins of its organization)."""
+    await conn.execute("select app.reopen_webhook_delivery(%s)", (delivery_id,))
 
 
 async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:

@@ -12,7 +12,7 @@ from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.organizations.repository import organization_access
 from slotease.webhooks import repository as repo
-from slotease.webhooks.delivery import enqueue_attempt, job_lock
+from slotease.webhooks.delivery import enqueue_attempt
 from slotease.webhooks.schemas import (
     Delivery,
     SecretRotated,
@@ -116,12 +116,8 @@ async def redeliver(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> De
     delivery = await repo.get_delivery(conn, webhook_id, delivery_id)
     if delivery is None:
         raise NotFound("No such delivery.")
-    # Reading it through RLS proved the caller administers it; the log itself is written by
-    # the system only.
-    async with repo.acting_as_service(conn):
-        await repo.drop_waiting_jobs(conn, job_lock(delivery_id))
-        await repo.reopen_delivery(conn, delivery_id, delivery["organization_id"])
-        await enqueue_attempt(conn, delivery_id)
+    await repo.reopen_delivery(conn, delivery_id)
+    await enqueue_attempt(conn, delivery_id)
     reopened = await repo.get_delivery(conn, webhook_id, delivery_id)
     assert reopened is not None
     return Delivery.model_validate(reopened)
