@@ -20,23 +20,20 @@ from slotease.ops import repository
 
 log = logging.getLogger(__name__)
 
-# Queue lengths are labelled by queue id: only the longest lines get a series of their own.
-TOP_QUEUES = 20
 PROCRASTINATE_JOBS = "public.procrastinate_jobs"
 
 
 async def database_gauges(conn: Connection) -> list[Metric]:
     """Queue lengths, and the job queue when procrastinate's tables exist. Run as
-    service_role: the figures are counts, never rows."""
-    waiting = GaugeMetricFamily(
-        "slotease_queue_waiting_tickets",
-        f"Tickets waiting, for the {TOP_QUEUES} longest queues.",
-        labels=["queue_id"],
-    )
-    for row in await repository.waiting_by_queue(conn, TOP_QUEUES):
-        waiting.add_metric([row["queue_id"]], row["n"])
+    service_role: the figures are counts, never rows, and aggregated over all tenants, so a
+    scrape names no organization's queue."""
+    longest = await repository.waiting_by_queue(conn, 1)
     families: list[Metric] = [
-        waiting,
+        GaugeMetricFamily(
+            "slotease_queue_waiting_tickets_max",
+            "Tickets waiting in the longest queue.",
+            value=longest[0]["n"] if longest else 0,
+        ),
         GaugeMetricFamily(
             "slotease_queue_waiting_tickets_total",
             "Tickets waiting in all queues.",
