@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from slotease.analytics.routes import router as analytics_router
 from slotease.appointments.routes import router as appointments_router
 from slotease.auth.routes import router as auth_router
+from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
 from slotease.db.pools import api_database
@@ -46,13 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.redis_url
         else None
     )
+    limiter = RateLimiter(settings, metrics, redis)
     context = AppContext(
         settings=settings,
         db=db,
         jwt_secret=settings.resolved_jwt_secret(),
         metrics=metrics,
         redis=redis,
-        limiter=RateLimiter(settings, metrics, redis),
+        limiter=limiter,
+        login_throttle=LoginThrottle(settings, redis, limiter.storage_failed),
         realtime=make_broker(
             Hub(send_queue=settings.realtime_send_queue, replay=settings.realtime_replay),
             redis,
@@ -107,9 +110,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RateLimitMiddleware,
         limiter=context.limiter,
         jwt_secret=context.jwt_secret,
-        trust_forwarded_for=settings.trust_forwarded_for,
+        settings=settings,
     )
-    app.add_middleware(AccessMiddleware, metrics=metrics)
+    app.add_middleware(AccessMiddleware, metrics=metrics, settings=settings)
     app.include_router(ops_router)
     app.include_router(auth_router, prefix="/v1")
     app.include_router(organizations_router, prefix="/v1")

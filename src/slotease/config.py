@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from slotease.auth.tokens import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,19 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SLOTEASE_JWT_SECRET", "SUPABASE_JWT_SECRET")
     )
     access_token_ttl_seconds: int = Field(
-        default=3600, ge=60, validation_alias="SLOTEASE_ACCESS_TOKEN_TTL"
+        default=3600,
+        ge=60,
+        le=MAX_ACCESS_TOKEN_TTL_SECONDS,
+        validation_alias="SLOTEASE_ACCESS_TOKEN_TTL",
+    )
+    # The `iss` of the tokens this service mints; also accepted when verifying.
+    jwt_issuer: str = Field(
+        default=DEFAULT_ISSUER, min_length=1, validation_alias="SLOTEASE_JWT_ISSUER"
+    )
+    # Other issuers whose tokens (signed with the same secret) are accepted, comma-separated:
+    # a Supabase project's is `https://<project ref>.supabase.co/auth/v1`.
+    jwt_accepted_issuers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="SLOTEASE_JWT_ACCEPTED_ISSUERS"
     )
     refresh_token_ttl_days: int = Field(
         default=30, ge=1, validation_alias="SLOTEASE_REFRESH_TTL_DAYS"
@@ -80,6 +94,16 @@ class Settings(BaseSettings):
     rate_limit_anon: RateLimit = Field(
         default="300/hour", validation_alias="SLOTEASE_RATE_LIMIT_ANON"
     )
+    # Per client address, on the sign-up, sign-in and recovery routes, on top of the above.
+    rate_limit_auth: RateLimit = Field(
+        default="60/minute", validation_alias="SLOTEASE_RATE_LIMIT_AUTH"
+    )
+    # Failed sign-ins from one address within 15 minutes before the address is throttled; far
+    # above the per-account threshold, so that an office behind one address is not locked out
+    # because one of its accounts is attacked.
+    login_failures_per_address: int = Field(
+        default=100, ge=1, validation_alias="SLOTEASE_LOGIN_FAILURES_PER_ADDRESS"
+    )
     pool_min_size: int = Field(default=2, ge=1, validation_alias="SLOTEASE_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=20, ge=1, validation_alias="SLOTEASE_POOL_MAX_SIZE")
     max_body_bytes: int = Field(
@@ -91,6 +115,17 @@ class Settings(BaseSettings):
     trust_forwarded_for: bool = Field(
         default=False, validation_alias="SLOTEASE_TRUST_FORWARDED_FOR"
     )
+    # How many proxies in front of the app append to X-Forwarded-For: the client is the hop
+    # just before them, since everything further left is whatever the client sent.
+    trusted_proxy_count: int = Field(
+        default=1, ge=1, validation_alias="SLOTEASE_TRUSTED_PROXY_COUNT"
+    )
+    # The Secure flag of the web cookies. Unset: on in production; elsewhere only when the
+    # request itself came over https (behind a TLS-terminating proxy it arrives as http).
+    cookie_secure: bool | None = Field(default=None, validation_alias="SLOTEASE_COOKIE_SECURE")
+    # A Bearer token Prometheus must present on /metrics; unset, only loopback and private
+    # client addresses may read it.
+    metrics_token: str | None = Field(default=None, validation_alias="SLOTEASE_METRICS_TOKEN")
     # Realtime: the Redis key and channel prefix keeps deployments sharing one Redis apart; the
     # send queue bounds what a slow WebSocket client may hold; the replay buffer is per topic.
     realtime_prefix: str = Field(default="slotease:rt", validation_alias="SLOTEASE_REALTIME_PREFIX")
@@ -199,12 +234,19 @@ class Settings(BaseSettings):
         default=13, ge=1, validation_alias="SLOTEASE_ANONYMIZE_AFTER_MONTHS"
     )
 
-    @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon")
+    @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon", "rate_limit_auth")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if not RATE_LIMIT_PATTERN.match(value):
             raise ValueError("expected a limit like '1000/hour' or '20/minute'")
         return value.replace(" ", "")
+
+    @field_validator("jwt_accepted_issuers", mode="before")
+    @classmethod
+    def _split_issuers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [issuer.strip() for issuer in value.split(",") if issuer.strip()]
+        return value
 
     @field_validator("reminder_offsets")
     @classmethod
@@ -228,6 +270,17 @@ class Settings(BaseSettings):
         if value.upper() not in logging.getLevelNamesMapping():
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
         return value.upper()
+
+    @property
+    def accepted_jwt_issuers(self) -> frozenset[str]:
+        return frozenset({self.jwt_issuer, *self.jwt_accepted_issuers})
+
+    @property
+    def secure_cookies(self) -> bool | None:
+        """True or False when decided by configuration; None: follow the request's scheme."""
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return True if self.env == "production" else None
 
     def resolved_jwt_secret(self) -> str:
         """The signing secret; in development one is generated once and kept in the data dir."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.kit.metrics import Metrics
@@ -23,6 +24,7 @@ class AppContext:
     # Shared by every Redis user in the process; None when REDIS_URL is not set.
     redis: Redis | None
     limiter: RateLimiter
+    login_throttle: LoginThrottle
     # Carries topic events to the WebSocket clients of every server process.
     realtime: Broker
 

@@ -14,9 +14,12 @@ import jwt
 import psycopg
 import pytest
 
+from slotease.auth.tokens import DEFAULT_ISSUER
+from slotease.config import Settings
 from tests.auth.support import assert_problem, issue_api_key
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import add_member, make_organization, make_user
+from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
 
@@ -32,6 +35,7 @@ def claims_for(user_id: uuid.UUID | str, **overrides: Any) -> dict[str, Any]:
         "email": "someone@example.com",
         "iat": now,
         "exp": now + 600,
+        "iss": DEFAULT_ISSUER,
     }
     claims.update(overrides)
     return {key: value for key, value in claims.items() if value is not None}
@@ -136,13 +140,14 @@ async def test_me_needs_a_signed_in_user(client: httpx.AsyncClient, owner: Owner
     ).status_code == 200
 
 
-async def test_a_supabase_issued_token_is_accepted(client: httpx.AsyncClient, owner: Owner) -> None:
+async def test_a_supabase_issued_token_is_accepted(settings: Settings, owner: Owner) -> None:
+    project = "https://abcdefghijklmnop.supabase.co/auth/v1"
     user = make_user(owner, name="From Supabase")
     token = jwt.encode(
         claims_for(
             user.id,
             email=user.email,
-            iss="supabase",
+            iss=project,
             session_id=str(uuid.uuid4()),
             app_metadata={"provider": "email", "providers": ["email"]},
             user_metadata={"full_name": "Ignored Name"},
@@ -156,7 +161,8 @@ async def test_a_supabase_issued_token_is_accepted(client: httpx.AsyncClient, ow
         headers={"kid": "supabase-key-id"},
     )
 
-    response = await client.get("/v1/me", headers=bearer(token))
+    async with served(build_app(settings, jwt_accepted_issuers=[project])) as client:
+        response = await client.get("/v1/me", headers=bearer(token))
 
     assert response.status_code == 200
     assert response.json()["id"] == str(user.id)

@@ -11,7 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from slotease.auth.passwords import needs_rehash
-from slotease.auth.tokens import hash_secret, verify_access_token
+from slotease.auth.tokens import DEFAULT_ISSUER, hash_secret, verify_access_token
 from tests.auth.support import PASSWORD, assert_problem, count_users, new_email, sign_up
 from tests.conftest import TEST_JWT_SECRET
 
@@ -57,7 +57,7 @@ async def test_signup_creates_the_user_and_signs_them_in(
     assert session["refresh_token"].startswith("rt_")
     assert session["user"]["email"] == email
     assert session["user"]["full_name"] == "Grace Hopper"
-    claims = verify_access_token(TEST_JWT_SECRET, session["access_token"])
+    claims = verify_access_token(TEST_JWT_SECRET, session["access_token"], issuers={DEFAULT_ISSUER})
     assert claims["sub"] == session["user"]["id"]
     assert claims["email"] == email
 
@@ -144,7 +144,10 @@ async def test_password_grant_signs_in_case_insensitively(
     assert body["user"] == session["user"]
     assert body["token_type"] == "bearer"
     assert body["refresh_token"] != session["refresh_token"]
-    assert verify_access_token(TEST_JWT_SECRET, body["access_token"])["sub"] == user_id
+    assert (
+        verify_access_token(TEST_JWT_SECRET, body["access_token"], issuers={DEFAULT_ISSUER})["sub"]
+        == user_id
+    )
     row = owner.execute(
         "select last_sign_in_at from auth.users where id = %s", (user_id,)
     ).fetchone()
@@ -231,7 +234,7 @@ async def test_refresh_rotates_the_token_within_its_family(
     rotated = response.json()
     assert rotated["user"] == session["user"]
     assert rotated["refresh_token"] != session["refresh_token"]
-    claims = verify_access_token(TEST_JWT_SECRET, rotated["access_token"])
+    claims = verify_access_token(TEST_JWT_SECRET, rotated["access_token"], issuers={DEFAULT_ISSUER})
     assert claims["sub"] == session["user"]["id"]
     family = family_of(owner, rotated["refresh_token"])
     assert len(family) == 2

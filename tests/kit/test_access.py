@@ -75,6 +75,16 @@ async def test_access_log_is_one_json_object_with_the_request_id(
     assert str(entry["timestamp"]).endswith("+00:00")
 
 
+async def test_access_log_names_the_client_the_rate_limiter_counts(
+    settings: Settings, json_lines: io.StringIO
+) -> None:
+    app = build_app(settings, trust_forwarded_for=True)
+    async with served(app, "10.0.0.9") as http:
+        await http.get("/health", headers={"X-Forwarded-For": "192.0.2.1, 198.51.100.23"})
+    (entry,) = [entry for entry in parsed(json_lines) if entry["logger"] == "slotease.access"]
+    assert entry["client"] == "198.51.100.23"
+
+
 async def test_unexpected_error_is_a_bare_500_problem_and_logged_with_its_id(
     settings: Settings, json_lines: io.StringIO
 ) -> None:

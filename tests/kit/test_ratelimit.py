@@ -10,7 +10,8 @@ import redis
 
 from slotease.config import Settings
 from slotease.kit.ratelimit import KEY_PREFIX
-from tests.factories import Owner, make_user
+from tests.auth.support import issue_api_key
+from tests.factories import Owner, make_organization, make_user
 from tests.kit.apps import build_app, client, served
 
 pytestmark = pytest.mark.anyio
@@ -57,13 +58,31 @@ async def test_forwarded_for_is_ignored_unless_trusted(settings: Settings) -> No
         spoofed = await http.get(WHOAMI, headers={"X-Forwarded-For": "2.2.2.2"})
         assert spoofed.status_code == 429
 
+
+async def test_behind_a_proxy_the_client_is_the_hop_it_appended(settings: Settings) -> None:
+    # The load balancer (the peer, 10.0.0.9) appends the address it received from; whatever
+    # the client wrote itself stands to the left and must not choose the bucket.
     app = build_app(settings, rate_limit_anon="1/minute", trust_forwarded_for=True)
-    async with served(app) as http:
-        first = {"X-Forwarded-For": "203.0.113.5, 10.0.0.1"}
+    async with served(app, "10.0.0.9") as http:
+        first = {"X-Forwarded-For": "198.51.100.1, 203.0.113.5"}
         assert (await http.get(WHOAMI, headers=first)).status_code == 200
-        assert (await http.get(WHOAMI, headers=first)).status_code == 429
-        second = {"X-Forwarded-For": "203.0.113.6, 10.0.0.1"}
-        assert (await http.get(WHOAMI, headers=second)).status_code == 200
+        spoofed = {"X-Forwarded-For": "198.51.100.2, 203.0.113.5"}
+        assert (await http.get(WHOAMI, headers=spoofed)).status_code == 429
+        other_client = {"X-Forwarded-For": "198.51.100.1, 203.0.113.6"}
+        assert (await http.get(WHOAMI, headers=other_client)).status_code == 200
+
+    # Two proxies (a CDN, then the load balancer): the client is second from the right.
+    app = build_app(
+        settings, rate_limit_anon="1/minute", trust_forwarded_for=True, trusted_proxy_count=2
+    )
+    async with served(app, "10.0.0.9") as http:
+        chain = {"X-Forwarded-For": "198.51.100.1, 203.0.113.5, 192.0.2.77"}
+        assert (await http.get(WHOAMI, headers=chain)).status_code == 200
+        same_client = {"X-Forwarded-For": "203.0.113.5, 192.0.2.78"}
+        assert (await http.get(WHOAMI, headers=same_client)).status_code == 429
+        # Too few hops: the request bypassed the proxies, so it is counted by its peer.
+        assert (await http.get(WHOAMI, headers={"X-Forwarded-For": "1.2.3.4"})).status_code == 200
+        assert (await http.get(WHOAMI, headers={"X-Forwarded-For": "5.6.7.8"})).status_code == 429
 
 
 async def test_signed_in_users_have_their_own_bucket(settings: Settings, owner: Owner) -> None:
@@ -85,22 +104,70 @@ async def test_signed_in_users_have_their_own_bucket(settings: Settings, owner: 
         assert quota(anonymous)[:2] == (5, 4)
 
 
-async def test_api_keys_are_limited_per_key_even_when_invalid(settings: Settings) -> None:
-    app = build_app(settings, rate_limit_api_key="2/minute", rate_limit_anon="100/minute")
-    key = {"apikey": "sk_" + uuid.uuid4().hex}
+async def test_unknown_api_keys_count_against_the_address(settings: Settings) -> None:
+    app = build_app(settings, rate_limit_api_key="100/minute", rate_limit_anon="3/minute")
     async with served(app) as http:
-        # The key is unknown: the route refuses it, and the refusal still counts and says so.
-        answers = [await http.get("/v1/me", headers=key) for _ in range(2)]
-        assert [r.status_code for r in answers] == [401, 401]
-        assert [quota(r)[:2] for r in answers] == [(2, 1), (2, 0)]
-        refused = await http.get("/v1/me", headers=key)
+        # A new invented key per request: each is refused, and none opens a bucket of its own.
+        answers = [
+            await http.get("/v1/me", headers={"X-API-Key": "sk_" + uuid.uuid4().hex})
+            for _ in range(3)
+        ]
+        assert [r.status_code for r in answers] == [401, 401, 401]
+        assert [quota(r)[:2] for r in answers] == [(3, 2), (3, 1), (3, 0)]
+        refused = await http.get(WHOAMI, headers={"apikey": "sk_" + uuid.uuid4().hex})
         assert refused.status_code == 429
         assert "Retry-After" in refused.headers
 
-        other_key = {"X-API-Key": "sk_" + uuid.uuid4().hex}
-        other = await http.get(WHOAMI, headers=other_key)
-        assert other.json() == {"kind": "key"}
-        assert quota(other)[:2] == (2, 1)
+
+async def test_a_live_api_key_gets_its_own_bucket_once_accepted(
+    settings: Settings, owner: Owner
+) -> None:
+    admin = make_user(owner)
+    org = make_organization(owner, admin)
+    app = build_app(settings, rate_limit_api_key="5/minute", rate_limit_anon="50/minute")
+    async with served(app) as http:
+        key = {"X-API-Key": (await issue_api_key(http, org, admin))["key"]}
+        # Unproven until the database has accepted it: counted with the address.
+        first = await http.get(f"/v1/organizations/{org}/api-keys", headers=key)
+        assert first.status_code == 200
+        assert quota(first)[0] == 50
+        second = await http.get(f"/v1/organizations/{org}/api-keys", headers=key)
+        assert quota(second)[:2] == (5, 4)
+
+        keys = await http.get(f"/v1/organizations/{org}/api-keys", headers=admin.headers)
+        key_id = keys.json()["items"][0]["id"]
+        deleted = await http.delete(
+            f"/v1/organizations/{org}/api-keys/{key_id}", headers=admin.headers
+        )
+        assert deleted.status_code == 204
+        listing = await http.get(f"/v1/organizations/{org}/api-keys", headers=key)
+        assert listing.status_code == 401
+        # Refused once, the key is back with the address's requests.
+        assert quota(await http.get(WHOAMI, headers=key))[0] == 50
+
+
+async def test_sign_in_routes_are_limited_per_address(settings: Settings) -> None:
+    app = build_app(settings, rate_limit_auth="3/minute", rate_limit_anon="100/minute")
+    async with served(app) as http, client(app, "10.9.8.7") as neighbour:
+        grant = {"grant_type": "password", "email": "nobody@example.com", "password": "guess"}
+        first = await http.post("/v1/auth/token", json=grant)
+        assert first.status_code == 401
+        assert quota(first)[:2] == (3, 2)
+        signup = await http.post("/v1/auth/signup", json={"email": "not an address"})
+        assert signup.status_code == 422
+        login = await http.post("/login", data={"email": "a@example.com", "password": "guess"})
+        assert login.status_code == 403
+        assert quota(login)[:2] == (3, 0)
+
+        refused = await http.post("/v1/auth/token", json=grant)
+        assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 60
+        assert (await http.post("/signup", data={})).status_code == 429
+        # Other routes and other addresses keep their own allowance.
+        assert quota(await http.get(WHOAMI))[:2] == (100, 94)
+        assert (await neighbour.post("/v1/auth/token", json=grant)).status_code == 401
+        metrics = (await http.get("/metrics")).text
+        assert 'slotease_rate_limited_total{bucket="auth"} 2.0' in metrics
 
 
 async def test_bad_credentials_count_against_the_address(settings: Settings) -> None:

@@ -8,6 +8,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from slotease.config import Settings
+from tests.auth.support import assert_problem
+from tests.kit import apps
 from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
@@ -100,3 +102,36 @@ async def test_open_websockets_are_a_gauge(settings: Settings) -> None:
         hub.disconnect(first)
         assert (await scrape(http))["slotease_websocket_connections"] == [({}, 1.0)]
         hub.disconnect(second)
+
+
+async def test_without_a_token_only_private_addresses_may_scrape(settings: Settings) -> None:
+    app = build_app(settings)
+    async with served(app, "93.184.215.14") as http:
+        refused = await http.get("/metrics")
+        assert_problem(refused, 403)
+        assert "slotease_" not in refused.text
+        for address in ("127.0.0.1", "10.2.3.4", "192.168.1.9", "::1", "::ffff:10.1.1.1"):
+            async with apps.client(app, address) as inside:
+                assert (await inside.get("/metrics")).status_code == 200, address
+
+    # Behind a trusted proxy it is the client's address that counts, not the proxy's.
+    app = build_app(settings, trust_forwarded_for=True)
+    async with served(app, "10.0.0.9") as http:
+        proxied = await http.get("/metrics", headers={"X-Forwarded-For": "93.184.215.14"})
+        assert_problem(proxied, 403)
+        inside = await http.get("/metrics", headers={"X-Forwarded-For": "10.0.0.20"})
+        assert inside.status_code == 200
+
+
+async def test_with_a_token_it_must_be_presented(settings: Settings) -> None:
+    app = build_app(settings, metrics_token="scrape-" + "s" * 32)
+    async with served(app, "127.0.0.1") as http, apps.client(app, "93.184.215.14") as outside:
+        # Once a token is set, a private address alone is not enough.
+        assert_problem(await http.get("/metrics"), 401)
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer not-it"})
+        assert_problem(wrong, 401)
+        right = await outside.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-" + "s" * 32}
+        )
+        assert right.status_code == 200
+        assert "slotease_http_requests_total" in right.text

@@ -56,6 +56,7 @@ def start_server(
             "SLOTEASE_DATA_DIR": str(tmp_path_factory.mktemp("server")),
             "SLOTEASE_RATE_LIMIT_ANON": "100000/hour",
             "SLOTEASE_RATE_LIMIT_USER": "100000/hour",
+            "SLOTEASE_RATE_LIMIT_AUTH": "100000/hour",
             "SLOTEASE_POOL_MIN_SIZE": "1",
             "SLOTEASE_POOL_MAX_SIZE": "4",
             "SLOTEASE_LOG_LEVEL": "WARNING",

@@ -4,11 +4,15 @@ Content-Security-Policy, and logout ends the session's refresh family."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import pytest
 
+from slotease.config import Settings
 from tests.factories import Owner
+from tests.kit import apps
+from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
 
@@ -155,3 +159,67 @@ async def test_static_files_stay_inside_their_folder(client: httpx.AsyncClient) 
     assert "javascript" in script.headers["content-type"]
     assert (await client.get("/static/../routes.py")).status_code == 404
     assert (await client.get("/static/%2e%2e/routes.py")).status_code == 404
+
+
+def set_cookies(answer: httpx.Response) -> dict[str, str]:
+    """Each cookie the answer sets, by name, with its attributes."""
+    return {header.split("=", 1)[0]: header for header in answer.headers.get_list("set-cookie")}
+
+
+async def signed_up_over_http(http: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Sign-up over plain http, as behind a TLS-terminating load balancer: a Secure cookie is
+    not sent back there by a client, so the form's CSRF cookie goes in by hand."""
+    page = await http.get("/signup")
+    field = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert field is not None
+    return await http.post(
+        "/signup",
+        data={
+            "csrf": field.group(1),
+            "email": email,
+            "full_name": "Web User",
+            "password": PASSWORD,
+        },
+        headers={"Cookie": f"csrf={field.group(1)}"},
+    )
+
+
+async def test_cookies_are_secure_as_configured_whatever_the_scheme(settings: Settings) -> None:
+    cases: list[tuple[dict[str, object], bool]] = [
+        ({"cookie_secure": True}, True),
+        ({"env": "production"}, True),
+        ({"env": "production", "cookie_secure": False}, False),
+        ({}, False),
+    ]
+    for overrides, secure in cases:
+        app = build_app(settings, **overrides)
+        async with served(app) as http, apps.client(app) as stranger:
+            email = f"secure-{uuid.uuid4().hex[:8]}@example.com"
+            answer = await signed_up_over_http(http, email)
+            assert answer.status_code == 303
+            assert ("Secure" in set_cookies(answer)["slotease_session"]) is secure, overrides
+            csrf = set_cookies(await stranger.get("/login"))["csrf"]
+            assert ("Secure" in csrf) is secure, overrides
+
+
+async def test_a_throttled_login_is_shown_on_the_form(settings: Settings) -> None:
+    app = build_app(settings)
+    async with served(app) as http:
+        email = f"throttled-{uuid.uuid4().hex[:8]}@example.com"
+        assert (await sign_up(http, email)).status_code == 303
+        http.cookies.delete("slotease_session")
+        csrf = await csrf_of(http)
+        for n in range(5):
+            wrong = await http.post(
+                "/login", data={"csrf": csrf, "email": email, "password": f"guess {n}"}
+            )
+            assert wrong.status_code == 401
+        locked = await http.post(
+            "/login", data={"csrf": csrf, "email": email, "password": PASSWORD}
+        )
+        assert locked.status_code == 429
+        assert locked.headers["content-type"].startswith("text/html")
+        assert 0 < int(locked.headers["Retry-After"]) <= 60
+        assert "Too many failed sign-ins" in locked.text
+        assert email in locked.text
+        assert "slotease_session" not in http.cookies

@@ -12,6 +12,7 @@ from slotease.auth import repository
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
 from slotease.db.database import ANONYMOUS, Connection
+from slotease.kit.clientaddress import client_address
 from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Unauthorized
 
@@ -25,11 +26,20 @@ async def _context(request: Request) -> AppContext:
 ContextDep = Annotated[AppContext, Depends(_context)]
 
 
+async def _client_address(request: Request, context: ContextDep) -> str:
+    return client_address(request, context.settings)
+
+
+ClientAddressDep = Annotated[str, Depends(_client_address)]
+
+
 async def get_principal(request: Request, context: ContextDep) -> Principal:
     # Resolved once per request: the rate limiter may already have done it.
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is None:
-        cached = resolve_principal(request, context.jwt_secret)
+        cached = resolve_principal(
+            request, context.jwt_secret, context.settings.accepted_jwt_issuers
+        )
         request.state.principal = cached
     return cached
 
@@ -44,8 +54,12 @@ async def caller_transaction(
     """A transaction acting as the caller, whose API key (if any) is checked first by the same
     function the policies use."""
     async with context.db.transaction(principal.identity) as conn:
-        if principal.is_api_key and not await repository.api_key_is_live(conn):
-            raise Unauthorized("The API key is not valid.")
+        key_hash = principal.identity.api_key_hash
+        if key_hash is not None:
+            if not await repository.api_key_is_live(conn):
+                context.limiter.key_refused(key_hash)
+                raise Unauthorized("The API key is not valid.")
+            context.limiter.key_accepted(key_hash)
         yield conn
 
 

@@ -3,6 +3,7 @@ memberships. What the caller may see is then decided by PostgreSQL's policies.""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -47,11 +48,14 @@ def api_key_from(connection: HTTPConnection) -> str | None:
     return connection.headers.get("apikey") or connection.headers.get("x-api-key")
 
 
-def resolve_principal(connection: HTTPConnection, jwt_secret: str) -> Principal:
+def resolve_principal(
+    connection: HTTPConnection, jwt_secret: str, issuers: Collection[str]
+) -> Principal:
     """Read the credentials of a request or WebSocket; 401 for any that are present but bad.
 
     An API key is only parsed here; whether it is live is checked inside the request's
-    transaction (see deps.db_session), by the same function the policies use.
+    transaction (see deps.db_session), by the same function the policies use; until that has
+    accepted it, the rate limiter counts it against the client address.
     """
     api_key = api_key_from(connection)
     authorization = connection.headers.get("authorization")
@@ -64,7 +68,7 @@ def resolve_principal(connection: HTTPConnection, jwt_secret: str) -> Principal:
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
         token = value.strip()
     if token:
-        return principal_for_token(token, jwt_secret)
+        return principal_for_token(token, jwt_secret, issuers)
     if api_key:
         if not api_key.startswith(API_KEY_PREFIX):
             raise Unauthorized("The API key is not valid.")
@@ -78,9 +82,9 @@ def resolve_principal(connection: HTTPConnection, jwt_secret: str) -> Principal:
     return ANONYMOUS_PRINCIPAL
 
 
-def principal_for_token(token: str, jwt_secret: str) -> Principal:
+def principal_for_token(token: str, jwt_secret: str, issuers: Collection[str]) -> Principal:
     try:
-        claims: dict[str, Any] = verify_access_token(jwt_secret, token)
+        claims: dict[str, Any] = verify_access_token(jwt_secret, token, issuers=issuers)
     except InvalidToken as exc:
         raise Unauthorized("The access token is invalid or expired.") from exc
     return Principal(

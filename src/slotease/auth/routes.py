@@ -9,7 +9,14 @@ from fastapi import APIRouter, Body, Response, status
 from fastapi.responses import JSONResponse
 
 from slotease.auth import service
-from slotease.auth.deps import ContextDep, CurrentUser, DbDep, ServiceDbDep, SignedIn
+from slotease.auth.deps import (
+    ClientAddressDep,
+    ContextDep,
+    CurrentUser,
+    DbDep,
+    ServiceDbDep,
+    SignedIn,
+)
 from slotease.auth.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -41,12 +48,22 @@ async def sign_up(body: SignupRequest, conn: ServiceDbDep, context: ContextDep) 
     return await service.sign_up(conn, context, body)
 
 
-@router.post("/auth/token", response_model=SessionOut, responses=_UNAUTHORIZED)
+@router.post(
+    "/auth/token",
+    response_model=SessionOut,
+    responses={
+        **_UNAUTHORIZED,
+        429: {"description": "Too many failed sign-ins for the account or the address"},
+    },
+)
 async def token(
-    body: Annotated[TokenRequest, Body()], conn: ServiceDbDep, context: ContextDep
+    body: Annotated[TokenRequest, Body()],
+    conn: ServiceDbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
 ) -> SessionOut | JSONResponse:
     if isinstance(body, PasswordGrant):
-        return await service.sign_in_with_password(conn, context, body)
+        return await service.sign_in_with_password(conn, context, body, address)
     outcome = await service.refresh(conn, context, body.refresh_token)
     if isinstance(outcome, service.RefreshRejected):
         # Answered rather than raised, so the transaction commits a family revocation.

@@ -74,14 +74,17 @@ async def sign_up(conn: Connection, context: AppContext, body: SignupRequest) ->
 
 
 async def sign_in_with_password(
-    conn: Connection, context: AppContext, grant: PasswordGrant
+    conn: Connection, context: AppContext, grant: PasswordGrant, client_address: str
 ) -> SessionOut:
+    # Before the password is looked at: a locked account refuses the right password too.
+    attempt = await context.login_throttle.begin(grant.email, client_address)
     user = await repository.find_user_by_email(conn, grant.email)
     stored_hash = user["encrypted_password"] if user else None
     # An unknown email is verified against a dummy hash, so both failures take as long.
     verified = await to_thread.run_sync(verify_password, stored_hash, grant.password)
     if user is None or stored_hash is None or not verified:
         raise Unauthorized(_BAD_CREDENTIALS)
+    await context.login_throttle.succeeded(attempt)
     new_hash = None
     if needs_rehash(stored_hash):
         new_hash = await to_thread.run_sync(hash_password, grant.password)
@@ -126,7 +129,11 @@ async def _start_session(
     return SessionOut(
         user=SessionUser(id=user["id"], email=user["email"], full_name=user["full_name"]),
         access_token=mint_access_token(
-            context.jwt_secret, user_id=user["id"], email=user["email"], ttl_seconds=ttl
+            context.jwt_secret,
+            user_id=user["id"],
+            email=user["email"],
+            ttl_seconds=ttl,
+            issuer=context.settings.jwt_issuer,
         ),
         refresh_token=refresh_token,
         expires_in=ttl,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
@@ -12,15 +13,21 @@ import jwt
 
 ALGORITHM = "HS256"
 AUDIENCE = "authenticated"
+DEFAULT_ISSUER = "slotease"
+# No token lives longer than this, whatever its signer chose: a leaked token must expire soon.
+MAX_ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
 
 
 class InvalidToken(Exception):
     pass
 
 
-def mint_access_token(secret: str, *, user_id: UUID, email: str, ttl_seconds: int) -> str:
+def mint_access_token(
+    secret: str, *, user_id: UUID, email: str, ttl_seconds: int, issuer: str = DEFAULT_ISSUER
+) -> str:
     now = int(time.time())
     claims = {
+        "iss": issuer,
         "sub": str(user_id),
         "role": "authenticated",
         "aud": AUDIENCE,
@@ -31,11 +38,12 @@ def mint_access_token(secret: str, *, user_id: UUID, email: str, ttl_seconds: in
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify_access_token(secret: str, token: str) -> dict[str, Any]:
+def verify_access_token(secret: str, token: str, *, issuers: Collection[str]) -> dict[str, Any]:
     """The token's claims, or InvalidToken for anything but a live HS256 user token.
 
     Only HS256 is accepted (so `alg: none` and algorithm confusion fail), the audience must be
-    `authenticated`, and `exp` and `sub` are required.
+    `authenticated`, the issuer one of `issuers`, and `exp`, `iat` and `sub` are required. A
+    token made to live longer than MAX_ACCESS_TOKEN_TTL_SECONDS is refused even though signed.
     """
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -43,11 +51,14 @@ def verify_access_token(secret: str, token: str) -> dict[str, Any]:
             secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["exp", "sub", "aud"]},
+            issuer=list(issuers),
+            options={"require": ["exp", "iat", "iss", "sub", "aud"]},
             leeway=5,
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
+    if claims["exp"] - claims["iat"] > MAX_ACCESS_TOKEN_TTL_SECONDS:
+        raise InvalidToken("the token's lifetime exceeds the maximum")
     if claims.get("role") != "authenticated":
         raise InvalidToken("the token's role is not 'authenticated'")
     try:

@@ -11,8 +11,11 @@ import logging
 import time
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from slotease.config import Settings
+from slotease.kit.clientaddress import client_address
 from slotease.kit.logs import request_id_from, request_id_var
 from slotease.kit.metrics import Metrics, route_template
 from slotease.kit.problems import unexpected_problem
@@ -24,9 +27,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, settings: Settings) -> None:
         self.app = app
         self.metrics = metrics
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,6 +73,7 @@ class AccessMiddleware:
                     "path": scope["path"],
                     "route": route,
                     "status": status,
+                    "client": client_address(HTTPConnection(scope), self.settings),
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )

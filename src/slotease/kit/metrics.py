@@ -3,6 +3,8 @@ process (tests, workers started in-process) never share or collide on counters."
 
 from __future__ import annotations
 
+import ipaddress
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -12,6 +14,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.routing import Match
 from starlette.types import Scope
+
+from slotease.kit.problems import Forbidden, Problem, Unauthorized
 
 UNMATCHED = "unmatched"
 # Clients may send any method name; only these get a series of their own.
@@ -70,6 +74,28 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def scrape_refusal(token: str | None, authorization: str | None, address: str) -> Problem | None:
+    """Why a caller may not read /metrics, or None. With SLOTEASE_METRICS_TOKEN set it must be
+    presented as a Bearer token; without, the scraper must call from a loopback or private
+    address, as a sidecar or an in-cluster Prometheus does."""
+    if token:
+        scheme, _, presented = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            return None
+        return Unauthorized("The metrics token is missing or wrong.")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return Forbidden("Metrics are served only to private addresses.")
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback or ip.is_private:
+        return None
+    return Forbidden("Metrics are served only to private addresses.")
 
 
 def _served_templates(app: Any, served: object) -> dict[int, str]:

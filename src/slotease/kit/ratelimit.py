@@ -1,8 +1,13 @@
-"""Rate limits per API key, per signed-in user and per client address (api.md, "Rate limits").
+"""Rate limits per API key, per signed-in user and per client address (api.md, "Rate limits"),
+and per address on the sign-in routes.
 
 Counts live in Redis when it is configured, so that a limit holds across every server process,
 and in this process's memory otherwise. A moving window is used: a burst at the edge of a fixed
 window cannot double the allowance, and "remaining" is exact.
+
+An API key gets a bucket of its own only once this process has seen the database accept it:
+until then it is counted against the client address, so that inventing a key per request never
+opens a fresh allowance.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -23,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.config import Settings
+from slotease.kit.clientaddress import client_address
 from slotease.kit.metrics import Metrics
 from slotease.kit.problems import TooManyRequests, Unauthorized
 
@@ -35,8 +42,21 @@ EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 EXEMPT_PREFIXES = ("/static/",)
 
 
+# Where passwords are tried and accounts made: limited per address on top of the caller's bucket.
+SIGN_IN_PATHS = frozenset(
+    {"/v1/auth/token", "/v1/auth/signup", "/v1/auth/recover", "/login", "/signup"}
+)
+# API keys this process has seen accepted. Bounded, although only a live key can enter, so that
+# a deployment with very many keys keeps its memory flat; an evicted key is relearned.
+_VERIFIED_KEYS_KEPT = 10_000
+
+
 def _exempt(path: str) -> bool:
     return path in EXEMPT_PATHS or path.startswith(EXEMPT_PREFIXES)
+
+
+def _signs_in(scope: Scope) -> bool:
+    return scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS
 
 
 _WARNING_INTERVAL_SECONDS = 60.0
@@ -78,15 +98,33 @@ class RateLimiter:
             "api_key": parse(settings.rate_limit_api_key),
             "user": parse(settings.rate_limit_user),
             "anon": parse(settings.rate_limit_anon),
+            "auth": parse(settings.rate_limit_auth),
         }
+        self._verified_keys: OrderedDict[str, None] = OrderedDict()
         self._next_warning = 0.0
+
+    def key_accepted(self, key_hash: str) -> None:
+        self._verified_keys[key_hash] = None
+        self._verified_keys.move_to_end(key_hash)
+        if len(self._verified_keys) > _VERIFIED_KEYS_KEPT:
+            self._verified_keys.popitem(last=False)
+
+    def key_refused(self, key_hash: str) -> None:
+        self._verified_keys.pop(key_hash, None)
 
     def bucket(self, principal: Principal | None, client_ip: str) -> tuple[str, str]:
         """The kind of caller and the key its requests are counted under."""
         key = principal.rate_limit_key if principal else None
         if principal is None or key is None:
             return "anon", f"ip:{client_ip}"
-        return ("api_key" if principal.is_api_key else "user"), key
+        if not principal.is_api_key:
+            return "user", key
+        if principal.identity.api_key_hash in self._verified_keys:
+            return "api_key", key
+        return "anon", f"ip:{client_ip}"
+
+    def sign_in_bucket(self, client_ip: str) -> tuple[str, str]:
+        return "auth", f"signin:{client_ip}"
 
     async def hit(self, kind: str, key: str) -> Quota | None:
         """Count one request; None when the storage failed and the request goes unchecked."""
@@ -95,7 +133,7 @@ class RateLimiter:
             allowed = await self._strategy.hit(item, key)
             reset_at, remaining = await self._strategy.get_window_stats(item, key)
         except StorageError as exc:
-            self._storage_failed(exc)
+            self.storage_failed(exc)
             return None
         if not allowed:
             self._metrics.rate_limited.labels(kind).inc()
@@ -106,7 +144,7 @@ class RateLimiter:
             reset_after=max(1, math.ceil(reset_at - time.time())),
         )
 
-    def _storage_failed(self, exc: StorageError) -> None:
+    def storage_failed(self, exc: Exception) -> None:
         # Failing open keeps the API up when Redis is down; the warning is throttled so that an
         # outage does not write one line per request.
         self._metrics.rate_limit_errors.inc()
@@ -123,12 +161,12 @@ class RateLimitMiddleware:
         *,
         limiter: RateLimiter,
         jwt_secret: str,
-        trust_forwarded_for: bool,
+        settings: Settings,
     ) -> None:
         self.app = app
         self.limiter = limiter
         self.jwt_secret = jwt_secret
-        self.trust_forwarded_for = trust_forwarded_for
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or _exempt(scope["path"]):
@@ -137,14 +175,22 @@ class RateLimitMiddleware:
         connection = HTTPConnection(scope)
         principal: Principal | None
         try:
-            principal = resolve_principal(connection, self.jwt_secret)
+            principal = resolve_principal(
+                connection, self.jwt_secret, self.settings.accepted_jwt_issuers
+            )
         except Unauthorized:
             # The route answers 401; until then the caller is counted by address.
             principal = None
         else:
             # Read by auth.deps.get_principal, so the credentials are decoded once.
             scope.setdefault("state", {})["principal"] = principal
-        quota = await self.limiter.hit(*self.limiter.bucket(principal, self._client_ip(connection)))
+        address = client_address(connection, self.settings)
+        quota = await self.limiter.hit(*self.limiter.bucket(principal, address))
+        if quota is not None and quota.allowed and _signs_in(scope):
+            sign_in = await self.limiter.hit(*self.limiter.sign_in_bucket(address))
+            # The answer shows whichever allowance runs out first.
+            if sign_in is not None and (not sign_in.allowed or sign_in.remaining < quota.remaining):
+                quota = sign_in
         if quota is None:
             await self.app(scope, receive, send)
             return
@@ -165,11 +211,3 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_quota)
-
-    def _client_ip(self, connection: HTTPConnection) -> str:
-        if self.trust_forwarded_for:
-            forwarded = connection.headers.get("x-forwarded-for", "")
-            first_hop = forwarded.split(",", 1)[0].strip()
-            if first_hop:
-                return first_hop
-        return connection.client.host if connection.client else "unknown"

@@ -20,26 +20,22 @@ from slotease.ops import repository
 
 log = logging.getLogger(__name__)
 
-# Queue lengths are labelled by queue id: only the longest lines get a series of their own.
-TOP_QUEUES = 20
 PROCRASTINATE_JOBS = "public.procrastinate_jobs"
 
 
 async def database_gauges(conn: Connection) -> list[Metric]:
     """Queue lengths, and the job queue when procrastinate's tables exist: counts, never rows,
-    readable by the API role through one function of the database."""
-    counts = await repository.gauge_counts(conn, TOP_QUEUES)
-    waiting = GaugeMetricFamily(
-        "slotease_queue_waiting_tickets",
-        f"Tickets waiting, for the {TOP_QUEUES} longest queues.",
-        labels=["queue_id"],
-    )
-    for row in counts:
-        if row["metric"] == "waiting_by_queue":
-            waiting.add_metric([row["label"]], row["n"])
+    readable by the API role through one function of the database, and aggregated over all
+    tenants, so a scrape names no organization's queue."""
+    counts = await repository.gauge_counts(conn, 1)
+    longest = max((row["n"] for row in counts if row["metric"] == "waiting_by_queue"), default=0)
     total = sum(row["n"] for row in counts if row["metric"] == "waiting_total")
     families: list[Metric] = [
-        waiting,
+        GaugeMetricFamily(
+            "slotease_queue_waiting_tickets_max",
+            "Tickets waiting in the longest queue.",
+            value=longest,
+        ),
         GaugeMetricFamily(
             "slotease_queue_waiting_tickets_total", "Tickets waiting in all queues.", value=total
         ),

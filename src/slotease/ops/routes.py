@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from slotease.auth.deps import ContextDep
+from slotease.auth.deps import ClientAddressDep, ContextDep
 from slotease.db.database import ANONYMOUS
+from slotease.kit.metrics import scrape_refusal
 from slotease.ops import monitoring
 
 log = logging.getLogger(__name__)
@@ -34,9 +35,18 @@ async def ready(context: ContextDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"},
+        401: {"description": "SLOTEASE_METRICS_TOKEN is set and was not presented"},
+        403: {"description": "No metrics token is set and the caller's address is public"},
+    },
 )
-async def metrics(context: ContextDep) -> Response:
+async def metrics(request: Request, context: ContextDep, address: ClientAddressDep) -> Response:
+    refusal = scrape_refusal(
+        context.settings.metrics_token, request.headers.get("authorization"), address
+    )
+    if refusal is not None:
+        return refusal.response()
     body = context.metrics.exposition()
     body += monitoring.exposition([monitoring.websocket_gauge(context.realtime.hub.connections)])
     try:

@@ -33,7 +33,9 @@ async def realtime(websocket: WebSocket) -> None:
     context = app_context(websocket)
     await websocket.accept()
     try:
-        principal = resolve_principal(websocket, context.jwt_secret)
+        principal = resolve_principal(
+            websocket, context.jwt_secret, context.settings.accepted_jwt_issuers
+        )
     except Unauthorized as exc:
         await websocket.close(code=INVALID_CREDENTIALS, reason=exc.detail)
         return

@@ -18,9 +18,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from slotease.auth import service as auth_service
-from slotease.auth.deps import ContextDep, ServiceDbDep
+from slotease.auth.deps import ClientAddressDep, ContextDep, ServiceDbDep
 from slotease.auth.schemas import PasswordGrant, SignupRequest
-from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized
+from slotease.context import app_context
+from slotease.kit.problems import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from slotease.web import service
 from slotease.webhooks.schemas import WebhookEvent
 
@@ -50,7 +51,8 @@ router = APIRouter(include_in_schema=False)
 # Rendering, cookies and CSRF.
 # ---------------------------------------------------------------------------------------
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    configured = app_context(request).settings.secure_cookies
+    return request.url.scheme == "https" if configured is None else configured
 
 
 def _csrf_token(request: Request) -> str:
@@ -136,14 +138,29 @@ async def login_page(request: Request, next: str = "/") -> HTMLResponse:
 
 @router.post("/login")
 async def login(
-    request: Request, form: FormDep, conn: ServiceDbDep, context: ContextDep
+    request: Request,
+    form: FormDep,
+    conn: ServiceDbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
 ) -> Response:
     target = _local_path(form.get("next"))
     try:
         grant = PasswordGrant(
             grant_type="password", email=form.get("email", ""), password=form.get("password", "")
         )
-        session = await auth_service.sign_in_with_password(conn, context, grant)
+        session = await auth_service.sign_in_with_password(conn, context, grant, address)
+    except TooManyRequests as exc:
+        page = render(
+            request,
+            "login.html",
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            next=target,
+            email=form.get("email", ""),
+            error=exc.detail,
+        )
+        page.headers.update(exc.headers)
+        return page
     except (ValidationError, Unauthorized):
         return render(
             request,

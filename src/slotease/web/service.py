@@ -34,7 +34,11 @@ async def access_token_for_session(
     ttl = context.settings.access_token_ttl_seconds
     return PageToken(
         access_token=mint_access_token(
-            context.jwt_secret, user_id=token["user_id"], email=token["email"], ttl_seconds=ttl
+            context.jwt_secret,
+            user_id=token["user_id"],
+            email=token["email"],
+            ttl_seconds=ttl,
+            issuer=context.settings.jwt_issuer,
         ),
         expires_in=ttl,
     )
