@@ -353,8 +353,14 @@ async def test_signed_in_users_and_api_keys_record_events(
     t = tenants
     response = await client.post(
         "/v1/analytics/event",
-        json={"event_type": "page.view", "organization_id": str(t.org_b), "properties": {"p": 1}},
+        json={"event_type": "page.view", "properties": {"p": 1}},
         headers=t.customer.headers,
+    )
+    assert response.status_code == 202
+    response = await client.post(
+        "/v1/analytics/event",
+        json={"event_type": "desk.open", "organization_id": str(t.org_a)},
+        headers=t.staff_a.headers,
     )
     assert response.status_code == 202
     key = (await issue_api_key(client, t.org_a, t.admin_a, role="staff"))["key"]
@@ -363,13 +369,50 @@ async def test_signed_in_users_and_api_keys_record_events(
         "/v1/analytics/event", json={"event_type": "kiosk.touch"}, headers=kiosk
     )
     assert response.status_code == 202
-    assert _events(owner, "page.view") == [(t.org_b, t.customer.id, {"p": 1})]
+    assert _events(owner, "page.view") == [(None, t.customer.id, {"p": 1})]
+    assert _events(owner, "desk.open") == [(t.org_a, t.staff_a.id, {})]
     assert _events(owner, "kiosk.touch") == [(t.org_a, None, {})]
-
-    other = {"event_type": "kiosk.touch", "organization_id": str(t.org_b)}
-    assert_problem(await client.post("/v1/analytics/event", json=other, headers=kiosk), 403)
     assert_problem(await client.post("/v1/analytics/event", json={"event_type": "x"}), 401)
-    assert len(_events(owner, "kiosk.touch")) == 1
+
+
+async def test_events_for_an_organization_need_its_membership(
+    tenants: Tenants, owner: Owner, client: httpx.AsyncClient
+) -> None:
+    t = tenants
+    key = (await issue_api_key(client, t.org_a, t.admin_a, role="admin"))["key"]
+    before = owner.execute("select count(*) from public.analytics_events").fetchone()
+    for headers, org in (
+        (t.customer.headers, t.org_a),
+        (t.admin_b.headers, t.org_a),
+        ({"apikey": key}, t.org_b),
+        (t.admin_a.headers, uuid.uuid4()),
+    ):
+        body = {"event_type": "page.view", "organization_id": str(org)}
+        response = await client.post("/v1/analytics/event", json=body, headers=headers)
+        assert_problem(response, 404)
+    assert owner.execute("select count(*) from public.analytics_events").fetchone() == before
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["appointment.completed", "ticket.served", "queue.paused", "notification.sent"],
+)
+async def test_the_domain_event_types_are_recorded_by_the_system_only(
+    tenants: Tenants, owner: Owner, client: httpx.AsyncClient, event_type: str
+) -> None:
+    t = tenants
+    key = (await issue_api_key(client, t.org_a, t.admin_a, role="staff"))["key"]
+    recorded = _events(owner, event_type)
+    for headers, org in (
+        (t.staff_a.headers, t.org_a),
+        (t.admin_a.headers, t.org_a),
+        ({"apikey": key}, None),
+        (t.customer.headers, None),
+    ):
+        body = {"event_type": event_type, "organization_id": org and str(org)}
+        response = await client.post("/v1/analytics/event", json=body, headers=headers)
+        assert_problem(response, 403)
+    assert _events(owner, event_type) == recorded
 
 
 @pytest.mark.parametrize(

@@ -55,8 +55,9 @@ async def create_webhook(
 ) -> WebhookCreated:
     await _require_admin(conn, org_id)
     await _check_url(body.url, settings)
-    row = await repo.insert_webhook(conn, org_id, body.url, list(body.events), new_webhook_secret())
-    return WebhookCreated.model_validate(row)
+    secret = new_webhook_secret()
+    row = await repo.insert_webhook(conn, org_id, body.url, list(body.events), secret)
+    return WebhookCreated.model_validate({**row, "secret": secret})
 
 
 async def list_webhooks(
@@ -91,12 +92,11 @@ async def rotate_secret(conn: Connection, settings: Settings, webhook_id: UUID) 
     """A new secret; the replaced one keeps signing beside it for the overlap, so receivers can
     switch over without rejecting a delivery."""
     await _visible_webhook(conn, webhook_id)
-    row = await repo.rotate_secret(
-        conn, webhook_id, new_webhook_secret(), settings.webhook_secret_overlap_hours
-    )
+    secret = new_webhook_secret()
+    row = await repo.rotate_secret(conn, webhook_id, secret, settings.webhook_secret_overlap_hours)
     if row is None:
         raise Forbidden(_ADMINS_ONLY)
-    return SecretRotated.model_validate(row)
+    return SecretRotated.model_validate({**row, "secret": secret})
 
 
 async def list_deliveries(
