@@ -566,7 +566,7 @@ async def test_a_csv_report_runs_no_formula_from_a_comment(
 
 
 def test_numbers_stay_numbers_in_csv() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"day": "2026-12-01", "queue": "-Main", "estimate_error_minutes": -2.5, "served": -1},
         {"day": "2026-12-02", "queue": "\t=1", "estimate_error_minutes": None, "served": 0},
         {"day": "2026-12-03", "queue": "\r=1", "estimate_error_minutes": 1.5, "served": 2},
