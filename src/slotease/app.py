@@ -33,6 +33,7 @@ from slotease.realtime.hub import Hub
 from slotease.realtime.routes import router as realtime_router
 from slotease.waitlist.routes import router as waitlist_router
 from slotease.web.routes import router as web_router
+from slotease.web.security import StrictTransportSecurityMiddleware
 from slotease.webhooks import delivery as webhook_delivery
 from slotease.webhooks.routes import router as webhooks_router
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
     )
     app.add_middleware(AccessMiddleware, metrics=metrics, settings=settings)
+    app.add_middleware(StrictTransportSecurityMiddleware)
     app.include_router(ops_router)
     app.include_router(auth_router, prefix="/v1")
     app.include_router(organizations_router, prefix="/v1")

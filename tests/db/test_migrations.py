@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from slotease.migrations import runner
 
@@ -44,28 +41,6 @@ ROLES = ("anon", "authenticated", "service_role", "slotease_app")
 def catalog(conninfo: str) -> dict[str, set[tuple[Any, ...]]]:
     with psycopg.connect(conninfo) as conn:
         return {name: set(conn.execute(query).fetchall()) for name, query in CATALOG.items()}
-
-
-@pytest.fixture
-def empty_database(server_conninfo: str) -> Iterator[Callable[[], str]]:
-    """Makes empty databases (from template0) and drops them after the test."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"slotease_migrate_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(server_conninfo, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("create database {} template template0").format(sql.Identifier(name))
-            )
-        made.append(name)
-        return make_conninfo(server_conninfo, dbname=name)
-
-    yield make
-    with psycopg.connect(server_conninfo, autocommit=True) as conn:
-        for name in made:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
 
 
 async def test_upgrade_downgrade_upgrade(empty_database: Callable[[], str]) -> None:

@@ -7,6 +7,7 @@ import io
 import json
 from collections import defaultdict
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from reportlab.graphics.charts.barcharts import VerticalBarChart
@@ -22,8 +23,23 @@ CHARTED = {"appointments": "total", "queues": "tickets", "feedback": "rating"}
 PDF_ROWS = 500
 
 
+# A spreadsheet reads a cell starting with one of these as a formula (or, for tab and CR, may
+# strip them and read what follows as one): text from customers, such as feedback comments,
+# could run commands or leak data on the reader's machine.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+def _csv_cell(value: Any) -> str:
+    """A cell a spreadsheet shows as written: text that could start a formula gets a leading
+    single quote (OWASP's advice); numbers stay numbers, negative ones included."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return str(value)
+    text = _text(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def render(
@@ -43,7 +59,7 @@ def _csv(rows: list[dict[str, Any]]) -> bytes:
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows({k: _text(v) for k, v in row.items()} for row in rows)
+        writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue().encode()
 
 

@@ -41,7 +41,7 @@ async def insert_webhook(
         conn,
         "insert into public.webhooks (organization_id, url, events, secret)"
         " values (%(org)s, %(url)s, %(events)s, %(secret)s)"
-        f" returning {_WEBHOOK_COLUMNS}, secret",
+        f" returning {_WEBHOOK_COLUMNS}",
         {"org": organization_id, "url": url, "events": events, "secret": secret},
     )
 
@@ -97,11 +97,12 @@ async def delete_webhook(conn: Connection, webhook_id: UUID) -> bool:
 async def rotate_secret(
     conn: Connection, webhook_id: UUID, secret: str, overlap_hours: float
 ) -> DictRow | None:
+    """None unless the caller administers the webhook. The API roles may write the secret but
+    never read it back, so moving it to `previous_secret` is the database function's job."""
     return await fetch_one(
         conn,
-        "update public.webhooks set previous_secret = secret, secret = %(secret)s,"
-        " previous_secret_expires_at = now() + make_interval(secs => %(overlap)s * 3600)"
-        " where id = %(id)s returning id, secret, previous_secret_expires_at",
+        "select id, previous_secret_expires_at from app.rotate_webhook_secret("
+        "%(id)s, %(secret)s, make_interval(secs => %(overlap)s * 3600))",
         {"id": webhook_id, "secret": secret, "overlap": overlap_hours},
     )
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from slotease.auth.deps import ContextDep, DbDep, SignedIn
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
@@ -21,6 +21,17 @@ from slotease.webhooks.schemas import (
 
 router = APIRouter(tags=["webhooks"])
 
+
+# Dependencies declared before DbDep, so the URL is checked (DNS included) before the
+# request's transaction opens.
+async def _new_url(body: WebhookCreate, context: ContextDep) -> service.SafeUrl:
+    return await service.safe_url(body.url, context.settings)
+
+
+async def _changed_url(body: WebhookUpdate, context: ContextDep) -> service.SafeUrl | None:
+    return None if body.url is None else await service.safe_url(body.url, context.settings)
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid credentials"},
     403: {"description": "Not an admin of the organization"},
@@ -32,9 +43,13 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     "/organizations/{org_id}/webhooks", status_code=status.HTTP_201_CREATED, responses=_ERRORS
 )
 async def create_webhook(
-    org_id: UUID, body: WebhookCreate, _: SignedIn, conn: DbDep, context: ContextDep
+    org_id: UUID,
+    body: WebhookCreate,
+    _: SignedIn,
+    url: Annotated[service.SafeUrl, Depends(_new_url)],
+    conn: DbDep,
 ) -> WebhookCreated:
-    return await service.create_webhook(conn, context.settings, org_id, body)
+    return await service.create_webhook(conn, org_id, body, url)
 
 
 @router.get("/organizations/{org_id}/webhooks", responses=_ERRORS)
@@ -50,9 +65,13 @@ async def list_webhooks(
 
 @router.patch("/webhooks/{webhook_id}", responses=_ERRORS)
 async def update_webhook(
-    webhook_id: UUID, body: WebhookUpdate, _: SignedIn, conn: DbDep, context: ContextDep
+    webhook_id: UUID,
+    body: WebhookUpdate,
+    _: SignedIn,
+    url: Annotated[service.SafeUrl | None, Depends(_changed_url)],
+    conn: DbDep,
 ) -> WebhookOut:
-    return await service.update_webhook(conn, context.settings, webhook_id, body)
+    return await service.update_webhook(conn, webhook_id, body, url)
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)

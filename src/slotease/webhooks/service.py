@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import NewType
 from uuid import UUID
 
 from psycopg.rows import DictRow
@@ -35,11 +36,18 @@ async def _require_admin(conn: Connection, org_id: UUID) -> None:
         raise Forbidden(_ADMINS_ONLY)
 
 
-async def _check_url(url: str, settings: Settings) -> None:
+# A URL that passed the SSRF guard; the only way to save one.
+SafeUrl = NewType("SafeUrl", str)
+
+
+async def safe_url(url: str, settings: Settings) -> SafeUrl:
+    """The URL, once its host resolved to public addresses only. A lookup can take seconds, so
+    it runs before the request's transaction opens: no connection waits on DNS."""
     try:
         await target(url, allow_private=settings.allow_private_webhooks)
     except UnsafeUrl as exc:
         raise Unprocessable(str(exc)) from None
+    return SafeUrl(url)
 
 
 async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
@@ -51,12 +59,12 @@ async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
 
 
 async def create_webhook(
-    conn: Connection, settings: Settings, org_id: UUID, body: WebhookCreate
+    conn: Connection, org_id: UUID, body: WebhookCreate, url: SafeUrl
 ) -> WebhookCreated:
     await _require_admin(conn, org_id)
-    await _check_url(body.url, settings)
-    row = await repo.insert_webhook(conn, org_id, body.url, list(body.events), new_webhook_secret())
-    return WebhookCreated.model_validate(row)
+    secret = new_webhook_secret()
+    row = await repo.insert_webhook(conn, org_id, url, list(body.events), secret)
+    return WebhookCreated.model_validate({**row, "secret": secret})
 
 
 async def list_webhooks(
@@ -69,12 +77,12 @@ async def list_webhooks(
 
 
 async def update_webhook(
-    conn: Connection, settings: Settings, webhook_id: UUID, body: WebhookUpdate
+    conn: Connection, webhook_id: UUID, body: WebhookUpdate, url: SafeUrl | None
 ) -> WebhookOut:
     await _visible_webhook(conn, webhook_id)
-    columns = body.model_dump(exclude_none=True)
-    if body.url is not None:
-        await _check_url(body.url, settings)
+    columns = body.model_dump(exclude_none=True, exclude={"url"})
+    if url is not None:
+        columns["url"] = url
     row = await repo.update_webhook(conn, webhook_id, columns)
     if row is None:
         raise Forbidden(_ADMINS_ONLY)
@@ -91,12 +99,11 @@ async def rotate_secret(conn: Connection, settings: Settings, webhook_id: UUID) 
     """A new secret; the replaced one keeps signing beside it for the overlap, so receivers can
     switch over without rejecting a delivery."""
     await _visible_webhook(conn, webhook_id)
-    row = await repo.rotate_secret(
-        conn, webhook_id, new_webhook_secret(), settings.webhook_secret_overlap_hours
-    )
+    secret = new_webhook_secret()
+    row = await repo.rotate_secret(conn, webhook_id, secret, settings.webhook_secret_overlap_hours)
     if row is None:
         raise Forbidden(_ADMINS_ONLY)
-    return SecretRotated.model_validate(row)
+    return SecretRotated.model_validate({**row, "secret": secret})
 
 
 async def list_deliveries(

@@ -40,10 +40,23 @@ async def resolve(host: str, port: int) -> list[IpAddress]:
     return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
+# IPv6 ranges that reach somewhere else than a public host, whatever the standard library
+# of the day says of them: 6to4 (2002::/16) and NAT64 (64:ff9b::/96, 64:ff9b:1::/48) relay
+# to the IPv4 address they embed, through a gateway that may well sit inside our network;
+# site-local (fec0::/10, deprecated, still routed by some) is private by design.
+_RELAYED_OR_SITE_LOCAL = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("2002::/16", "64:ff9b::/96", "64:ff9b:1::/48", "fec0::/10")
+)
+
+
 def is_public(ip: IpAddress) -> bool:
-    # An IPv4-mapped IPv6 address (::ffff:127.0.0.1) reaches the IPv4 host it embeds.
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4-mapped IPv6 address (::ffff:127.0.0.1) reaches the IPv4 host it embeds.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif any(ip in net for net in _RELAYED_OR_SITE_LOCAL):
+            return False
     forbidden = (
         ip.is_private
         or ip.is_loopback
@@ -88,12 +101,9 @@ async def target(url: str, *, allow_private: bool) -> Target:
             raise UnsafeUrl(f"The host {host} does not resolve.") from None
     if not addresses:
         raise UnsafeUrl(f"The host {host} does not resolve.")
-    if not allow_private:
-        for address in addresses:
-            if not is_public(address):
-                raise UnsafeUrl(
-                    f"The host {host} resolves to {address}, a private or reserved address."
-                )
+    # The answer names no address: it would map the internal network for the caller.
+    if not allow_private and not all(is_public(address) for address in addresses):
+        raise UnsafeUrl(f"The host {host} resolves to a private or reserved address.")
     ip = addresses[0]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     name = f"[{host}]" if ":" in host else host
