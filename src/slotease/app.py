@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis,
             url=settings.redis_url,
             prefix=settings.realtime_prefix,
+            connections_per_address=settings.realtime_connections_per_address,
         ),
     )
 

@@ -131,7 +131,9 @@ class RateLimitMiddleware:
         self.trust_forwarded_for = trust_forwarded_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _exempt(scope["path"]):
+        # A WebSocket upgrade is a request like any other (the realtime endpoint's messages
+        # have their own per-connection budget).
+        if scope["type"] not in ("http", "websocket") or _exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
@@ -144,7 +146,10 @@ class RateLimitMiddleware:
         else:
             # Read by auth.deps.get_principal, so the credentials are decoded once.
             scope.setdefault("state", {})["principal"] = principal
-        quota = await self.limiter.hit(*self.limiter.bucket(principal, self._client_ip(connection)))
+        client_ip = self._client_ip(connection)
+        # Read by the realtime endpoint, which caps the connections per address.
+        scope.setdefault("state", {})["client_ip"] = client_ip
+        quota = await self.limiter.hit(*self.limiter.bucket(principal, client_ip))
         if quota is None:
             await self.app(scope, receive, send)
             return
