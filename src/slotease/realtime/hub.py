@@ -36,6 +36,10 @@ def resync_frame(topic: str, seq: int) -> str:
     return event_frame(topic, RESYNC, "{}", seq)
 
 
+def error_frame(topic: str | None, reason: str) -> str:
+    return json.dumps({"type": "error", "topic": topic, "reason": reason})
+
+
 class SendQueue:
     """A bounded FIFO with a single consumer; lighter than asyncio.Queue, which matters when
     every idle connection holds one."""

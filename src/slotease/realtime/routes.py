@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import random
 import time
 import uuid
 
-import psycopg
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
@@ -17,7 +14,7 @@ from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
 from slotease.kit.problems import TooManyRequests, Unauthorized
 from slotease.realtime import service
-from slotease.realtime.hub import Subscriber
+from slotease.realtime.hub import Subscriber, error_frame
 from slotease.realtime.limits import (
     MESSAGE_TOO_BIG,
     POLICY_VIOLATION,
@@ -27,18 +24,12 @@ from slotease.realtime.limits import (
 from slotease.realtime.schemas import MAX_TOPICS_PER_CONNECTION, Ping, Subscribe, client_message
 from slotease.realtime.topics import Topic, parse_topic
 
-log = logging.getLogger(__name__)
-
 router = APIRouter(tags=["realtime"])
 
 # Close code for credentials that are present but bad, or that expired while connected (the
 # WebSocket analogue of a 401).
 INVALID_CREDENTIALS = 4401
 PONG = json.dumps({"type": "pong"})
-
-
-def error_frame(topic: str | None, reason: str) -> str:
-    return json.dumps({"type": "error", "topic": topic, "reason": reason})
 
 
 @router.websocket("/realtime")
@@ -70,7 +61,8 @@ async def _serve(websocket: WebSocket, context: AppContext, principal: Principal
     subscriber = hub.connect()
     budget = MessageBudget(settings.realtime_messages_per_second, settings.realtime_message_burst)
     sender = asyncio.create_task(_send_frames(websocket, subscriber))
-    watcher = asyncio.create_task(_watch(context, principal, subscriber))
+    context.realtime_access.watch(subscriber, principal.identity)
+    expiry = _close_at_expiry(context, principal, subscriber)
     try:
         while True:
             message = await websocket.receive()
@@ -89,9 +81,11 @@ async def _serve(websocket: WebSocket, context: AppContext, principal: Principal
             else:
                 await _handle(context, principal, subscriber, text)
     finally:
+        context.realtime_access.forget(subscriber)
         hub.disconnect(subscriber)
         sender.cancel()
-        watcher.cancel()
+        if expiry is not None:
+            expiry.cancel()
 
 
 async def _send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
@@ -108,41 +102,22 @@ async def _send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
         return
 
 
-async def _watch(context: AppContext, principal: Principal, subscriber: Subscriber) -> None:
-    """Authorizes the connection's topics again every period, in one statement, and ends the
-    connection when its token expires: access granted at subscribe time does not outlive a
-    removed membership, a revoked API key or the token itself."""
-    hub = context.realtime.hub
-    period = context.settings.realtime_recheck_seconds
+def _close_at_expiry(
+    context: AppContext, principal: Principal, subscriber: Subscriber
+) -> asyncio.TimerHandle | None:
+    """Access ends with the token: a timer (not a task, which idle connections would each hold)
+    closes the connection when its `exp` passes."""
     expires_at: float | None = principal.identity.claims.get("exp")
-    # Connections opened together (clients reconnecting after a restart) spread their checks.
-    next_check = time.time() + period * random.random()
-    while True:
-        wake = next_check if expires_at is None else min(next_check, expires_at)
-        await asyncio.sleep(max(0.0, wake - time.time()))
-        if expires_at is not None and time.time() >= expires_at:
-            hub.offer(subscriber, error_frame(None, "token_expired"))
-            hub.close(subscriber, INVALID_CREDENTIALS, "The access token expired.")
-            return
-        if time.time() >= next_check:
-            await _recheck(context, principal, subscriber)
-            next_check = time.time() + period
+    if expires_at is None:
+        return None
+    delay = expires_at - time.time()
+    return asyncio.get_running_loop().call_later(delay, _expire, context, subscriber)
 
 
-async def _recheck(context: AppContext, principal: Principal, subscriber: Subscriber) -> None:
+def _expire(context: AppContext, subscriber: Subscriber) -> None:
     hub = context.realtime.hub
-    topics = [topic for name in subscriber.topics if (topic := parse_topic(name)) is not None]
-    try:
-        refusals = await service.refusals_for(context.db, principal.identity, topics)
-    except psycopg.Error as exc:
-        # The topics stay until a check succeeds: an outage must not cut every live view.
-        log.warning("realtime: topic re-check failed, retried next period: %s", exc)
-        return
-    for topic, refusal in refusals.items():
-        name = str(topic)
-        if refusal is not None and name in subscriber.topics:
-            hub.unsubscribe(subscriber, name)
-            hub.offer(subscriber, error_frame(name, refusal))
+    hub.offer(subscriber, error_frame(None, "token_expired"))
+    hub.close(subscriber, INVALID_CREDENTIALS, "The access token expired.")
 
 
 async def _handle(
