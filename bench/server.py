@@ -39,6 +39,8 @@ def api_server(
         "SLOTEASE_RATE_LIMIT_ANON": "100000000/hour",
         "SLOTEASE_RATE_LIMIT_USER": "100000000/hour",
         "SLOTEASE_RATE_LIMIT_API_KEY": "100000000/hour",
+        # Every load-generating client connects from 127.0.0.1.
+        "SLOTEASE_REALTIME_CONNECTIONS_PER_ADDRESS": "100000000",
         "SLOTEASE_POOL_MIN_SIZE": str(pool_size),
         "SLOTEASE_POOL_MAX_SIZE": str(pool_size),
         "SLOTEASE_LOG_LEVEL": "WARNING",

@@ -28,6 +28,7 @@ from slotease.ops.monitoring import periodic_alert_rules
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
 from slotease.queues.routes import router as queues_router
+from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import make_broker
 from slotease.realtime.hub import Hub
 from slotease.realtime.routes import router as realtime_router
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else None
     )
     limiter = RateLimiter(settings, metrics, redis)
+    hub = Hub(send_queue=settings.realtime_send_queue, replay=settings.realtime_replay)
     context = AppContext(
         settings=settings,
         db=db,
@@ -58,17 +60,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=limiter,
         login_throttle=LoginThrottle(settings, redis, limiter.storage_failed),
         realtime=make_broker(
-            Hub(send_queue=settings.realtime_send_queue, replay=settings.realtime_replay),
+            hub,
             redis,
             url=settings.redis_url,
             prefix=settings.realtime_prefix,
+            connections_per_address=settings.realtime_connections_per_address,
         ),
+        realtime_access=AccessWatch(db, hub, period_seconds=settings.realtime_recheck_seconds),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
         await context.realtime.start()
+        await context.realtime_access.start()
         unsubscribe_realtime = bus.subscribe(context.realtime.on_event)
         unsubscribe_notifications = bus.subscribe_transactional(transactional_handler(settings))
         unsubscribe_webhooks = bus.subscribe_transactional(webhook_delivery.transactional_handler)
@@ -92,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             unsubscribe_webhooks()
             unsubscribe_notifications()
             unsubscribe_realtime()
+            await context.realtime_access.stop()
             await context.realtime.stop()
             await context.db.close()
             if context.redis is not None:

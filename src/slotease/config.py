@@ -133,6 +133,27 @@ class Settings(BaseSettings):
         default=256, ge=16, validation_alias="SLOTEASE_REALTIME_SEND_QUEUE"
     )
     realtime_replay: int = Field(default=500, ge=0, validation_alias="SLOTEASE_REALTIME_REPLAY")
+    # Realtime limits: open connections per client address (across processes with Redis), the
+    # size of one client message (8 KiB holds a subscribe to all 100 topics a connection may
+    # follow), and a client's message rate (a sustained rate per second and a burst, which must
+    # admit resubscribing to every topic of a connection one message at a time).
+    realtime_connections_per_address: int = Field(
+        default=50, ge=1, validation_alias="SLOTEASE_REALTIME_CONNECTIONS_PER_ADDRESS"
+    )
+    realtime_max_message_bytes: int = Field(
+        default=8192, ge=256, validation_alias="SLOTEASE_REALTIME_MAX_MESSAGE_BYTES"
+    )
+    realtime_messages_per_second: float = Field(
+        default=5.0, gt=0, validation_alias="SLOTEASE_REALTIME_MESSAGES_PER_SECOND"
+    )
+    realtime_message_burst: int = Field(
+        default=120, ge=1, validation_alias="SLOTEASE_REALTIME_MESSAGE_BURST"
+    )
+    # How often each connection's topics are authorized again (a removed member, a revoked
+    # API key stop receiving within this period).
+    realtime_recheck_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="SLOTEASE_REALTIME_RECHECK_SECONDS"
+    )
     # How long a freed place is held for the first waiter of its slot before passing on.
     waitlist_offer_minutes: int = Field(
         default=15, ge=1, le=1440, validation_alias="SLOTEASE_WAITLIST_OFFER_MINUTES"

@@ -12,6 +12,7 @@ from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.kit.metrics import Metrics
 from slotease.kit.ratelimit import RateLimiter
+from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import Broker
 
 
@@ -27,6 +28,8 @@ class AppContext:
     login_throttle: LoginThrottle
     # Carries topic events to the WebSocket clients of every server process.
     realtime: Broker
+    # Authorizes the topics of open WebSocket connections again, periodically.
+    realtime_access: AccessWatch
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

@@ -169,7 +169,9 @@ class RateLimitMiddleware:
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _exempt(scope["path"]):
+        # A WebSocket upgrade is a request like any other (the realtime endpoint's messages
+        # have their own per-connection budget).
+        if scope["type"] not in ("http", "websocket") or _exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
@@ -185,6 +187,8 @@ class RateLimitMiddleware:
             # Read by auth.deps.get_principal, so the credentials are decoded once.
             scope.setdefault("state", {})["principal"] = principal
         address = client_address(connection, self.settings)
+        # Read by the realtime endpoint, which caps the connections per address.
+        scope.setdefault("state", {})["client_ip"] = address
         quota = await self.limiter.hit(*self.limiter.bucket(principal, address))
         if quota is not None and quota.allowed and _signs_in(scope):
             sign_in = await self.limiter.hit(*self.limiter.sign_in_bucket(address))

@@ -20,6 +20,7 @@ CLOSE = None
 RESYNC = "resync"
 # Close code for a client dropped for not keeping up ("try again later").
 TRY_AGAIN_LATER = 1013
+TOO_SLOW = "too slow; reconnect and resync"
 
 
 def event_frame(topic: str, event: str, payload_json: str, seq: int) -> str:
@@ -33,6 +34,10 @@ def event_frame(topic: str, event: str, payload_json: str, seq: int) -> str:
 
 def resync_frame(topic: str, seq: int) -> str:
     return event_frame(topic, RESYNC, "{}", seq)
+
+
+def error_frame(topic: str | None, reason: str) -> str:
+    return json.dumps({"type": "error", "topic": topic, "reason": reason})
 
 
 class SendQueue:
@@ -74,7 +79,7 @@ class SendQueue:
 class Subscriber:
     """One connection's side of the hub: its topics and its send queue."""
 
-    __slots__ = ("dropped", "queue", "stalled", "topics")
+    __slots__ = ("closing", "dropped", "queue", "stalled", "topics")
 
     def __init__(self, queue_limit: int) -> None:
         self.queue = SendQueue(queue_limit)
@@ -83,6 +88,8 @@ class Subscriber:
         # while still set means the client is not reading at all.
         self.stalled = False
         self.dropped = False
+        # The close code and reason the sender closes with once it reaches CLOSE.
+        self.closing = (TRY_AGAIN_LATER, TOO_SLOW)
 
     def sent(self) -> None:
         self.stalled = False
@@ -179,13 +186,21 @@ class Hub:
             return
         subscriber.queue.clear()
         if subscriber.stalled:
-            self.disconnect(subscriber)
-            subscriber.dropped = True
-            subscriber.queue.put(CLOSE)
+            self.close(subscriber, TRY_AGAIN_LATER, TOO_SLOW)
             return
         subscriber.stalled = True
         for topic in subscriber.topics:
             subscriber.queue.put(resync_frame(topic, self.known_seq(topic) or 0))
+
+    def close(self, subscriber: Subscriber, code: int, reason: str) -> None:
+        """Stop the fan-out to `subscriber`; its sender closes the connection with `code` once
+        it has sent what is already queued."""
+        if subscriber.dropped:
+            return
+        self.disconnect(subscriber)
+        subscriber.dropped = True
+        subscriber.closing = (code, reason)
+        subscriber.queue.put(CLOSE)
 
     def _append(self, topic: str, log: TopicLog, seq: int, event: str, payload_json: str) -> None:
         log.seq = seq

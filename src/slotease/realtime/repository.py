@@ -1,28 +1,26 @@
-"""The reads that decide whether the connecting user may follow a topic, run as that user so
+"""The read that decides whether the connecting caller may follow topics, run as that caller so
 that the row-level security policies give the answer."""
 
 from __future__ import annotations
 
-from uuid import UUID
+from collections.abc import Collection
 
 from slotease.db.database import Connection
-from slotease.realtime.topics import TopicKind
+from slotease.db.queries import fetch_all
+from slotease.realtime.topics import Topic
 
-# One row when the resource is visible to the caller, with `allowed` telling whether they may
-# follow it; no row when it does not exist for them.
-_ACCESS_SQL: dict[TopicKind, str] = {
-    "queue": "select true as allowed from public.queues where id = %s",
-    "ticket": "select true as allowed from public.tickets where id = %s limit 1",
-    "appointment": "select true as allowed from public.appointments where id = %s limit 1",
-    "organization": (
-        "select app.is_org_member(id) as allowed from public.organizations where id = %s"
-    ),
-    # Nobody learns whether another user exists: the answer is always a row.
-    "user": "select coalesce((select auth.uid()) = %s, false) as allowed",
-}
+# One row per topic: `allowed` tells whether the caller may follow it, null when the resource
+# does not exist for them (see migration 0012, "Realtime").
+_ACCESS_SQL = (
+    "select topic_kind, topic_id, allowed from app.realtime_topic_access(%s::text[], %s::uuid[])"
+)
 
 
-async def topic_access(conn: Connection, kind: TopicKind, resource_id: UUID) -> bool | None:
-    cursor = await conn.execute(_ACCESS_SQL[kind], (resource_id,))
-    row = await cursor.fetchone()
-    return None if row is None else bool(row["allowed"])
+async def topic_access(conn: Connection, topics: Collection[Topic]) -> dict[Topic, bool | None]:
+    """Every topic of `topics` checked in one statement."""
+    rows = await fetch_all(
+        conn,
+        _ACCESS_SQL,
+        ([topic.kind for topic in topics], [topic.resource_id for topic in topics]),
+    )
+    return {Topic(row["topic_kind"], row["topic_id"]): row["allowed"] for row in rows}

@@ -4,53 +4,90 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import uuid
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
-from slotease.kit.problems import Unauthorized
+from slotease.kit.problems import TooManyRequests, Unauthorized
 from slotease.realtime import service
-from slotease.realtime.hub import TRY_AGAIN_LATER, Subscriber
-from slotease.realtime.schemas import Ping, Subscribe, client_message
-from slotease.realtime.topics import parse_topic
+from slotease.realtime.hub import Subscriber, error_frame
+from slotease.realtime.limits import (
+    MESSAGE_TOO_BIG,
+    POLICY_VIOLATION,
+    MessageBudget,
+    message_text,
+)
+from slotease.realtime.schemas import MAX_TOPICS_PER_CONNECTION, Ping, Subscribe, client_message
+from slotease.realtime.topics import Topic, parse_topic
 
 router = APIRouter(tags=["realtime"])
 
-# Close code for credentials that are present but bad (the WebSocket analogue of a 401).
+# Close code for credentials that are present but bad, or that expired while connected (the
+# WebSocket analogue of a 401).
 INVALID_CREDENTIALS = 4401
-MAX_TOPICS_PER_CONNECTION = 100
 PONG = json.dumps({"type": "pong"})
-
-
-def error_frame(topic: str | None, reason: str) -> str:
-    return json.dumps({"type": "error", "topic": topic, "reason": reason})
 
 
 @router.websocket("/realtime")
 async def realtime(websocket: WebSocket) -> None:
     context = app_context(websocket)
-    await websocket.accept()
-    try:
-        principal = resolve_principal(
-            websocket, context.jwt_secret, context.settings.accepted_jwt_issuers
-        )
-    except Unauthorized as exc:
-        await websocket.close(code=INVALID_CREDENTIALS, reason=exc.detail)
+    # Put there by the rate-limit middleware, which counted this upgrade request.
+    address: str = websocket.state.client_ip
+    connection_id = uuid.uuid4().hex
+    if not await context.realtime.open_connection(address, connection_id):
+        limit = context.realtime.connections_per_address
+        refusal = TooManyRequests(f"This address already holds {limit} live connections.")
+        await websocket.send_denial_response(refusal.response())
         return
-    subscriber = context.realtime.hub.connect()
+    try:
+        await websocket.accept()
+        try:
+            principal = resolve_principal(
+                websocket, context.jwt_secret, context.settings.accepted_jwt_issuers
+            )
+        except Unauthorized as exc:
+            await websocket.close(code=INVALID_CREDENTIALS, reason=exc.detail)
+            return
+        await _serve(websocket, context, principal)
+    finally:
+        await context.realtime.close_connection(address, connection_id)
+
+
+async def _serve(websocket: WebSocket, context: AppContext, principal: Principal) -> None:
+    settings = context.settings
+    hub = context.realtime.hub
+    subscriber = hub.connect()
+    budget = MessageBudget(settings.realtime_messages_per_second, settings.realtime_message_burst)
     sender = asyncio.create_task(_send_frames(websocket, subscriber))
+    context.realtime_access.watch(subscriber, principal.identity)
+    expiry = _close_at_expiry(context, principal, subscriber)
     try:
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
-            text = message.get("text") or (message.get("bytes") or b"").decode(errors="replace")
-            await _handle(context, principal, subscriber, text)
+            if subscriber.dropped:
+                # Closing: what the client still sends is not read.
+                continue
+            text = message_text(message, settings.realtime_max_message_bytes)
+            if text is None:
+                subscriber.queue.clear()
+                hub.close(subscriber, MESSAGE_TOO_BIG, "message too big")
+            elif not budget.spend():
+                subscriber.queue.clear()
+                hub.close(subscriber, POLICY_VIOLATION, "too many messages")
+            else:
+                await _handle(context, principal, subscriber, text)
     finally:
-        context.realtime.hub.disconnect(subscriber)
+        context.realtime_access.forget(subscriber)
+        hub.disconnect(subscriber)
         sender.cancel()
+        if expiry is not None:
+            expiry.cancel()
 
 
 async def _send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
@@ -60,10 +97,29 @@ async def _send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
         while (frame := await subscriber.queue.get()) is not None:
             await websocket.send_text(frame)
             subscriber.sent()
-        await websocket.close(code=TRY_AGAIN_LATER, reason="too slow; reconnect and resync")
+        code, reason = subscriber.closing
+        await websocket.close(code=code, reason=reason)
     except (WebSocketDisconnect, RuntimeError):
         # The client left; the receive loop sees the disconnect and cleans up.
         return
+
+
+def _close_at_expiry(
+    context: AppContext, principal: Principal, subscriber: Subscriber
+) -> asyncio.TimerHandle | None:
+    """Access ends with the token: a timer (not a task, which idle connections would each hold)
+    closes the connection when its `exp` passes."""
+    expires_at: float | None = principal.identity.claims.get("exp")
+    if expires_at is None:
+        return None
+    delay = expires_at - time.time()
+    return asyncio.get_running_loop().call_later(delay, _expire, context, subscriber)
+
+
+def _expire(context: AppContext, subscriber: Subscriber) -> None:
+    hub = context.realtime.hub
+    hub.offer(subscriber, error_frame(None, "token_expired"))
+    hub.close(subscriber, INVALID_CREDENTIALS, "The access token expired.")
 
 
 async def _handle(
@@ -78,24 +134,44 @@ async def _handle(
     if isinstance(message, Ping):
         hub.offer(subscriber, PONG)
         return
-    topic = parse_topic(message.topic)
-    if topic is None:
-        hub.offer(subscriber, error_frame(message.topic, "bad_request"))
-        return
-    name = str(topic)
     if not isinstance(message, Subscribe):
-        hub.unsubscribe(subscriber, name)
+        topic = parse_topic(message.topic)
+        if topic is None:
+            hub.offer(subscriber, error_frame(message.topic, "bad_request"))
+        else:
+            hub.unsubscribe(subscriber, str(topic))
         return
-    if name not in subscriber.topics and len(subscriber.topics) >= MAX_TOPICS_PER_CONNECTION:
-        hub.offer(subscriber, error_frame(name, "bad_request"))
-        return
-    refusal = await service.refusal_for(context.db, principal.identity, topic)
-    if refusal is not None:
-        hub.offer(subscriber, error_frame(name, refusal))
-        return
-    hub.subscribe(subscriber, name)
-    if message.since_seq is not None:
-        current = hub.known_seq(name)
-        if current is None:
-            current = await context.realtime.current_seq(name)
-        hub.catch_up(subscriber, name, message.since_seq, current)
+    await _subscribe(context, principal, subscriber, message)
+
+
+async def _subscribe(
+    context: AppContext, principal: Principal, subscriber: Subscriber, message: Subscribe
+) -> None:
+    """Every topic of `message` is authorized in one database round trip."""
+    hub = context.realtime.hub
+    wanted: dict[Topic, int | None] = {}
+    room = MAX_TOPICS_PER_CONNECTION - len(subscriber.topics)
+    for request in message.requests():
+        topic = parse_topic(request.topic)
+        if topic is None:
+            hub.offer(subscriber, error_frame(request.topic, "bad_request"))
+            continue
+        if str(topic) not in subscriber.topics and topic not in wanted:
+            if room <= 0:
+                hub.offer(subscriber, error_frame(str(topic), "bad_request"))
+                continue
+            room -= 1
+        wanted[topic] = request.since_seq
+    refusals = await service.refusals_for(context.db, principal.identity, wanted)
+    for topic, since_seq in wanted.items():
+        name = str(topic)
+        refusal = refusals[topic]
+        if refusal is not None:
+            hub.offer(subscriber, error_frame(name, refusal))
+            continue
+        hub.subscribe(subscriber, name)
+        if since_seq is not None:
+            current = hub.known_seq(name)
+            if current is None:
+                current = await context.realtime.current_seq(name)
+            hub.catch_up(subscriber, name, since_seq, current)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
-
-from psycopg.errors import InsufficientPrivilege
 
 from slotease.db.database import Database, DbIdentity
 from slotease.realtime import repository
@@ -13,14 +12,19 @@ from slotease.realtime.topics import Topic
 Refusal = Literal["forbidden", "not_found"]
 
 
-async def refusal_for(db: Database, identity: DbIdentity, topic: Topic) -> Refusal | None:
-    """None when `identity` may subscribe to `topic`, else why not."""
-    try:
-        async with db.transaction(identity) as conn:
-            allowed = await repository.topic_access(conn, topic.kind, topic.resource_id)
-    except InsufficientPrivilege:
-        # Anonymous callers have no privilege on personal tables at all.
-        return "forbidden"
+async def refusals_for(
+    db: Database, identity: DbIdentity, topics: Collection[Topic]
+) -> dict[Topic, Refusal | None]:
+    """For each of `topics`: None when `identity` may follow it, else why not. One transaction
+    and one statement however many topics there are."""
+    if not topics:
+        return {}
+    async with db.transaction(identity) as conn:
+        access = await repository.topic_access(conn, topics)
+    return {topic: _refusal(access.get(topic)) for topic in topics}
+
+
+def _refusal(allowed: bool | None) -> Refusal | None:
     if allowed is None:
         return "not_found"
     return None if allowed else "forbidden"

@@ -1,4 +1,7 @@
 -- Undo 0012.
+-- Realtime (last in the upgrade, so first here)
+drop function app.realtime_topic_access(text[], uuid[]);
+
 -- The audit rows scrubbed by the upgrade stay scrubbed: the secrets are gone for good.
 
 drop trigger organizations_activation on public.organizations;
