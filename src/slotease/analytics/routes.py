@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from slotease.analytics import service
+from slotease.analytics.reports import CONTENT_TYPES
 from slotease.analytics.schemas import (
     Accepted,
     Dashboard,
@@ -86,7 +87,13 @@ async def get_report(report_id: UUID, _: SignedIn, db: DbDep) -> Report:
 @router.get(
     "/report/{report_id}/download",
     response_class=Response,
-    responses={409: {"description": "The report is not ready."}},
+    responses={
+        200: {
+            "description": "The report, in the format it was requested in.",
+            "content": {media: {} for media in CONTENT_TYPES.values()},
+        },
+        409: {"description": "The report is not ready."},
+    },
 )
 async def download_report(report_id: UUID, _: SignedIn, db: DbDep) -> Response:
     content, content_type, filename = await service.download(db, report_id)
