@@ -10,8 +10,10 @@ import httpx
 import psycopg
 import pytest
 
+from slotease.config import Settings
 from tests.auth.support import assert_problem
 from tests.factories import make_organization, make_service, make_user
+from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
 
@@ -97,3 +99,25 @@ async def test_a_date_past_year_9999_is_a_422(client: httpx.AsyncClient, owner: 
         headers=admin.headers,
     )
     assert_problem(answer, 422)
+
+
+async def test_a_path_id_that_names_no_row_is_a_404(
+    settings: Settings, owner_conninfo: str
+) -> None:
+    """A route that writes the id of its path without looking it up first: the foreign key's
+    refusal is the answer."""
+
+    async def record(organization_id: uuid.UUID) -> None:
+        async with await psycopg.AsyncConnection.connect(owner_conninfo) as conn:
+            await conn.execute(
+                "insert into public.analytics_events (organization_id, event_type)"
+                " values (%s, 'page.view')",
+                (organization_id,),
+            )
+
+    app = build_app(settings)
+    app.add_api_route("/v1/test/organizations/{organization_id}/events", record, methods=["POST"])
+    async with served(app) as http:
+        answer = await http.post(f"/v1/test/organizations/{uuid.uuid4()}/events")
+    body = assert_problem(answer, 404)
+    assert body["detail"] == "No such organization."

@@ -53,6 +53,7 @@ async def dashboard(
     "/organization/{organization_id}/performance",
     response_model=Performance,
     response_model_by_alias=True,
+    responses={403: {"description": "Only the organization's admins read these figures."}},
 )
 async def performance(
     organization_id: UUID, _: SignedIn, db: DbDep, from_day: FromDay, to_day: ToDay
@@ -60,7 +61,11 @@ async def performance(
     return await service.performance(db, organization_id, from_day, to_day)
 
 
-@router.get("/organization/{organization_id}/trends", response_model=Trends)
+@router.get(
+    "/organization/{organization_id}/trends",
+    response_model=Trends,
+    responses={403: {"description": "Only the organization's admins read these figures."}},
+)
 async def trends(
     organization_id: UUID,
     _: SignedIn,

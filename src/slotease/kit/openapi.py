@@ -6,7 +6,8 @@ really has and adds the refusals that come from the shared layers:
 
 - 400 (a body that cannot be decoded) where an operation reads a body;
 - 401 (bad credentials) and 403/409 (a write refused, or conflicting with the state) on the API;
-- 404 (a path id that names no visible row) where the path has parameters;
+- 404 (an id that names no visible row) where the path has parameters or the query or body
+  carries an id (`..._id`);
 - 413 (body limit), 422 (validation, NUL characters, values out of range) everywhere;
 - 429 (rate limit) wherever the limiter counts.
 """
@@ -25,6 +26,7 @@ Schema = dict[str, Any]
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
+_COMPONENT = "#/components/schemas/"
 WRITES = frozenset({"post", "put", "patch", "delete"})
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 
@@ -59,8 +61,22 @@ _VALIDATION_PROBLEM: Schema = {
 }
 
 
+def _names_an_id(operation: Schema, components: Schema) -> bool:
+    parameters = operation.get("parameters", ())
+    if any(p.get("in") == "path" or p.get("name", "").endswith("_id") for p in parameters):
+        return True
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        body = media.get("schema", {})
+        ref = str(body.get("$ref", ""))
+        if ref.startswith(_COMPONENT):
+            body = components.get(ref.removeprefix(_COMPONENT), {})
+        if any(name.endswith("_id") for name in body.get("properties", {})):
+            return True
+    return False
+
+
 def _shared_statuses(
-    path: str, method: str, operation: Schema, unlimited: Collection[str]
+    path: str, method: str, operation: Schema, components: Schema, unlimited: Collection[str]
 ) -> list[int]:
     statuses = [413, 422]
     if "requestBody" in operation:
@@ -69,7 +85,7 @@ def _shared_statuses(
         statuses.append(401)
         if method in WRITES:
             statuses += [403, 409]
-    if any(parameter.get("in") == "path" for parameter in operation.get("parameters", ())):
+    if _names_an_id(operation, components):
         statuses.append(404)
     if path not in unlimited:
         statuses.append(429)
@@ -86,7 +102,7 @@ def declare_problems(schema: Schema, unlimited: Collection[str]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses: Schema = operation.setdefault("responses", {})
-            for shared in _shared_statuses(path, method, operation, unlimited):
+            for shared in _shared_statuses(path, method, operation, components, unlimited):
                 responses.setdefault(str(shared), {"description": HTTPStatus(shared).phrase})
             for status, response in responses.items():
                 if int(status) < 400 or _is_own_body(response):
