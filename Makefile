@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test browser screenshots lint format clean
+.PHONY: run test fuzz browser screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)
 # The whole suite against the PostgreSQL in SLOTEASE_TEST_DATABASE_URL, or the embedded one.
 test: $(STAMP) browser
 	$(BIN)/pytest
+
+# The real server fuzzed against its OpenAPI document for 3 minutes (see scripts/fuzz.py), on
+# the PostgreSQL in SLOTEASE_FUZZ_DATABASE_URL, or the embedded one.
+fuzz: $(STAMP)
+	$(BIN)/python -m scripts.fuzz
 
 # The browser tests drive Debian's Chromium (Playwright cannot download browsers here). As root
 # it is installed when missing; otherwise those tests skip, except in CI where they fail.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from slotease.analytics.routes import router as analytics_router
@@ -18,10 +18,13 @@ from slotease.db.pools import api_database
 from slotease.jobs.worker import in_process_worker
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
+from slotease.kit.dberrors import install_database_refusals
 from slotease.kit.events import bus
 from slotease.kit.metrics import Metrics
+from slotease.kit.openapi import problem_openapi
 from slotease.kit.problems import install_problem_handlers
-from slotease.kit.ratelimit import RateLimiter, RateLimitMiddleware
+from slotease.kit.ratelimit import EXEMPT_PATHS, RateLimiter, RateLimitMiddleware
+from slotease.kit.textinput import reject_nul_characters
 from slotease.notifications.automatic import transactional_handler
 from slotease.notifications.routes import router as notifications_router
 from slotease.ops.monitoring import periodic_alert_rules
@@ -108,9 +111,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Appointments and live queues for hospitals, clinics, banks and public offices.",
         lifespan=lifespan,
+        dependencies=[Depends(reject_nul_characters)],
     )
     app.state.context = context
     install_problem_handlers(app)
+    install_database_refusals(app)
+    app.openapi = problem_openapi(app, unlimited=EXEMPT_PATHS)  # type: ignore[method-assign]
     # Added innermost first: the access layer wraps the rate limit, which wraps the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from slotease.analytics import service
+from slotease.analytics.reports import CONTENT_TYPES
 from slotease.analytics.schemas import (
     Accepted,
     Dashboard,
@@ -52,6 +53,7 @@ async def dashboard(
     "/organization/{organization_id}/performance",
     response_model=Performance,
     response_model_by_alias=True,
+    responses={403: {"description": "Only the organization's admins read these figures."}},
 )
 async def performance(
     organization_id: UUID, _: SignedIn, db: DbDep, from_day: FromDay, to_day: ToDay
@@ -59,7 +61,11 @@ async def performance(
     return await service.performance(db, organization_id, from_day, to_day)
 
 
-@router.get("/organization/{organization_id}/trends", response_model=Trends)
+@router.get(
+    "/organization/{organization_id}/trends",
+    response_model=Trends,
+    responses={403: {"description": "Only the organization's admins read these figures."}},
+)
 async def trends(
     organization_id: UUID,
     _: SignedIn,
@@ -86,7 +92,13 @@ async def get_report(report_id: UUID, _: SignedIn, db: DbDep) -> Report:
 @router.get(
     "/report/{report_id}/download",
     response_class=Response,
-    responses={409: {"description": "The report is not ready."}},
+    responses={
+        200: {
+            "description": "The report, in the format it was requested in.",
+            "content": {media: {} for media in CONTENT_TYPES.values()},
+        },
+        409: {"description": "The report is not ready."},
+    },
 )
 async def download_report(report_id: UUID, _: SignedIn, db: DbDep) -> Response:
     content, content_type, filename = await service.download(db, report_id)

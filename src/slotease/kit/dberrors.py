@@ -6,12 +6,16 @@ matches the error against it, so an unknown refusal stays a server error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from slotease.kit.problems import Problem
+from slotease.kit.problems import NotFound, Problem, Unprocessable
 
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
 RuleKey = str | tuple[str, str]
@@ -46,3 +50,48 @@ def refusals(rules: Mapping[RuleKey, Refusal]) -> Iterator[None]:
         if make is None:
             raise
         raise make(exc) from None
+
+
+def body_fields(route: object) -> frozenset[str]:
+    """The top-level fields of the JSON body `route` (a FastAPI route) reads, by alias too."""
+    model = getattr(getattr(route, "body_field", None), "field_info", None)
+    annotation = getattr(model, "annotation", None)
+    if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return frozenset()
+    fields = annotation.model_fields
+    return frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+
+
+def missing_reference(exc: psycopg.Error, fields: frozenset[str]) -> Problem:
+    """A foreign key naming a row that does not exist. PostgreSQL hides the key's value from a
+    caller who may not read the referenced rows, so the constraint's name tells which columns
+    it covers (`<table>_<columns>_fkey`): one the request body carries (`fields`) is a 422
+    naming it, otherwise the id came from the path and the answer is 404."""
+    referenced = re.search(r'table "([^"]+)"', exc.diag.message_detail or "")
+    thing = referenced[1].replace("_", " ").removesuffix("s") if referenced else "row"
+    constraint = exc.diag.constraint_name or ""
+    columns = f"_{constraint.removeprefix(exc.diag.table_name or '').removesuffix('_fkey')}_"
+    named = sorted(field for field in fields if f"_{field}_" in columns)
+    if not named:
+        return NotFound(f"No such {thing}.")
+    return Unprocessable(
+        f"No such {thing}.",
+        errors=[{"loc": ["body", field], "msg": f"No such {thing}."} for field in named],
+    )
+
+
+def install_database_refusals(app: FastAPI) -> None:
+    """What no feature's own rules caught: a reference to a row that does not exist, and a
+    value the database cannot hold (NUL in text, a number or date out of range), which are
+    the caller's input, never a server error."""
+
+    @app.exception_handler(psycopg.Error)
+    async def _refused(request: Request, exc: psycopg.Error) -> JSONResponse:
+        if exc.sqlstate == FOREIGN_KEY_VIOLATION:
+            return missing_reference(exc, body_fields(request.scope.get("route"))).response()
+        if isinstance(exc, psycopg.DataError):
+            # Raised by the driver (NUL in text) or the server (SQLSTATE class 22); the
+            # message could quote the value, so it stays out of the answer.
+            return Unprocessable("A value is out of range or not valid for its field.").response()
+        # The generic handler logs it and answers 500.
+        raise exc

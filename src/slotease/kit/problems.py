@@ -23,13 +23,24 @@ class Problem(Exception):
     status: int = 400
     slug: str = "bad-request"
 
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
+        # The `{"loc", "msg"}` list a 422 carries when the refusal concerns named fields.
+        self.errors = errors
 
     def response(self) -> JSONResponse:
-        return problem_response(self.status, self.detail, slug=self.slug, headers=self.headers)
+        extra = {} if self.errors is None else {"errors": self.errors}
+        return problem_response(
+            self.status, self.detail, slug=self.slug, headers=self.headers, **extra
+        )
 
 
 class Unauthorized(Problem):
@@ -110,6 +121,12 @@ def install_problem_handlers(app: FastAPI) -> None:
             slug="validation-error",
             errors=_validation_errors(exc),
         )
+
+    @app.exception_handler(OverflowError)
+    async def _overflow(_: Request, exc: OverflowError) -> JSONResponse:
+        # Date arithmetic past year 9999 or a number too large for its type: the input's range,
+        # which the validation of each field cannot know (it depends on what is computed).
+        return Unprocessable("A number or date is out of range.").response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -23,7 +23,15 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "The database is unreachable"}})
+@router.get(
+    "/ready",
+    responses={
+        503: {
+            "description": "The database is unreachable",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def ready(context: ContextDep) -> JSONResponse:
     try:
         await context.db.ping()
