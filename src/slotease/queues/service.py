@@ -366,7 +366,8 @@ async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
         if row["status"] == status:
             raise Conflict(f"The ticket is already {status}.")
         changes = {"status": status}
-        if body.action == "call":
+        # Without a counter, a call keeps the one the ticket already has (or none).
+        if body.action == "call" and body.counter is not None:
             changes["counter"] = body.counter
     changed = await repository.update_ticket(conn, body.ticket_id, changes)
     if changed is None:
