@@ -377,6 +377,14 @@ TABLES = (
         "A",
     ),
     read_only(
+        "public.availability_versions",
+        "service_id",
+        "version = version",
+        "insert into public.availability_versions (organization_id, service_id, version)"
+        " values (%(org)s, %(service)s, 1)",
+        "A",
+    ),
+    read_only(
         "app.refresh_tokens",
         "user_id",
         "used_at = used_at",

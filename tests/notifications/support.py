@@ -203,6 +203,13 @@ async def run_jobs(app: App) -> None:
     )
 
 
+async def run_periodic(settings: Settings, task: str) -> None:
+    """Run the periodic task `task` now, through a worker, as its schedule would."""
+    async with worker_app(settings) as (app, _):
+        await app.configure_task(task).defer_async(timestamp=int(time.time()))
+        await run_jobs(app)
+
+
 def jobs(owner: psycopg.Connection[Any], task: str | None = None) -> list[tuple[Any, ...]]:
     return owner.execute(
         "select id, task_name, status::text, args, scheduled_at, queueing_lock"

@@ -235,6 +235,25 @@ async def test_every_forbidden_transition_is_a_conflict_that_changes_nothing(
     ).fetchone() == (0,)
 
 
+async def test_a_call_without_a_counter_keeps_the_tickets_counter(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    desk = await make_desk(client, owner)
+    plain = await join(client, desk.queue_id, make_user(owner))
+    assigned = await join(client, desk.queue_id, make_user(owner))
+    owner.execute("update public.tickets set counter = '5' where id = %s", (assigned["id"],))
+
+    called_plain = await act(client, desk.staff, plain["id"], "call")
+    called_assigned = await act(client, desk.staff, assigned["id"], "call")
+
+    assert called_plain.status_code == 200, called_plain.text
+    assert called_assigned.status_code == 200, called_assigned.text
+    assert (called_plain.json()["status"], called_plain.json()["counter"]) == ("called", None)
+    assert called_assigned.json()["counter"] == "5"
+    assert ticket_row(owner, plain["id"])[:2] == ("called", None)
+    assert ticket_row(owner, assigned["id"])[:2] == ("called", "5")
+
+
 async def test_customers_cannot_run_the_queue(client: httpx.AsyncClient, owner: Owner) -> None:
     desk = await make_desk(client, owner)
     customer = make_user(owner)

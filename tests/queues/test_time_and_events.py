@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from slotease.config import Settings
 from slotease.kit.events import DomainEvent, bus
 from tests.factories import Owner, make_user
+from tests.notifications.support import run_periodic
 from tests.queues.arrange import act, join, make_desk, ticket_row
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +61,7 @@ def test_auckland_and_los_angeles_are_on_different_days() -> None:
 
 
 async def test_a_called_ticket_past_its_grace_period_goes_to_the_back(
-    client: httpx.AsyncClient, owner: Owner, events: list[DomainEvent]
+    client: httpx.AsyncClient, owner: Owner, settings: Settings, events: list[DomainEvent]
 ) -> None:
     desk = await make_desk(client, owner, settings={"grace_minutes": 3})
     late, waiting = make_user(owner), make_user(owner)
@@ -70,14 +72,18 @@ async def test_a_called_ticket_past_its_grace_period_goes_to_the_back(
         "update public.tickets set called_at = now() - interval '2 minutes' where id = %s",
         (late_ticket["id"],),
     )
-    await client.get(f"/v1/queues/{desk.queue_id}")
+    await run_periodic(settings, "queues.expire_called_tickets")
     assert ticket_row(owner, late_ticket["id"])[0] == "called"
 
     owner.execute(
         "update public.tickets set called_at = now() - interval '4 minutes' where id = %s",
         (late_ticket["id"],),
     )
+    # Reading the queue changes nothing, however late the ticket is.
+    assert (await client.get(f"/v1/queues/{desk.queue_id}")).json()["now_serving"] != []
+    assert ticket_row(owner, late_ticket["id"])[0] == "called"
     events.clear()
+    await run_periodic(settings, "queues.expire_called_tickets")
     state = (await client.get(f"/v1/queues/{desk.queue_id}")).json()
 
     assert state["waiting_count"] == 2

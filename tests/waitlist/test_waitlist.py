@@ -9,9 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
+from slotease.config import Settings
 from slotease.kit.events import DomainEvent, bus
 from tests.appointments.arrange import Clinic, book, count_active, make_clinic, max_overlap, soon
 from tests.factories import Owner, User, make_user
+from tests.notifications.support import run_periodic
 from tests.waitlist.conftest import OFFER_MINUTES
 
 pytestmark = pytest.mark.anyio
@@ -228,6 +230,24 @@ async def test_an_expired_offer_passes_to_the_next_waiter(
     assert (
         await client.post(f"/v1/waitlist/{second_entry}/accept", headers=second.headers)
     ).status_code == 201
+
+
+async def test_an_expired_offer_passes_on_without_anyone_calling(
+    client: httpx.AsyncClient, owner: Owner, settings: Settings
+) -> None:
+    _, _, (_, first_entry), (second, second_entry) = await _offered_to_first_of_two(client, owner)
+    owner.execute(
+        "update public.waitlist_entries set offer_expires_at = now() - interval '1 second'"
+        " where id = %s",
+        (first_entry,),
+    )
+
+    await run_periodic(settings, "waitlist.expire_offers")
+
+    assert _entry(owner, first_entry)[0] == "expired"
+    assert _entry(owner, second_entry)[:2] == ("offered", timedelta(minutes=OFFER_MINUTES))
+    told = [n for n in _offer_notifications(owner, second) if n[0] == "in_app"]
+    assert len(told) == 1
 
 
 async def test_leaving_with_an_offer_passes_it_on(client: httpx.AsyncClient, owner: Owner) -> None:

@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.appointments.schemas import AppointmentFilters
-from slotease.db.database import Connection
+from slotease.db.database import Connection, Database
 from slotease.db.queries import fetch_all, fetch_one
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
@@ -66,6 +66,11 @@ SCHEDULE_SQL = (
     " where s.id = %(id)s"
     " group by s.id, s.organization_id, o.timezone"
 )
+# The service id is a UUID bound as a literal: a query with parameters could hold only one
+# statement.
+_VERSION_QUERY = sql.SQL(
+    "select set_config('role', 'anon', true); select app.availability_version({}) as version"
+)
 CLOSURES_SQL = (
     "select starts_at, ends_at from public.service_closures"
     " where service_id = %(id)s and ends_at > %(start)s and starts_at < %(end)s"
@@ -80,6 +85,21 @@ INSERT_SQL = (
     " returning *)"
     f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}"
 )
+
+
+async def availability_version(db: Database, service_id: UUID) -> int:
+    """The service's availability version, which the database bumps with every change of what
+    the service offers. Read on the cached path, before any request transaction: the two
+    statements of one simple-protocol query share an implicit transaction, so the role set by
+    the first holds for the second, in one round trip without BEGIN and COMMIT. The version
+    is public, so the role is `anon` whoever asks."""
+    async with db.pool.connection() as conn:
+        cursor = await conn.execute(_VERSION_QUERY.format(sql.Literal(service_id)))
+        cursor.nextset()
+        row = await cursor.fetchone()
+    assert row is not None
+    version: int = row["version"]
+    return version
 
 
 async def schedule(conn: Connection, service_id: UUID) -> Row | None:
@@ -295,3 +315,8 @@ async def calendar_feed_owner(conn: Connection, token_hash: str) -> UUID | None:
     )
     row = await cursor.fetchone()
     return None if row is None else row["user_id"]
+
+
+async def delete_expired_idempotency_keys(conn: Connection) -> int:
+    cursor = await conn.execute("delete from public.idempotency_keys where expires_at <= now()")
+    return cursor.rowcount

@@ -70,7 +70,7 @@ async def available_slots(
 ) -> Response:
     # The most frequent read of the product: a cached answer is sent as stored, without a
     # database transaction; only a miss opens one, as the caller.
-    question = await service.slots_request(cache, service_id, from_day, to_day)
+    question = await service.slots_request(context.db, service_id, from_day, to_day)
     if not principal.is_api_key:
         cached = await service.cached_slots_json(cache, question)
         if cached is not None:
@@ -94,12 +94,10 @@ async def book_appointment(
     request: Request,
     principal: SignedIn,
     db: DbDep,
-    cache: CacheDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     status, body = await service.book(
         db,
-        cache,
         principal,
         payload,
         idempotency_key=idempotency_key,
@@ -136,20 +134,19 @@ async def update_appointment(
     payload: AppointmentUpdate,
     _: SignedIn,
     db: DbDep,
-    cache: CacheDep,
     context: ContextDep,
 ) -> Appointment:
     return await service.update_appointment(
-        db, cache, context.settings.waitlist_offer_minutes, appointment_id, payload
+        db, context.settings.waitlist_offer_minutes, appointment_id, payload
     )
 
 
 @router.delete("/appointments/{appointment_id}", response_model=Appointment)
 async def cancel_appointment(
-    appointment_id: UUID, _: SignedIn, db: DbDep, cache: CacheDep, context: ContextDep
+    appointment_id: UUID, _: SignedIn, db: DbDep, context: ContextDep
 ) -> Appointment:
     return await service.cancel_appointment(
-        db, cache, context.settings.waitlist_offer_minutes, appointment_id
+        db, context.settings.waitlist_offer_minutes, appointment_id
     )
 
 

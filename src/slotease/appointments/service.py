@@ -9,7 +9,6 @@ import json
 import secrets
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -39,9 +38,9 @@ from slotease.appointments.slots import (
 )
 from slotease.auth.principal import Principal
 from slotease.auth.tokens import hash_secret
-from slotease.db.database import Connection
+from slotease.db.database import Connection, Database
 from slotease.kit.cache import Cache
-from slotease.kit.events import DomainEvent, emit, on_commit
+from slotease.kit.events import DomainEvent, emit, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.waitlist import repository as waitlist_repo
@@ -103,16 +102,17 @@ class SlotsRequest:
 
 
 async def slots_request(
-    cache: Cache, service_id: UUID, first_day: date, last_day: date
+    db: Database, service_id: UUID, first_day: date, last_day: date
 ) -> SlotsRequest:
     if last_day < first_day:
         raise Unprocessable("`from` must not be after `to`.")
     if (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
         raise Unprocessable(f"The range may span at most {MAX_RANGE_DAYS} days.")
     now = _engine_now()
-    # The version is read before the database: an answer computed from a snapshot older than
-    # a booking is stored under the version that booking has since replaced.
-    version = await cache.version(_slots_namespace(service_id))
+    # The version is read before the answer is computed: an answer computed from a snapshot
+    # older than a change is stored under the version that change has since replaced. The
+    # database bumps it in every writer's transaction, so it is current once a change answered.
+    version = await repo.availability_version(db, service_id)
     key = f"{_slots_namespace(service_id)}:{version}:{first_day}:{last_day}:{now:%Y%m%d%H%M}"
     return SlotsRequest(service_id, first_day, last_day, now, key)
 
@@ -165,9 +165,9 @@ def _appointment(row: repo.Row) -> Appointment:
     )
 
 
-def changed(cache: Cache, event: str, appointment: Appointment) -> None:
-    """Every change of a service's places invalidates its availability, then is announced."""
-    on_commit(partial(cache.bump, _slots_namespace(appointment.service_id)))
+def changed(event: str, appointment: Appointment) -> None:
+    """Announce a change of an appointment (the database has already moved its service's
+    availability version on)."""
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
 
 
@@ -197,7 +197,6 @@ def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
 
 async def book(
     conn: Connection,
-    cache: Cache,
     principal: Principal,
     payload: AppointmentCreate,
     *,
@@ -239,7 +238,7 @@ async def book(
         },
     )
     appointment = _appointment(row)
-    changed(cache, "appointment.created", appointment)
+    changed("appointment.created", appointment)
     body = appointment.model_dump(mode="json")
     if idempotency_key is not None:
         await repo.save_idempotent_response(
@@ -289,7 +288,7 @@ async def announce_waitlist_offers(conn: Connection) -> None:
 
 
 async def _apply(
-    conn: Connection, cache: Cache, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
+    conn: Connection, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
 ) -> Appointment:
     await waitlist_repo.use_offer_minutes(conn, offer_minutes)
     row = await repo.update_appointment(conn, current["id"], changes)
@@ -298,20 +297,19 @@ async def _apply(
     await announce_waitlist_offers(conn)
     appointment = _appointment(row)
     if "starts_at" in changes:
-        changed(cache, "appointment.rescheduled", appointment)
+        changed("appointment.rescheduled", appointment)
     if "status" in changes:
         event = (
             "appointment.cancelled"
             if changes["status"] == "cancelled"
             else "appointment.status_changed"
         )
-        changed(cache, event, appointment)
+        changed(event, appointment)
     return appointment
 
 
 async def update_appointment(
     conn: Connection,
-    cache: Cache,
     offer_minutes: int,
     appointment_id: UUID,
     payload: AppointmentUpdate,
@@ -328,16 +326,16 @@ async def update_appointment(
         changes["status"] = payload.status
     if not changes:
         return _appointment(current)
-    return await _apply(conn, cache, offer_minutes, current, changes)
+    return await _apply(conn, offer_minutes, current, changes)
 
 
 async def cancel_appointment(
-    conn: Connection, cache: Cache, offer_minutes: int, appointment_id: UUID
+    conn: Connection, offer_minutes: int, appointment_id: UUID
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     if current["status"] == "cancelled":
         return _appointment(current)
-    return await _apply(conn, cache, offer_minutes, current, {"status": "cancelled"})
+    return await _apply(conn, offer_minutes, current, {"status": "cancelled"})
 
 
 async def give_feedback(
@@ -401,3 +399,10 @@ async def calendar_feed_owner(conn: Connection, token: str) -> UUID:
     if user_id is None:
         raise Unauthorized("The calendar feed token is not valid (it may have been revoked).")
     return user_id
+
+
+async def purge_expired_idempotency_keys(db: Database) -> int:
+    """Keys are remembered for their lifetime only; an expired one is already free for reuse
+    (see `claim_idempotency_key`), so removing it changes no answer."""
+    async with service_transaction(db) as conn:
+        return await repo.delete_expired_idempotency_keys(conn)

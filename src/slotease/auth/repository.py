@@ -206,3 +206,14 @@ async def api_key_is_live(conn: Connection) -> bool:
     """Whether the API key the transaction acts for exists, unrevoked and unexpired: checked by
     the same function the policies use."""
     return await fetch_one(conn, "select key_id from app.api_key_grant()") is not None
+
+
+async def delete_expired_refresh_families(conn: Connection) -> int:
+    """Only families whose every token has expired: a spent token of a live family must stay
+    recognizable, so that replaying it still revokes the family."""
+    cursor = await conn.execute(
+        "delete from app.refresh_tokens t where not exists ("
+        " select 1 from app.refresh_tokens live"
+        " where live.family_id = t.family_id and live.expires_at > now())"
+    )
+    return cursor.rowcount

@@ -26,7 +26,8 @@ from slotease.auth.schemas import (
 )
 from slotease.auth.tokens import hash_secret, mint_access_token, new_secret
 from slotease.context import AppContext
-from slotease.db.database import Connection
+from slotease.db.database import Connection, Database
+from slotease.kit.events import service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unauthorized
 from slotease.organizations.service import require_admin
@@ -237,3 +238,8 @@ async def rotate_api_key(
         grace_minutes=context.settings.api_key_rotation_grace_minutes,
     )
     return await _issue_api_key(conn, organization_id, name=old["name"], role=old["role"])
+
+
+async def purge_expired_refresh_tokens(db: Database) -> int:
+    async with service_transaction(db) as conn:
+        return await repository.delete_expired_refresh_families(conn)

@@ -9,6 +9,8 @@ from uuid import UUID
 from procrastinate import App, JobContext, PsycopgConnector
 
 from slotease.analytics import service as analytics_service
+from slotease.appointments import service as appointments_service
+from slotease.auth import service as auth_service
 from slotease.jobs import runtime
 from slotease.jobs.retry import JitteredBackoff
 from slotease.jobs.service import recover_stalled_jobs
@@ -22,6 +24,8 @@ from slotease.notifications.automatic import (
 from slotease.notifications.channels.base import TransientDeliveryError
 from slotease.notifications.delivery import DELIVER_TASK
 from slotease.ops import maintenance
+from slotease.queues import service as queues_service
+from slotease.waitlist import service as waitlist_service
 from slotease.webhooks import delivery as webhooks
 
 # The connector is replaced by the configured one when a worker starts (App.with_connector).
@@ -111,6 +115,30 @@ async def maintain_partitions(timestamp: int) -> None:
 @jobs.task(name="ops.analyze_hot_tables", queueing_lock="ops.analyze_hot_tables")
 async def analyze_hot_tables(timestamp: int) -> None:
     await maintenance.analyze_hot_tables(runtime.current().db)
+
+
+# Expiry on time, whether or not anyone calls the API (the API also applies it where a write
+# depends on it: accepting an offer, calling the next ticket).
+@jobs.periodic(cron="* * * * *")
+@jobs.task(name="waitlist.expire_offers", queueing_lock="waitlist.expire_offers")
+async def expire_waitlist_offers(timestamp: int) -> None:
+    rt = runtime.current()
+    await waitlist_service.expire_offers_on_time(rt.db, rt.settings.waitlist_offer_minutes)
+
+
+@jobs.periodic(cron="* * * * *")
+@jobs.task(name="queues.expire_called_tickets", queueing_lock="queues.expire_called_tickets")
+async def expire_called_tickets(timestamp: int) -> None:
+    await queues_service.expire_called_tickets_on_time(runtime.current().db)
+
+
+@jobs.periodic(cron="41 * * * *")
+@jobs.task(name="ops.purge_expired_keys", queueing_lock="ops.purge_expired_keys")
+async def purge_expired_keys(timestamp: int) -> None:
+    """Expired idempotency keys and refresh-token families."""
+    db = runtime.current().db
+    await appointments_service.purge_expired_idempotency_keys(db)
+    await auth_service.purge_expired_refresh_tokens(db)
 
 
 @jobs.task(name=analytics_service.REPORT_TASK, retry=RETRY)

@@ -1,8 +1,9 @@
-"""A small cache of computed answers with per-namespace versions.
+"""A small cache of computed answers, each kept for a while.
 
-Entries are looked up under a namespace's current version; bumping the version makes every
-older entry unreachable at once (they then expire on their own). In-process without Redis
-(one server process), Redis when `REDIS_URL` is set so that all processes share it.
+Callers make their keys current: availability answers are keyed by a version the database
+bumps with every change they depend on, so an entry that a change made stale is never looked
+up again (it then expires on its own). In-process without Redis (one server process), Redis
+when `REDIS_URL` is set so that all processes share the computed answers.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from typing import Protocol
 from redis.asyncio import Redis
 
 _PREFIX = "slotease:cache:"
-# A version outlives every entry stored under it by far, so a version key that expires and
-# restarts at 0 cannot reach a live entry.
-_VERSION_TTL_SECONDS = 7 * 24 * 3600
 
 
 class Cache(Protocol):
@@ -23,15 +21,10 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
 
-    async def version(self, namespace: str) -> int: ...
-
-    async def bump(self, namespace: str) -> None: ...
-
 
 class MemoryCache:
     def __init__(self, max_entries: int = 10_000) -> None:
         self._entries: dict[str, tuple[float, str]] = {}
-        self._versions: dict[str, int] = {}
         self._max_entries = max_entries
 
     async def get(self, key: str) -> str | None:
@@ -52,12 +45,6 @@ class MemoryCache:
                 del self._entries[next(iter(self._entries))]
         self._entries[key] = (now + ttl_seconds, value)
 
-    async def version(self, namespace: str) -> int:
-        return self._versions.get(namespace, 0)
-
-    async def bump(self, namespace: str) -> None:
-        self._versions[namespace] = self._versions.get(namespace, 0) + 1
-
 
 class RedisCache:
     def __init__(self, redis: Redis) -> None:
@@ -69,17 +56,6 @@ class RedisCache:
 
     async def set(self, key: str, value: str, ttl_seconds: int) -> None:
         await self._redis.set(_PREFIX + key, value, ex=ttl_seconds)
-
-    async def version(self, namespace: str) -> int:
-        value: bytes | None = await self._redis.get(_PREFIX + "v:" + namespace)
-        return 0 if value is None else int(value)
-
-    async def bump(self, namespace: str) -> None:
-        key = _PREFIX + "v:" + namespace
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
-            pipe.expire(key, _VERSION_TTL_SECONDS)
-            await pipe.execute()
 
 
 def make_cache(redis: Redis | None) -> Cache:

@@ -19,8 +19,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from slotease.db.database import SERVICE
+
 if TYPE_CHECKING:
-    from slotease.db.database import Connection
+    from slotease.db.database import Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +123,14 @@ async def after_commit_scope() -> AsyncIterator[AfterCommit]:
         yield scope
     finally:
         _current.reset(token)
+
+
+@asynccontextmanager
+async def service_transaction(db: Database) -> AsyncIterator[Connection]:
+    """A transaction as service_role for work nobody requested (a periodic job), kept like a
+    request's: transactional handlers run inside it, events are published after its commit."""
+    async with after_commit_scope() as after_commit:
+        async with db.transaction(SERVICE) as conn:
+            yield conn
+            await after_commit.before_commit(conn)
+        await after_commit.run()

@@ -128,7 +128,7 @@ class TicketUpdate(BaseModel):
 
     @model_validator(mode="after")
     def _required_by_action(self) -> TicketUpdate:
-        needed = {"call": "counter", "transfer": "target_queue_id", "set_priority": "priority"}
+        needed = {"transfer": "target_queue_id", "set_priority": "priority"}
         field = needed.get(self.action)
         if field is not None and getattr(self, field) is None:
             raise ValueError(f"'{self.action}' needs '{field}'")

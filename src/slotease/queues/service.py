@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 from slotease.auth.principal import Principal
-from slotease.db.database import Connection
-from slotease.kit.events import DomainEvent, emit
+from slotease.db.database import Connection, Database
+from slotease.kit.events import DomainEvent, emit, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.organizations import repository as organizations
@@ -217,9 +217,9 @@ async def _staffed_queue(conn: Connection, queue_id: UUID) -> Row:
 
 
 async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
-    """The public view for everyone; the organization's staff also get the tickets."""
+    """The public view for everyone; the organization's staff also get the tickets. A read
+    only: the grace period is applied by the periodic job, and before every call."""
     queue = await _visible_queue(conn, queue_id)
-    await expire_called_tickets(conn, queue_id)
     view = await _line_view(conn, queue_id)
     state = view.state
     observed = observed_service_minutes(_history(state), state["local_hour"])
@@ -252,8 +252,8 @@ async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
 
 async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) -> int:
     """Apply the grace period: called tickets not started in time become no-shows (requeued
-    at the back where the queue says so). Runs lazily before a queue is read or called, and
-    for every queue from a periodic job (`queue_id` None). Returns how many expired."""
+    at the back where the queue says so). Runs before a queue calls its next ticket, and for
+    every queue from a periodic job (`queue_id` None). Returns how many expired."""
     expired = await repository.expire_called_tickets(conn, queue_id)
     for queue_id_of_rows in {row["queue_id"] for row in expired}:
         rows = [row for row in expired if row["queue_id"] == queue_id_of_rows]
@@ -263,6 +263,12 @@ async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) 
         # else's position moves, so the positions before are the positions now.
         _announce(queue, view.positions, view, [("ticket.no_show", row) for row in rows])
     return len(expired)
+
+
+async def expire_called_tickets_on_time(db: Database) -> int:
+    """The periodic sweep over every queue, so that no-shows happen without anyone calling."""
+    async with service_transaction(db) as conn:
+        return await expire_called_tickets(conn)
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,7 +372,8 @@ async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
         if row["status"] == status:
             raise Conflict(f"The ticket is already {status}.")
         changes = {"status": status}
-        if body.action == "call":
+        # Without a counter, a call keeps the one the ticket already has (or none).
+        if body.action == "call" and body.counter is not None:
             changes["counter"] = body.counter
     changed = await repository.update_ticket(conn, body.ticket_id, changes)
     if changed is None:

@@ -7,7 +7,6 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from slotease.appointments.routes import CacheDep
 from slotease.auth.deps import ContextDep, CurrentUser, DbDep
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.waitlist import service
@@ -52,11 +51,9 @@ async def leave_waitlist(
     responses={409: {"description": "No live offer, or the place was taken first."}},
 )
 async def accept_offer(
-    entry_id: UUID, user: CurrentUser, db: DbDep, cache: CacheDep, context: ContextDep
+    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
 ) -> AcceptedOffer | JSONResponse:
-    outcome = await service.accept(
-        db, cache, context.settings.waitlist_offer_minutes, user, entry_id
-    )
+    outcome = await service.accept(db, context.settings.waitlist_offer_minutes, user, entry_id)
     # A refusal is answered without raising: the expiry or loss of the offer it reports is
     # committed with this request.
     return outcome if isinstance(outcome, AcceptedOffer) else outcome.response()

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 from slotease.appointments import service as appointments
 from slotease.auth.principal import Principal
-from slotease.db.database import Connection
-from slotease.kit.cache import Cache
+from slotease.db.database import Connection, Database
+from slotease.kit.events import service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unprocessable
 from slotease.waitlist import repository as repo
@@ -43,6 +43,13 @@ async def expire_due_offers(conn: Connection, offer_minutes: int) -> None:
     await repo.use_offer_minutes(conn, offer_minutes)
     await repo.expire_offers(conn)
     await appointments.announce_waitlist_offers(conn)
+
+
+async def expire_offers_on_time(db: Database, offer_minutes: int) -> None:
+    """The periodic sweep, so that an offer passes on when its hold ends, without anyone
+    calling a waitlist route."""
+    async with service_transaction(db) as conn:
+        await expire_due_offers(conn, offer_minutes)
 
 
 async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> repo.Row:
@@ -100,7 +107,7 @@ async def leave(conn: Connection, offer_minutes: int, principal: Principal, entr
 
 
 async def accept(
-    conn: Connection, cache: Cache, offer_minutes: int, principal: Principal, entry_id: UUID
+    conn: Connection, offer_minutes: int, principal: Principal, entry_id: UUID
 ) -> AcceptedOffer | Conflict:
     await expire_due_offers(conn, offer_minutes)
     entry = await _own_entry(conn, principal, entry_id)
@@ -115,7 +122,7 @@ async def accept(
     if result["outcome"] != "booked":
         return Conflict(_REFUSALS[result["outcome"]])
     appointment = await appointments.get_appointment(conn, result["appointment_id"])
-    appointments.changed(cache, "appointment.created", appointment)
+    appointments.changed("appointment.created", appointment)
     booked = await repo.get_entry(conn, entry_id)
     assert booked is not None
     return AcceptedOffer(**_entry(booked).model_dump(), appointment=appointment)
