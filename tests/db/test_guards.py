@@ -303,7 +303,7 @@ async def test_a_customer_still_books_and_takes_a_ticket(world: World, app_conni
 
 
 async def test_partition_maintenance_moves_audit_rows_out_of_the_default(
-    owner: Owner, app_conninfo: str
+    owner: Owner, worker_conninfo: str
 ) -> None:
     # Beyond the months made ahead, so the row waits in the default partition.
     stray_at = "2099-03-10T10:00:00Z"
@@ -320,7 +320,7 @@ async def test_partition_maintenance_moves_audit_rows_out_of_the_default(
         (stray_at, stray_at),
     ).fetchone()
     assert months_ahead is not None
-    async with acting_as(app_conninfo, SERVICE) as conn:
+    async with acting_as(worker_conninfo, SERVICE) as conn:
         await conn.execute(
             "select app.ensure_monthly_partitions('public.audit_log', 0, %s)", months_ahead
         )
