@@ -92,6 +92,9 @@ def serve(
         access_log=False,
         ws_ping_interval=settings.ws_ping_interval_seconds,
         ws_ping_timeout=settings.ws_ping_timeout_seconds,
+        # The server refuses an oversized frame before buffering it (close 1009), instead of
+        # reading up to its 16 MiB default and leaving the check to the endpoint.
+        ws_max_size=settings.realtime_max_message_bytes,
     )
 
 
