@@ -22,9 +22,9 @@ create policy analytics_events_insert_authenticated on public.analytics_events
 
 -- ---------------------------------------------------------------------------------------
 -- Secrets and hashes never enter the audit log: a column named `secret`, `*_secret`, `hash`,
--- `*_hash` or `*password` is recorded as "[redacted]" (null stays null, so the trail still
--- shows whether there was one). A rule on the name rather than a list per table, so a secret
--- column added later is covered without remembering this function.
+-- `*_hash`, `password` or `*_password` is recorded as "[redacted]" (null stays null, so the
+-- trail still shows whether there was one). A rule on the name rather than a list per table,
+-- so a secret column added later is covered without remembering this function.
 -- ---------------------------------------------------------------------------------------
 create function app.redact_secrets(row_data jsonb) returns jsonb
   language sql immutable
