@@ -22,6 +22,7 @@ from slotease.notifications.automatic import (
 from slotease.notifications.channels.base import TransientDeliveryError
 from slotease.notifications.delivery import DELIVER_TASK
 from slotease.ops import maintenance
+from slotease.organizations import invitation_mail
 from slotease.webhooks import delivery as webhooks
 
 # The connector is replaced by the configured one when a worker starts (App.with_connector).
@@ -68,6 +69,14 @@ async def remind(context: JobContext, appointment_id: str, starts_at: str, offse
         source_of_job(context.job.id),
     )
     await _deliver(context, ids)
+
+
+@jobs.task(name=invitation_mail.INVITATION_TASK, retry=RETRY)
+async def send_invitation(invitation_id: str, organization_id: str, token: str) -> None:
+    rt = runtime.current()
+    await invitation_mail.send_invitation(
+        rt.db, rt.settings, rt.deliverer, UUID(invitation_id), UUID(organization_id), token
+    )
 
 
 @jobs.task(name=webhooks.DELIVER_TASK, retry=RETRY)

@@ -16,6 +16,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 FALLBACK_LOCALE = "en"
+# Sent by the system alone, with a link it makes: nobody may send them with links of their own.
+SYSTEM_TEMPLATES = frozenset({"invitation"})
 
 
 def ordinal(number: int) -> str:
@@ -49,7 +51,11 @@ class Templates:
             env.filters["ordinal"] = ordinal
 
     def exists(self, name: str) -> bool:
-        return (TEMPLATE_DIR / FALLBACK_LOCALE / f"{name}.txt").exists()
+        """Whether `name` is a template people may send."""
+        return (
+            name not in SYSTEM_TEMPLATES
+            and (TEMPLATE_DIR / FALLBACK_LOCALE / f"{name}.txt").exists()
+        )
 
     def render(
         self,
