@@ -264,3 +264,22 @@ async def test_urgent_messages_are_for_admins_and_audited(
         )
         == 1
     )
+
+
+async def test_nobody_sends_the_invitation_template_with_a_link_of_their_own(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    message = _message(
+        clinic.staff,
+        template="invitation",
+        data={"link": "https://evil.example/", "role": "admin", "expires_at": "soon"},
+    )
+    response = await client.post(
+        "/v1/notifications/send", json=message, headers=clinic.admin.headers
+    )
+    assert response.status_code == 422
+    sent = owner.execute(
+        "select count(*) from public.notifications where user_id = %s", (clinic.staff.id,)
+    ).fetchone()
+    assert sent == (0,)
