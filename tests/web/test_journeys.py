@@ -3,7 +3,6 @@ WebSocket together."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from datetime import datetime
@@ -245,16 +244,18 @@ async def test_an_admin_sets_up_services_members_api_keys_and_webhooks(
     await expect(page.locator("tr.invitation")).to_contain_text(clerk_email)
     clerk = user_of(owner, clerk_email)
     await expect(page.locator("tr.member")).to_have_count(1)
-    # The clerk accepts (as the API would run it for them); the roster then shows them.
-    with owner.transaction():
-        owner.execute(
-            "select set_config('request.jwt.claims', %s, true)",
-            (json.dumps({"sub": str(clerk.id), "role": "authenticated"}),),
-        )
-        owner.execute(
-            "select app.accept_invitation(id) from public.invitations where lower(email) = lower(%s)",
-            (clerk_email,),
-        )
+    # The clerk follows the emailed link, signs in and accepts; the roster then shows them.
+    invited = owner.execute(
+        "select id from public.invitations where lower(email) = lower(%s)", (clerk_email,)
+    ).fetchone()
+    assert invited is not None
+    clerk_page = await browsing.page()
+    await log_in(clerk_page, clerk_email, f"/invitations/{invited[0]}")
+    await expect(clerk_page.locator("#invitation-text")).to_have_text(
+        "Riverside Dental invites you to join as staff."
+    )
+    await clerk_page.get_by_role("button", name="Accept").click()
+    await expect(clerk_page.get_by_role("status")).to_have_text("You joined Riverside Dental.")
     await page.reload()
     await expect(page.locator("tr.member").filter(has_text="Carl Clerk")).to_contain_text("Staff")
     await expect(page.locator("tr.invitation")).to_have_count(0)
