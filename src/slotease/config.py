@@ -168,6 +168,8 @@ class Settings(BaseSettings):
     queue_alert_position: int = Field(
         default=3, ge=1, validation_alias="SLOTEASE_QUEUE_ALERT_POSITION"
     )
+    # Links in emails (invitations) point here, with their single-use token as `token`.
+    public_url: str = Field(default="http://127.0.0.1:8000", validation_alias="SLOTEASE_PUBLIC_URL")
     # Providers: a channel whose provider is not configured records `skipped`, never `sent`.
     smtp_host: str | None = Field(default=None, validation_alias="SLOTEASE_SMTP_HOST")
     smtp_port: int = Field(default=587, validation_alias="SLOTEASE_SMTP_PORT")

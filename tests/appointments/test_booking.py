@@ -74,8 +74,9 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
     ("missing service", {"drop": "service_id"}, 422),
     ("not a datetime", {"extra": {"starts_at": "tomorrow"}}, 422),
     ("unknown service", {"extra": {"service_id": str(uuid.uuid4())}}, 404),
-    ("another customer", {"extra": {"customer_id": "other"}}, 403),
-    ("no such customer as staff", {"staff": True, "extra": {"customer_id": "nobody"}}, 422),
+    ("another customer", {"extra": {"customer_id": "other"}}, 404),
+    ("no such customer as staff", {"staff": True, "extra": {"customer_id": "nobody"}}, 404),
+    ("a stranger as staff", {"staff": True, "extra": {"customer_id": "other"}}, 404),
 ]
 
 
@@ -131,6 +132,7 @@ async def test_anonymous_callers_cannot_book(client: httpx.AsyncClient, owner: O
 async def test_staff_book_for_a_customer(client: httpx.AsyncClient, owner: Owner) -> None:
     clinic = make_clinic(owner)
     customer = make_user(owner)
+    insert_as_owner(owner, clinic, customer, clinic.at(soon(clinic, 3), "09:30"))
 
     response = await book(
         client, clinic.staff, clinic, clinic.at(soon(clinic), "09:30"), customer_id=str(customer.id)
@@ -140,6 +142,33 @@ async def test_staff_book_for_a_customer(client: httpx.AsyncClient, owner: Owner
     assert response.json()["customer_id"] == str(customer.id)
     mine = await client.get(f"/v1/appointments/{response.json()['id']}", headers=customer.headers)
     assert mine.status_code == 200
+
+
+async def test_staff_book_for_colleagues_but_not_for_people_of_other_organizations(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    elsewhere = make_user(owner)
+    other = make_clinic(owner)
+    insert_as_owner(owner, other, elsewhere, other.at(soon(other, 3), "09:30"))
+
+    refused = await book(
+        client,
+        clinic.staff,
+        clinic,
+        clinic.at(soon(clinic), "09:30"),
+        customer_id=str(elsewhere.id),
+    )
+    assert refused.status_code == 404
+    assert count_active(owner, clinic.service_id) == 0
+    colleague = await book(
+        client,
+        clinic.staff,
+        clinic,
+        clinic.at(soon(clinic), "10:30"),
+        customer_id=str(clinic.admin.id),
+    )
+    assert colleague.status_code == 201
 
 
 @pytest.mark.parametrize("capacity", [1, 3])

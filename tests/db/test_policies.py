@@ -55,6 +55,8 @@ ADMINS_OF_A = ("admin_a", "key_admin_a")
 A_CUSTOMERS = rows("A:customer_a", "A:customer_b")
 OWN = rows("A:customer_a")
 CUSTOMER_TARGETS = ("A:customer_a", "A:customer_b", "B:customer_a", "B:customer_b")
+# The stranger deals with no organization: staff may neither book for nor message them.
+DEALT_WITH_TARGETS = (*CUSTOMER_TARGETS, "A:stranger")
 ACTIVE = rows("A", "B")
 ALL_FOUR = rows("A", "A-off", "B", "B-off")
 SEEN_BY_A = rows("A", "A-off", "B")
@@ -69,7 +71,9 @@ def members_of_a(a_rows: Outcome, all_rows: Outcome, **others: Outcome) -> dict[
     return expect(**{"super": all_rows, **dict.fromkeys(MEMBERS_OF_A, a_rows), **others})
 
 
-def customer_table(name: str, touch: str, insert: str, *, staff_insert: bool) -> Table:
+def customer_table(
+    name: str, touch: str, insert: str, *, staff_insert: bool, targets: tuple[str, ...]
+) -> Table:
     """Appointments and tickets: the customer's own rows, and everything of the organization
     for its staff and API keys."""
     everything = rows(*CUSTOMER_ROWS)
@@ -78,12 +82,13 @@ def customer_table(name: str, touch: str, insert: str, *, staff_insert: bool) ->
         key="id",
         touch=touch,
         insert=insert,
-        targets=CUSTOMER_TARGETS,
+        targets=targets,
         select=members_of_a(A_CUSTOMERS, everything, anon=DENIED, customer_a=OWN),
         inserts=members_of_a(
             A_CUSTOMERS if staff_insert else NONE,
-            rows(*CUSTOMER_TARGETS),
+            rows(*targets),
             customer_a=rows("A:customer_a", "B:customer_a"),
+            stranger=rows(*targets) & {"A:stranger"},
         ),
         updates=members_of_a(A_CUSTOMERS, everything, customer_a=OWN),
         deletes=NOTHING,
@@ -197,6 +202,7 @@ TABLES = (
         " (organization_id, service_id, customer_id, starts_at, ends_at) values"
         " (%(org)s, %(service)s, %(user)s, %(starts_at)s, %(starts_at)s + interval '30 minutes')",
         staff_insert=True,
+        targets=DEALT_WITH_TARGETS,
     ),
     admin_managed(
         "public.queues",
@@ -210,6 +216,21 @@ TABLES = (
         "insert into public.tickets (organization_id, queue_id, user_id, service_date, number)"
         " values (%(org)s, %(queue)s, %(user)s, current_date, %(number)s)",
         staff_insert=True,
+        targets=CUSTOMER_TARGETS,
+    ),
+    # Invitations: admins manage their organization's, the invitee (customer_a, by email) sees
+    # and declines theirs; nobody rewrites one (accepting goes through a function).
+    Table(
+        name="public.invitations",
+        key="id",
+        touch="role = role",
+        insert="insert into public.invitations (organization_id, email, role, token_hash)"
+        " values (%(org)s, 'new@example.com', 'staff', %(secret)s)",
+        targets=("A", "B"),
+        select=admins_of_a(rows("A"), rows("A", "B")) | {"anon": DENIED, "customer_a": rows("A")},
+        inserts=admins_of_a(rows("A"), rows("A", "B")),
+        updates=NOTHING,
+        deletes=admins_of_a(rows("A"), rows("A", "B")) | {"customer_a": rows("A")},
     ),
     Table(
         name="public.feedback",
@@ -231,9 +252,9 @@ TABLES = (
         touch="read_at = read_at",
         insert="insert into public.notifications (organization_id, user_id, channel)"
         " values (%(org)s, %(user)s, 'email')",
-        targets=CUSTOMER_TARGETS,
+        targets=DEALT_WITH_TARGETS,
         select=expect(anon=DENIED, customer_a=OWN, super=rows(*CUSTOMER_ROWS)),
-        inserts=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_TARGETS)),
+        inserts=members_of_a(A_CUSTOMERS, rows(*DEALT_WITH_TARGETS)),
         updates=expect(customer_a=OWN),
         deletes=NOTHING,
     ),
@@ -509,3 +530,16 @@ async def test_update_and_delete(
                 ]
             )
     assert changed == (table.updates if operation == "update" else table.deletes)
+
+
+async def test_only_admins_insert_urgent_notifications(world: World, app_conninfo: str) -> None:
+    statement = (
+        "insert into public.notifications (organization_id, user_id, channel, data)"
+        " values (%(org)s, %(user)s, 'sms', '{\"urgent\": true}')"
+    )
+    allowed = set()
+    for principal in PRINCIPALS:
+        async with acting_as(app_conninfo, world.identity(principal)) as conn:
+            if await _allowed(conn, statement, world.params("A:customer_a")):
+                allowed.add(principal)
+    assert allowed == {"admin_a", "key_admin_a", "super"}

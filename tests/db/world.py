@@ -180,6 +180,15 @@ def seed(owner: Owner) -> World:
         )
         labels["public.queue_counters"][counter] = org
 
+    for org, invitee in (("A", world.users["customer_a"].email), ("B", "someone@example.com")):
+        invitation = _insert(
+            owner,
+            "insert into public.invitations (organization_id, email, role, token_hash)"
+            " values (%s, %s, 'staff', %s) returning id",
+            (world.orgs[org], invitee, secrets.token_hex(16)),
+        )
+        labels["public.invitations"][invitation] = org
+
     for name, (org, role, revoked, expires_in) in API_KEYS.items():
         world.key_secrets[name] = f"sk_{secrets.token_urlsafe(24)}"
         key_id = _insert(

@@ -137,3 +137,29 @@ async def test_a_french_reader_gets_french_where_it_exists_and_english_otherwise
     [(_, message)] = mailbox.messages
     assert message["Subject"] == "Cabinet Rivoli : à bientôt"
     assert body_of(message).strip() == "Bonjour Irène Joliot."
+
+
+async def test_the_senders_data_cannot_stand_in_for_what_the_system_knows(
+    owner: Owner, settings: Settings, mailbox: Mailbox
+) -> None:
+    customer = make_user(owner, name="Ada Lovelace")
+    org = make_organization(owner, make_user(owner), name="Cabinet Rivoli")
+    override = {
+        "booking_confirmed": {
+            "subject": "{{ organization_name }} about {{ service }}",
+            "text": "{{ recipient_name }}, from {{ organization }}.",
+        }
+    }
+    owner.execute(
+        "update public.organizations set settings = settings || %s::jsonb where id = %s",
+        (json.dumps({"templates": override}), org),
+    )
+    evil = dict.fromkeys(("organization_name", "organization", "recipient_name"), "Evil")
+    queue_delivery(
+        owner, org, customer.id, template="booking_confirmed", data={"context": CONTEXT | evil}
+    )
+    async with worker_app(settings) as (app, _):
+        await run_jobs(app)
+    [(_, message)] = mailbox.messages
+    assert message["Subject"] == "Cabinet Rivoli about Consultation"
+    assert body_of(message).strip() == "Ada Lovelace, from Cabinet Rivoli."

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
-from tests.appointments.arrange import make_clinic, soon
-from tests.factories import Owner, make_user
+from tests.appointments.arrange import insert_as_owner, make_clinic, soon
+from tests.factories import Owner, User, add_member, make_user
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +131,155 @@ async def test_bulk_to_an_audience_is_batched(client: httpx.AsyncClient, owner: 
         "select count(*) from public.procrastinate_jobs where task_name = 'notifications.deliver'"
         " and jsonb_array_length(args -> 'ids') = 3"
     ).fetchone() == (1,)
+
+
+def _message(user: User, **extra: object) -> dict[str, object]:
+    return {"user_id": str(user.id), "channels": ["in_app"], "body": "Hello", **extra}
+
+
+async def test_staff_notify_exactly_the_people_their_organization_deals_with(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    colleague = make_user(owner)
+    add_member(owner, clinic.org_id, colleague, "staff")
+    waiting = make_user(owner)
+    owner.execute(
+        "insert into public.waitlist_entries (service_id, user_id, starts_at) values (%s, %s, %s)",
+        (clinic.service_id, waiting.id, clinic.at(soon(clinic), "10:00")),
+    )
+    elsewhere = make_user(owner)
+    insert_as_owner(owner, make_clinic(owner), elsewhere, clinic.at(soon(clinic), "10:00"))
+    stranger = make_user(owner)
+
+    for user in (colleague, waiting):
+        response = await client.post(
+            "/v1/notifications/send", json=_message(user), headers=clinic.staff.headers
+        )
+        assert response.status_code == 202, response.text
+    for user in (elsewhere, stranger):
+        for extra in ({}, {"organization_id": str(clinic.org_id)}):
+            response = await client.post(
+                "/v1/notifications/send",
+                json=_message(user, **extra),
+                headers=clinic.staff.headers,
+            )
+            assert response.status_code == 404
+    received = owner.execute(
+        "select count(*) from public.notifications where user_id = any (%s)",
+        ([elsewhere.id, stranger.id],),
+    ).fetchone()
+    assert received == (0,)
+
+
+async def test_bulk_to_anyone_outside_the_organization_is_404_and_sends_nothing(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    customer, stranger = make_user(owner), make_user(owner)
+    insert_as_owner(owner, clinic, customer, clinic.at(soon(clinic), "10:00"))
+    body = {
+        "organization_id": str(clinic.org_id), "channels": ["in_app"], "subject": "Hi",
+        "body": "Hello", "user_ids": [str(customer.id), str(stranger.id)],
+    }  # fmt: skip
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
+    )
+    assert response.status_code == 404
+    sent = owner.execute(
+        "select count(*) from public.notifications where organization_id = %s", (clinic.org_id,)
+    ).fetchone()
+    assert sent == (0,)
+    body["user_ids"] = [str(customer.id), str(clinic.staff.id)]
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
+    )
+    assert response.status_code == 202
+    assert response.json()["count"] == 2
+
+
+async def test_bulk_for_an_organization_the_caller_cannot_see_is_404(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    other = make_clinic(owner)
+    body = {
+        "organization_id": str(uuid.uuid4()), "channels": ["in_app"], "subject": "Hi",
+        "body": "Hello", "user_ids": [str(clinic.staff.id)],
+    }  # fmt: skip
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    owner.execute(
+        "update public.organizations set is_active = false where id = %s", (other.org_id,)
+    )
+    body["organization_id"] = str(other.org_id)
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
+    )
+    assert response.status_code == 404
+    # Visible to its own staff, who may not send in bulk: that one is a 403.
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=other.staff.headers
+    )
+    assert response.status_code == 403
+
+
+async def test_urgent_messages_are_for_admins_and_audited(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    customer = make_user(owner)
+    insert_as_owner(owner, clinic, customer, clinic.at(soon(clinic), "10:00"))
+    urgent = _message(customer, urgent=True)
+
+    response = await client.post(
+        "/v1/notifications/send", json=urgent, headers=clinic.staff.headers
+    )
+    assert response.status_code == 403
+    response = await client.post(
+        "/v1/notifications/send", json=urgent, headers=clinic.admin.headers
+    )
+    assert response.status_code == 202
+    [sent] = response.json()["notifications"]
+    audited = owner.execute(
+        "select row_id, actor_id from public.audit_log"
+        " where table_name = 'notifications' and organization_id = %s",
+        (clinic.org_id,),
+    ).fetchall()
+    assert audited == [(sent["id"], clinic.admin.id)]
+    ordinary = await client.post(
+        "/v1/notifications/send", json=_message(customer), headers=clinic.staff.headers
+    )
+    assert ordinary.status_code == 202
+    assert (
+        len(
+            owner.execute(
+                "select 1 from public.audit_log where table_name = 'notifications'"
+                " and organization_id = %s",
+                (clinic.org_id,),
+            ).fetchall()
+        )
+        == 1
+    )
+
+
+async def test_nobody_sends_the_invitation_template_with_a_link_of_their_own(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    clinic = make_clinic(owner)
+    message = _message(
+        clinic.staff,
+        template="invitation",
+        data={"link": "https://evil.example/", "role": "admin", "expires_at": "soon"},
+    )
+    response = await client.post(
+        "/v1/notifications/send", json=message, headers=clinic.admin.headers
+    )
+    assert response.status_code == 422
+    sent = owner.execute(
+        "select count(*) from public.notifications where user_id = %s", (clinic.staff.id,)
+    ).fetchone()
+    assert sent == (0,)

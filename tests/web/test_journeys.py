@@ -230,12 +230,35 @@ async def test_an_admin_sets_up_services_members_api_keys_and_webhooks(
     assert saved == (3, False)
 
     await admin_nav.get_by_role("link", name="Members").click()
-    await page.get_by_label("Email").fill(clerk_email)
-    await page.get_by_label("Role").select_option("staff")
-    await page.get_by_role("button", name="Add member").click()
-    await expect(status).to_have_text("Added as staff.")
-    await expect(page.locator("tr.member").filter(has_text="Carl Clerk")).to_contain_text("Staff")
+    # The form is wired once the page has loaded its organization.
+    await expect(page.locator("#org-name")).to_have_text("Riverside Dental")
+    for email in ("later@example.com", clerk_email):
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_label("Role").select_option("staff")
+        await page.get_by_role("button", name="Send invitation").click()
+        await expect(status).to_have_text(f"Invitation sent to {email}.")
+    await expect(page.locator("tr.invitation")).to_have_count(2)
+    await page.get_by_role("button", name="Revoke the invitation of later@example.com").click()
+    await expect(status).to_have_text("The invitation of later@example.com was revoked.")
+    await expect(page.locator("tr.invitation")).to_have_count(1)
+    await expect(page.locator("tr.invitation")).to_contain_text(clerk_email)
     clerk = user_of(owner, clerk_email)
+    await expect(page.locator("tr.member")).to_have_count(1)
+    # The clerk follows the emailed link, signs in and accepts; the roster then shows them.
+    invited = owner.execute(
+        "select id from public.invitations where lower(email) = lower(%s)", (clerk_email,)
+    ).fetchone()
+    assert invited is not None
+    clerk_page = await browsing.page()
+    await log_in(clerk_page, clerk_email, f"/invitations/{invited[0]}")
+    await expect(clerk_page.locator("#invitation-text")).to_have_text(
+        "Riverside Dental invites you to join as staff."
+    )
+    await clerk_page.get_by_role("button", name="Accept").click()
+    await expect(clerk_page.get_by_role("status")).to_have_text("You joined Riverside Dental.")
+    await page.reload()
+    await expect(page.locator("tr.member").filter(has_text="Carl Clerk")).to_contain_text("Staff")
+    await expect(page.locator("tr.invitation")).to_have_count(0)
     role = owner.execute(
         "select role from public.organization_members where organization_id = %s and user_id = %s",
         (org_id, clerk.id),
@@ -246,6 +269,7 @@ async def test_an_admin_sets_up_services_members_api_keys_and_webhooks(
     await expect(page.locator("tr.member")).to_have_count(2)
 
     await admin_nav.get_by_role("link", name="API keys").click()
+    await expect(page.locator("#org-name")).to_have_text("Riverside Dental")
     await page.get_by_label("Name").fill("Lobby kiosk")
     await page.get_by_label("Role").select_option("staff")
     await page.get_by_role("button", name="Create key").click()

@@ -23,7 +23,7 @@ from slotease.kit.dberrors import (
     refusals,
     sentence,
 )
-from slotease.kit.problems import Conflict, Forbidden, Unprocessable
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 Row = dict[str, Any]
 
@@ -38,6 +38,12 @@ _REFUSALS: dict[RuleKey, Refusal] = {
     INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not make this change to the appointment."),
     FOREIGN_KEY_VIOLATION: lambda _: Unprocessable("The customer does not exist."),
     UNIQUE_VIOLATION: lambda _: Conflict("This has already been recorded."),
+}
+# A new appointment passes the insert policy only for oneself or for someone the organization
+# deals with (app.deals_with): anyone else is not a customer the caller can see.
+_INSERT_REFUSALS: dict[RuleKey, Refusal] = {
+    **_REFUSALS,
+    INSUFFICIENT_PRIVILEGE: lambda _: NotFound("No such customer."),
 }
 
 _APPOINTMENT_COLUMNS = (
@@ -118,7 +124,7 @@ async def busy_intervals(
 
 
 async def insert_appointment(conn: Connection, values: Row) -> Row:
-    with refusals(_REFUSALS):
+    with refusals(_INSERT_REFUSALS):
         cursor = await conn.execute(INSERT_SQL, values)
         row = await cursor.fetchone()
     assert row is not None

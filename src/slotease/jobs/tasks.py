@@ -24,6 +24,7 @@ from slotease.notifications.automatic import (
 from slotease.notifications.channels.base import TransientDeliveryError
 from slotease.notifications.delivery import DELIVER_TASK
 from slotease.ops import maintenance
+from slotease.organizations import invitation_mail
 from slotease.queues import service as queues_service
 from slotease.waitlist import service as waitlist_service
 from slotease.webhooks import delivery as webhooks
@@ -72,6 +73,14 @@ async def remind(context: JobContext, appointment_id: str, starts_at: str, offse
         source_of_job(context.job.id),
     )
     await _deliver(context, ids)
+
+
+@jobs.task(name=invitation_mail.INVITATION_TASK, retry=RETRY)
+async def send_invitation(invitation_id: str, organization_id: str, token: str) -> None:
+    rt = runtime.current()
+    await invitation_mail.send_invitation(
+        rt.db, rt.settings, rt.deliverer, UUID(invitation_id), UUID(organization_id), token
+    )
 
 
 @jobs.task(name=webhooks.DELIVER_TASK, retry=RETRY)

@@ -132,10 +132,13 @@ class Deliverer:
 
     def _render(self, row: dict[str, Any]) -> Rendered:
         if row["template"]:
+            organization = row["organization_name"] or "SlotEase"
+            # The sender's data fills the template; what the system knows wins over it.
             context = {
-                "recipient_name": row["full_name"] or "",
-                "organization": row["organization_name"] or "SlotEase",
                 **row["data"].get("context", {}),
+                "recipient_name": row["full_name"] or "",
+                "organization": organization,
+                "organization_name": organization,
             }
             return self.templates.render(row["template"], row["locale"], context, row["templates"])
         subject = row["subject"] or ""

@@ -48,25 +48,19 @@ async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any
 
 # ----- sending (as staff or admin) -----------------------------------------------------
 async def organizations_dealing_with(conn: Connection, user_id: UUID) -> list[UUID]:
-    """Organizations the caller works for in which `user_id` has an appointment or a ticket."""
+    """Organizations the caller works for that deal with `user_id` (see app.deals_with)."""
     cursor = await conn.execute(
-        "select distinct organization_id from ("
-        "  select organization_id from public.appointments where customer_id = %(user)s"
-        "  union select organization_id from public.tickets where user_id = %(user)s) dealt"
-        " where organization_id = any (app.member_org_ids()) order by organization_id",
+        "select org from unnest(app.member_org_ids()) org"
+        " where app.deals_with(org, %(user)s) order by org",
         {"user": user_id},
     )
-    return [row["organization_id"] for row in await cursor.fetchall()]
+    return [row["org"] for row in await cursor.fetchall()]
 
 
 async def people_of(conn: Connection, organization_id: UUID, user_ids: list[UUID]) -> list[UUID]:
-    """Which of `user_ids` have an appointment or a ticket with the organization."""
+    """Which of `user_ids` the organization deals with."""
     cursor = await conn.execute(
-        "select distinct u from unnest(%(users)s::uuid[]) u where exists"
-        " (select 1 from public.appointments a where a.organization_id = %(org)s"
-        "   and a.customer_id = u)"
-        " or exists (select 1 from public.tickets t where t.organization_id = %(org)s"
-        "   and t.user_id = u)",
+        "select u from unnest(%(users)s::uuid[]) u where app.deals_with(%(org)s, u)",
         {"org": organization_id, "users": user_ids},
     )
     return [row["u"] for row in await cursor.fetchall()]

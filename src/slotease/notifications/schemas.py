@@ -107,7 +107,6 @@ class BulkRequest(BaseModel):
 class BulkSent(BaseModel):
     batch_id: UUID
     count: int
-    ignored: int = Field(description="user_ids with no appointment or ticket in the organization")
 
 
 class Notification(BaseModel):

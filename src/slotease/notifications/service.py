@@ -22,6 +22,7 @@ from slotease.notifications.schemas import (
     Sent,
 )
 from slotease.notifications.templates import Templates
+from slotease.organizations.service import require_admin
 
 # One delivery job per this many notifications: big sends spread over the workers, and a
 # retry re-reads only its own batch.
@@ -49,14 +50,18 @@ async def send(conn: Connection, request: SendRequest) -> Sent:
     organizations = await repo.organizations_dealing_with(conn, request.user_id)
     if request.organization_id is not None:
         if request.organization_id not in organizations and not await repo.is_super_admin(conn):
-            raise NotFound("That user has no appointment or ticket with this organization.")
+            raise NotFound("No such user in this organization.")
         organization_id: UUID | None = request.organization_id
     elif organizations:
         organization_id = organizations[0]
     elif await repo.is_super_admin(conn):
         organization_id = None
     else:
-        raise NotFound("That user has no appointment or ticket with your organizations.")
+        raise NotFound("No such user in your organizations.")
+    if request.urgent and not await repo.is_super_admin(conn):
+        assert organization_id is not None
+        if not await repo.is_org_admin(conn, organization_id):
+            raise Forbidden("Only the organization's admins may send urgent messages.")
     data: dict[str, Any] = {"urgent": request.urgent, "context": request.data}
     rows = [
         _row(organization_id, request.user_id, channel, request.template, request.subject,
@@ -72,17 +77,17 @@ async def send(conn: Connection, request: SendRequest) -> Sent:
 
 
 async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
-    if not await repo.is_org_admin(conn, request.organization_id):
-        raise Forbidden("Only the organization's admins may send in bulk.")
+    await require_admin(
+        conn, request.organization_id, "Only the organization's admins may send in bulk."
+    )
     if request.audience is not None:
         recipients = await repo.audience(
             conn, request.organization_id, request.audience.date, request.audience.service_id
         )
-        ignored = 0
     else:
-        wanted = list(dict.fromkeys(request.user_ids or []))
-        recipients = await repo.people_of(conn, request.organization_id, wanted)
-        ignored = len(wanted) - len(recipients)
+        recipients = list(dict.fromkeys(request.user_ids or []))
+        if len(await repo.people_of(conn, request.organization_id, recipients)) < len(recipients):
+            raise NotFound("No such user in this organization.")
     batch_id = uuid4()
     data: dict[str, Any] = {"urgent": False, "context": {}}
     rows = [
@@ -95,7 +100,7 @@ async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
         chunk = rows[start : start + BATCH_SIZE]
         await repo.insert_notifications(conn, chunk)
         await enqueue_delivery(conn, [row["id"] for row in chunk])
-    return BulkSent(batch_id=batch_id, count=len(rows), ignored=ignored)
+    return BulkSent(batch_id=batch_id, count=len(rows))
 
 
 async def list_for_user(

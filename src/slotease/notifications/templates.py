@@ -24,6 +24,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 FALLBACK_LOCALE = "en"
+# Sent by the system alone, with a link it makes: nobody may send them with links of their own.
+SYSTEM_TEMPLATES = frozenset({"invitation"})
 # An override renders within this long, and writes (or builds) at most this many characters
 # or items: a message is a few kilobytes.
 RENDER_SECONDS = 1.0
@@ -196,7 +198,11 @@ class Templates:
             env.filters["ordinal"] = env._checked_filter(ordinal)
 
     def exists(self, name: str) -> bool:
-        return (TEMPLATE_DIR / FALLBACK_LOCALE / f"{name}.txt").exists()
+        """Whether `name` is a template people may send."""
+        return (
+            name not in SYSTEM_TEMPLATES
+            and (TEMPLATE_DIR / FALLBACK_LOCALE / f"{name}.txt").exists()
+        )
 
     def render(
         self,

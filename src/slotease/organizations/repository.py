@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from psycopg import errors, sql
 from psycopg.rows import DictRow
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import fetch_all, fetch_one, fetch_row
 
 SLUG_CONSTRAINT = "organizations_slug_key"
 
@@ -237,23 +237,19 @@ async def list_members(
     return await fetch_all(conn, query, params)
 
 
-async def user_id_by_email(conn: Connection, email: str) -> UUID | None:
-    row = await fetch_one(conn, sql.SQL("select app.user_id_by_email(%s) as id"), (email,))
-    return row["id"] if row else None
-
-
-async def upsert_member(conn: Connection, org_id: UUID, user_id: UUID, role: str) -> DictRow:
-    row = await fetch_one(
+async def update_member_role(
+    conn: Connection, org_id: UUID, user_id: UUID, role: str
+) -> DictRow | None:
+    """None when the caller sees no such member (or may not change it)."""
+    return await fetch_one(
         conn,
         sql.SQL(
-            "insert into public.organization_members (organization_id, user_id, role)"
-            " values (%s, %s, %s) on conflict (organization_id, user_id)"
-            " do update set role = excluded.role returning user_id, organization_id, role"
+            "update public.organization_members set role = %s"
+            " where organization_id = %s and user_id = %s"
+            " returning user_id, organization_id, role"
         ),
-        (org_id, user_id, role),
+        (role, org_id, user_id),
     )
-    assert row is not None
-    return row
 
 
 async def delete_member(conn: Connection, org_id: UUID, user_id: UUID) -> bool:
@@ -266,6 +262,85 @@ async def delete_member(conn: Connection, org_id: UUID, user_id: UUID) -> bool:
         (org_id, user_id),
     )
     return row is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Invitations
+# ---------------------------------------------------------------------------------------
+_INVITATION = sql.SQL(
+    "i.id as invitation_id, i.organization_id, coalesce(o.name, '') as organization_name,"
+    " i.email, i.role, i.status, i.expires_at, i.created_at"
+)
+
+
+async def replace_invitation(
+    conn: Connection, org_id: UUID, *, email: str, role: str, token_hash: str, ttl: timedelta
+) -> DictRow:
+    """A new pending invitation of `email`; one still pending for that address is dropped, so
+    only the latest link works."""
+    return await fetch_row(
+        conn,
+        sql.SQL(
+            "with dropped as (delete from public.invitations where organization_id = %(org)s"
+            " and lower(email) = lower(%(email)s) and status = 'pending')"
+            " insert into public.invitations"
+            " (organization_id, email, role, token_hash, invited_by, expires_at)"
+            " values (%(org)s, %(email)s, %(role)s, %(hash)s, auth.uid(), now() + %(ttl)s)"
+            " returning id as invitation_id, email, role, status"
+        ),
+        {"org": org_id, "email": email, "role": role, "hash": token_hash, "ttl": ttl},
+    )
+
+
+async def list_invitations(
+    conn: Connection, org_id: UUID | None, *, after: Sequence[Any] | None, limit: int
+) -> list[DictRow]:
+    """Pending, unexpired invitations by (created_at, id): the organization's with `org_id`,
+    else those addressed to the caller."""
+    params: dict[str, Any] = {"org": org_id, "limit": limit}
+    whose = (
+        sql.SQL("lower(i.email) = app.my_email()")
+        if org_id is None
+        else sql.SQL("i.organization_id = %(org)s")
+    )
+    query = sql.SQL(
+        "select {} from public.invitations i"
+        " left join public.organizations o on o.id = i.organization_id"
+        " where {} and i.status = 'pending' and i.expires_at > now() and {}"
+        " order by i.created_at, i.id limit %(limit)s"
+    ).format(_INVITATION, whose, _after("i.created_at, i.id", after, params))
+    return await fetch_all(conn, query, params)
+
+
+async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow | None:
+    return await fetch_one(
+        conn,
+        sql.SQL("select organization_id, user_id, role from app.accept_invitation(%s)"),
+        (invitation_id,),
+    )
+
+
+async def delete_invitation(conn: Connection, invitation_id: UUID) -> bool:
+    row = await fetch_one(
+        conn,
+        sql.SQL("delete from public.invitations where id = %s returning id"),
+        (invitation_id,),
+    )
+    return row is not None
+
+
+async def invitation_to_mail(conn: Connection, invitation_id: UUID, org_id: UUID) -> DictRow | None:
+    """As service_role: what the invitation email says, while the invitation is pending."""
+    return await fetch_one(
+        conn,
+        sql.SQL(
+            "select i.email, i.role, i.expires_at, o.name as organization"
+            " from public.invitations i join public.organizations o on o.id = i.organization_id"
+            " where i.id = %s and i.organization_id = %s and i.status = 'pending'"
+            " and i.expires_at > now()"
+        ),
+        (invitation_id, org_id),
+    )
 
 
 # ---------------------------------------------------------------------------------------

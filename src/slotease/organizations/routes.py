@@ -14,8 +14,11 @@ from slotease.organizations.schemas import (
     Closure,
     ClosureCreate,
     ClosureRange,
+    Invitation,
+    InvitationCreate,
+    InvitationSent,
     Member,
-    MemberAdd,
+    MemberRoleChange,
     Membership,
     Organization,
     OrganizationCreate,
@@ -94,12 +97,75 @@ async def list_members(
 
 @router.post(
     "/organizations/{org_id}/members",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=ADMIN_ONLY,
+)
+async def invite_member(
+    org_id: UUID, body: InvitationCreate, _: SignedIn, conn: DbDep
+) -> InvitationSent:
+    """Invite an address to a role: the same answer whether or not it has an account. The
+    address receives a link; the invitation holds for 7 days, and inviting the address again
+    replaces it. Accepting (`POST /v1/invitations/{id}/accept`) makes the membership."""
+    return InvitationSent.model_validate(await service.invite(conn, org_id, body))
+
+
+@router.patch(
+    "/organizations/{org_id}/members/{user_id}",
     responses={**ADMIN_ONLY, 409: {"description": "Demoting the last admin"}},
 )
-async def add_member(org_id: UUID, body: MemberAdd, _: SignedIn, conn: DbDep) -> Membership:
-    """Add a user by email, or change the role of an existing member. 404 for an unknown email."""
-    return Membership.model_validate(await service.add_member(conn, org_id, body))
+async def change_member_role(
+    org_id: UUID, user_id: UUID, body: MemberRoleChange, _: SignedIn, conn: DbDep
+) -> Membership:
+    """Change the role of an existing member."""
+    return Membership.model_validate(await service.change_member_role(conn, org_id, user_id, body))
+
+
+@router.get("/organizations/{org_id}/invitations", responses=ADMIN_ONLY)
+async def list_invitations(
+    org_id: UUID,
+    _: SignedIn,
+    conn: DbDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    cursor: CursorQuery = None,
+) -> Page[Invitation]:
+    """The organization's pending invitations, oldest first."""
+    rows, next_cursor = await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
+    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/me/invitations", responses={401: {"description": "Not signed in"}})
+async def my_invitations(
+    _: CurrentUser, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Page[Invitation]:
+    """Pending invitations addressed to the caller's email, oldest first."""
+    rows, next_cursor = await service.my_invitations(conn, limit=limit, cursor=cursor)
+    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.post(
+    "/invitations/{invitation_id}/accept",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        401: {"description": "Not signed in"},
+        404: {"description": "No pending invitation to the caller's address with this id"},
+        409: {"description": "Accepting would demote the organization's last admin"},
+    },
+)
+async def accept_invitation(invitation_id: UUID, _: CurrentUser, conn: DbDep) -> Membership:
+    """Join the organization with the invited role. The caller's account email must be the
+    invited address (compared, not yet verified)."""
+    return Membership.model_validate(await service.accept_invitation(conn, invitation_id))
+
+
+@router.delete(
+    "/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {"description": "Not signed in"}, **NOT_FOUND},
+)
+async def delete_invitation(invitation_id: UUID, _: SignedIn, conn: DbDep) -> Response:
+    """An admin of the organization revokes it; the invitee declines it."""
+    await service.delete_invitation(conn, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.delete(

@@ -143,11 +143,37 @@ class OrganizationSearch(BaseModel):
         return _parse_near(self.near)
 
 
-class MemberAdd(BaseModel):
+class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: EmailStr
     role: MemberRole
+
+
+class MemberRoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: MemberRole
+
+
+class InvitationSent(BaseModel):
+    """The same answer whether or not the address has an account."""
+
+    invitation_id: UUID
+    email: str
+    role: MemberRole
+    status: Literal["pending"] = "pending"
+
+
+class Invitation(BaseModel):
+    invitation_id: UUID
+    organization_id: UUID
+    organization_name: str
+    email: str
+    role: MemberRole
+    status: Literal["pending", "accepted"]
+    expires_at: AwareDatetime
+    created_at: AwareDatetime
 
 
 class Membership(BaseModel):

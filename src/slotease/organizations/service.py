@@ -8,12 +8,13 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import DictRow
 
+from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
 from slotease.kit.dberrors import (
     CHECK_VIOLATION,
@@ -25,11 +26,13 @@ from slotease.kit.dberrors import (
 from slotease.kit.pagination import decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 from slotease.organizations import repository
+from slotease.organizations.invitation_mail import enqueue_invitation_mail
 from slotease.organizations.repository import Nearby, TextQuery
 from slotease.organizations.schemas import (
     ClosureCreate,
     ClosureRange,
-    MemberAdd,
+    InvitationCreate,
+    MemberRoleChange,
     OrganizationCreate,
     OrganizationSearch,
     OrganizationUpdate,
@@ -44,6 +47,9 @@ SLUG_ATTEMPTS = 5
 # The same mean Earth radius as app.haversine_km, so the box never cuts inside the radius.
 EARTH_RADIUS_KM = 6371.0088
 KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
+
+INVITATION_TOKEN_PREFIX = "inv_"
+INVITATION_TTL = timedelta(days=7)
 
 _PREFIX_WORD = re.compile(r"[^\W_]+")
 
@@ -237,13 +243,15 @@ async def list_members(
     return page_of(rows, limit, ["full_name", "user_id"])
 
 
-async def add_member(conn: Connection, org_id: UUID, body: MemberAdd) -> DictRow:
+async def change_member_role(
+    conn: Connection, org_id: UUID, user_id: UUID, body: MemberRoleChange
+) -> DictRow:
     await require_admin(conn, org_id)
-    user_id = await repository.user_id_by_email(conn, body.email)
-    if user_id is None:
-        raise NotFound("No such user.")
     with refusals(_REFUSALS):
-        return await repository.upsert_member(conn, org_id, user_id, body.role)
+        row = await repository.update_member_role(conn, org_id, user_id, body.role)
+    if row is None:
+        raise NotFound("No such member.")
+    return row
 
 
 async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
@@ -252,6 +260,60 @@ async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
         removed = await repository.delete_member(conn, org_id, user_id)
     if not removed:
         raise NotFound("No such member.")
+
+
+# ---------------------------------------------------------------------------------------
+# Invitations
+# ---------------------------------------------------------------------------------------
+async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> DictRow:
+    """Nothing in the answer or the work done depends on whether the address has an account:
+    the link goes out either way, and an invitee without one signs up to accept."""
+    await require_admin(conn, org_id)
+    token = INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with refusals(_REFUSALS):
+        row = await repository.replace_invitation(
+            conn,
+            org_id,
+            email=body.email,
+            role=body.role,
+            token_hash=hash_secret(token),
+            ttl=INVITATION_TTL,
+        )
+    await enqueue_invitation_mail(conn, row["invitation_id"], org_id, token)
+    return row
+
+
+async def list_invitations(
+    conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
+) -> tuple[list[DictRow], str | None]:
+    await require_admin(conn, org_id, "Only the organization's admins may see its invitations.")
+    after = _cursor_key(cursor, _timestamp_key)
+    rows = await repository.list_invitations(conn, org_id, after=after, limit=limit + 1)
+    return page_of(rows, limit, ["created_at", "invitation_id"])
+
+
+async def my_invitations(
+    conn: Connection, *, limit: int, cursor: str | None
+) -> tuple[list[DictRow], str | None]:
+    after = _cursor_key(cursor, _timestamp_key)
+    rows = await repository.list_invitations(conn, None, after=after, limit=limit + 1)
+    return page_of(rows, limit, ["created_at", "invitation_id"])
+
+
+async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow:
+    """The address is compared, not yet proven: until sign-up verifies addresses, whoever
+    signs up with an invited address may accept for it."""
+    with refusals(_REFUSALS):
+        row = await repository.accept_invitation(conn, invitation_id)
+    if row is None:
+        raise NotFound("No such invitation.")
+    return row
+
+
+async def delete_invitation(conn: Connection, invitation_id: UUID) -> None:
+    """An admin revokes, the invitee declines: either may see it, and either may remove it."""
+    if not await repository.delete_invitation(conn, invitation_id):
+        raise NotFound("No such invitation.")
 
 
 # ---------------------------------------------------------------------------------------

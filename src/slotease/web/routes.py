@@ -292,6 +292,12 @@ async def ticket(request: Request, ticket_id: UUID) -> Response:
     return _signed_in_page(request, "ticket.html", ticket_id=ticket_id)
 
 
+@router.get("/invitations/{invitation_id}")
+async def invitation(request: Request, invitation_id: UUID) -> Response:
+    """Where an invitation's email links to: the invitee accepts or declines it here."""
+    return _signed_in_page(request, "invitation.html", invitation_id=invitation_id)
+
+
 @router.get("/board/{queue_id}")
 async def board(request: Request, queue_id: UUID) -> HTMLResponse:
     return render(request, "board.html", queue_id=queue_id)

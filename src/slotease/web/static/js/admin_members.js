@@ -1,7 +1,8 @@
-import { api, dataset, el, failed, say } from "./api.js";
+import { api, dataset, el, failed, formatDateTime, say } from "./api.js";
 
 const { orgId } = dataset();
 const $ = (id) => document.getElementById(id);
+let timezone;
 
 async function load() {
   const members = await api(`/v1/organizations/${orgId}/members?limit=200`);
@@ -28,6 +29,39 @@ async function load() {
   );
 }
 
+async function loadInvitations() {
+  const invitations = await api(`/v1/organizations/${orgId}/invitations?limit=200`);
+  $("invitations").replaceChildren(
+    ...invitations.items.map((invitation) =>
+      el(
+        "tr",
+        { class: "invitation" },
+        el("td", { text: invitation.email }),
+        el("td", { text: invitation.role === "admin" ? "Admin" : "Staff" }),
+        el("td", { text: formatDateTime(invitation.expires_at, timezone) }),
+        el(
+          "td",
+          {},
+          el("button", {
+            type: "button",
+            class: "danger small",
+            "aria-label": `Revoke the invitation of ${invitation.email}`,
+            text: "Revoke",
+            onclick: () => revoke(invitation).catch(failed),
+          }),
+        ),
+      ),
+    ),
+  );
+}
+
+async function revoke(invitation) {
+  if (!confirm(`Revoke the invitation of ${invitation.email}?`)) return;
+  await api(`/v1/invitations/${invitation.invitation_id}`, { method: "DELETE" });
+  say(`The invitation of ${invitation.email} was revoked.`, "success");
+  await loadInvitations();
+}
+
 async function remove(member) {
   if (!confirm(`Remove ${member.full_name} from the organization?`)) return;
   await api(`/v1/organizations/${orgId}/members/${member.user_id}`, { method: "DELETE" });
@@ -35,22 +69,23 @@ async function remove(member) {
   await load();
 }
 
-async function add(event) {
+async function invite(event) {
   event.preventDefault();
-  const member = await api(`/v1/organizations/${orgId}/members`, {
+  const invitation = await api(`/v1/organizations/${orgId}/members`, {
     method: "POST",
     body: { email: $("member-email").value.trim(), role: $("member-role").value },
   });
   $("member-form").reset();
-  say(`Added as ${member.role}.`, "success");
-  await load();
+  say(`Invitation sent to ${invitation.email}.`, "success");
+  await loadInvitations();
 }
 
 async function start() {
   const org = await api(`/v1/organizations/${orgId}`);
   $("org-name").textContent = org.name;
-  $("member-form").addEventListener("submit", (event) => add(event).catch(failed));
-  await load();
+  timezone = org.timezone;
+  $("member-form").addEventListener("submit", (event) => invite(event).catch(failed));
+  await Promise.all([load(), loadInvitations()]);
 }
 
 start().catch(failed);
