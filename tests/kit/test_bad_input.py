@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from slotease.config import Settings
+from tests.appointments.arrange import insert_as_owner, make_clinic, soon
 from tests.auth.support import assert_problem
 from tests.factories import make_organization, make_service, make_user
 from tests.kit.apps import build_app, served
@@ -121,3 +122,21 @@ async def test_a_path_id_that_names_no_row_is_a_404(
         answer = await http.post(f"/v1/test/organizations/{uuid.uuid4()}/events")
     body = assert_problem(answer, 404)
     assert body["detail"] == "No such organization."
+
+
+async def test_removing_a_row_that_others_reference_is_a_409(
+    settings: Settings, owner: Owner, owner_conninfo: str
+) -> None:
+    clinic = make_clinic(owner)
+    insert_as_owner(owner, clinic, make_user(owner), clinic.at(soon(clinic), "10:00"))
+
+    async def remove(service_id: uuid.UUID) -> None:
+        async with await psycopg.AsyncConnection.connect(owner_conninfo) as conn:
+            await conn.execute("delete from public.services where id = %s", (service_id,))
+
+    app = build_app(settings)
+    app.add_api_route("/v1/test/services/{service_id}", remove, methods=["DELETE"])
+    async with served(app) as http:
+        answer = await http.delete(f"/v1/test/services/{clinic.service_id}")
+    body = assert_problem(answer, 409)
+    assert body["detail"] == "It is still in use by appointments."
