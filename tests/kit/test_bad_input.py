@@ -147,3 +147,21 @@ async def test_removing_a_row_that_others_reference_is_a_409(
     )
     body = assert_problem(answer, 409)
     assert body["detail"] == "It is still in use by appointments."
+
+
+async def test_a_number_beyond_its_column_type_is_a_422(
+    settings: Settings, owner: Owner, owner_conninfo: str
+) -> None:
+    org_id = make_organization(owner)
+    answer = await _call_writing_route(
+        settings,
+        owner_conninfo,
+        "insert into public.services (organization_id, name, duration_minutes, capacity)"
+        " values (%s, 'Too big', 30, 3000000000)",
+        "POST",
+        f"/v1/test/items/{org_id}",
+    )
+    assert_problem(answer, 422)
+    assert owner.execute(
+        "select count(*) from public.services where organization_id = %s", (org_id,)
+    ).fetchone() == (0,)
