@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import LiteralString
 
 import httpx
 import psycopg
@@ -141,9 +142,48 @@ def admin_token(base_url: str) -> str:
     return token
 
 
-def schemathesis(base_url: str, token: str, *, max_time: int, seed: int, report: Path) -> int:
+# Ids named in paths, queries and bodies, and the seeded rows they are drawn from most of the
+# time (the rest are generated), so that requests reach past "not found" into each route.
+SEEDED_IDS: dict[str, LiteralString] = {
+    "org_id": "select id from public.organizations where slug = %(slug)s",
+    "organization_id": "select id from public.organizations where slug = %(slug)s",
+    "service_id": "select s.id from public.services s join public.organizations o"
+    " on o.id = s.organization_id where o.slug = %(slug)s",
+    "queue_id": "select q.id from public.queues q join public.organizations o"
+    " on o.id = q.organization_id where o.slug = %(slug)s",
+    "appointment_id": "select a.id from public.appointments a join public.organizations o"
+    " on o.id = a.organization_id where o.slug = %(slug)s order by a.starts_at desc limit 20",
+    "ticket_id": "select t.id from public.tickets t join public.organizations o"
+    " on o.id = t.organization_id where o.slug = %(slug)s order by t.created_at desc limit 20",
+}
+SEEDED_SHARE = 0.8
+
+
+def seeded_ids_config(database_url: str, path: Path) -> Path:
+    """A schemathesis.toml binding each id parameter to a dictionary of seeded ids."""
+    lines = []
+    with psycopg.connect(database_url) as conn:
+        for name, query in SEEDED_IDS.items():
+            rows = conn.execute(query, {"slug": ORGANIZATIONS[0].slug}).fetchall()
+            values = ", ".join(f'"{row[0]}"' for row in rows)
+            lines.append(f"[dictionaries.{name}]\nvalues = [{values}]\n")
+    lines.append("[parameters]")
+    lines += [
+        f'"{location}.{name}" = {{ dictionary = "{name}", probability = {SEEDED_SHARE} }}'
+        for name in SEEDED_IDS
+        for location in ("path", "query", "body")
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def schemathesis(
+    base_url: str, token: str, *, config: Path, max_time: int, seed: int, report: Path
+) -> int:
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file",
+        str(config),
         "run",
         f"{base_url}/openapi.json",
         "--checks",
@@ -184,8 +224,14 @@ def main() -> int:
         print(seed_demo(Settings(database_url=database_url, data_dir=data_dir)))
         with running_server(env, free_port()) as base_url:
             token = admin_token(base_url)
+            config = seeded_ids_config(database_url, data_dir / "schemathesis.toml")
             return schemathesis(
-                base_url, token, max_time=args.max_time, seed=args.seed, report=data_dir
+                base_url,
+                token,
+                config=config,
+                max_time=args.max_time,
+                seed=args.seed,
+                report=data_dir,
             )
 
 

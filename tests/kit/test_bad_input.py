@@ -4,13 +4,14 @@ Each is a 4xx problem and changes nothing, never a server error."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, LiteralString
 
 import httpx
 import psycopg
 import pytest
 
 from slotease.config import Settings
+from tests.appointments.arrange import insert_as_owner, make_clinic, soon
 from tests.auth.support import assert_problem
 from tests.factories import make_organization, make_service, make_user
 from tests.kit.apps import build_app, served
@@ -101,23 +102,66 @@ async def test_a_date_past_year_9999_is_a_422(client: httpx.AsyncClient, owner: 
     assert_problem(answer, 422)
 
 
+async def _call_writing_route(
+    settings: Settings, owner_conninfo: str, statement: LiteralString, method: str, path: str
+) -> httpx.Response:
+    """Call a test-only route `/v1/test/items/{item_id}` that runs `statement` with the id of
+    its path, as the owner, without looking it up first: the database's refusal is the answer."""
+
+    async def write(item_id: uuid.UUID) -> None:
+        async with await psycopg.AsyncConnection.connect(owner_conninfo) as conn:
+            await conn.execute(statement, (item_id,))
+
+    app = build_app(settings)
+    app.add_api_route("/v1/test/items/{item_id}", write, methods=[method])
+    async with served(app) as http:
+        return await http.request(method, path)
+
+
 async def test_a_path_id_that_names_no_row_is_a_404(
     settings: Settings, owner_conninfo: str
 ) -> None:
-    """A route that writes the id of its path without looking it up first: the foreign key's
-    refusal is the answer."""
-
-    async def record(organization_id: uuid.UUID) -> None:
-        async with await psycopg.AsyncConnection.connect(owner_conninfo) as conn:
-            await conn.execute(
-                "insert into public.analytics_events (organization_id, event_type)"
-                " values (%s, 'page.view')",
-                (organization_id,),
-            )
-
-    app = build_app(settings)
-    app.add_api_route("/v1/test/organizations/{organization_id}/events", record, methods=["POST"])
-    async with served(app) as http:
-        answer = await http.post(f"/v1/test/organizations/{uuid.uuid4()}/events")
+    answer = await _call_writing_route(
+        settings,
+        owner_conninfo,
+        "insert into public.analytics_events (organization_id, event_type)"
+        " values (%s, 'page.view')",
+        "POST",
+        f"/v1/test/items/{uuid.uuid4()}",
+    )
     body = assert_problem(answer, 404)
     assert body["detail"] == "No such organization."
+
+
+async def test_removing_a_row_that_others_reference_is_a_409(
+    settings: Settings, owner: Owner, owner_conninfo: str
+) -> None:
+    clinic = make_clinic(owner)
+    insert_as_owner(owner, clinic, make_user(owner), clinic.at(soon(clinic), "10:00"))
+    answer = await _call_writing_route(
+        settings,
+        owner_conninfo,
+        "delete from public.services where id = %s",
+        "DELETE",
+        f"/v1/test/items/{clinic.service_id}",
+    )
+    body = assert_problem(answer, 409)
+    assert body["detail"] == "It is still in use by appointments."
+
+
+async def test_a_number_beyond_its_column_type_is_a_422(
+    settings: Settings, owner: Owner, owner_conninfo: str
+) -> None:
+    org_id = make_organization(owner)
+    answer = await _call_writing_route(
+        settings,
+        owner_conninfo,
+        "insert into public.services (organization_id, name, duration_minutes, capacity)"
+        " values (%s, 'Too big', 30, 3000000000)",
+        "POST",
+        f"/v1/test/items/{org_id}",
+    )
+    assert_problem(answer, 422)
+    assert owner.execute(
+        "select count(*) from public.services where organization_id = %s", (org_id,)
+    ).fetchone() == (0,)

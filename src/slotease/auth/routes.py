@@ -98,7 +98,10 @@ async def create_api_key(
     return await service.create_api_key(conn, org_id, body)
 
 
-@router.get("/organizations/{org_id}/api-keys", responses=_UNAUTHORIZED)
+@router.get(
+    "/organizations/{org_id}/api-keys",
+    responses={**_UNAUTHORIZED, 403: {"description": "Only the organization's admins"}},
+)
 async def list_api_keys(
     org_id: UUID,
     _: SignedIn,

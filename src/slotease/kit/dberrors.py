@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from slotease.kit.problems import NotFound, Problem, Unprocessable
+from slotease.kit.problems import Conflict, NotFound, Problem, Unprocessable
 
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
 RuleKey = str | tuple[str, str]
@@ -66,9 +66,14 @@ def missing_reference(exc: psycopg.Error, fields: frozenset[str]) -> Problem:
     """A foreign key naming a row that does not exist. PostgreSQL hides the key's value from a
     caller who may not read the referenced rows, so the constraint's name tells which columns
     it covers (`<table>_<columns>_fkey`): one the request body carries (`fields`) is a 422
-    naming it, otherwise the id came from the path and the answer is 404."""
-    referenced = re.search(r'table "([^"]+)"', exc.diag.message_detail or "")
-    thing = referenced[1].replace("_", " ").removesuffix("s") if referenced else "row"
+    naming it, otherwise the id came from the path and the answer is 404. A row that others
+    still reference, on the other side of the same kind of constraint, is a 409."""
+    detail = exc.diag.message_detail or ""
+    referenced = re.search(r'table "([^"]+)"', detail)
+    table = referenced[1].replace("_", " ") if referenced else "other rows"
+    if "is still referenced" in detail:
+        return Conflict(f"It is still in use by {table}.")
+    thing = table.removesuffix("s") if referenced else "referenced row"
     constraint = exc.diag.constraint_name or ""
     columns = f"_{constraint.removeprefix(exc.diag.table_name or '').removesuffix('_fkey')}_"
     named = sorted(field for field in fields if f"_{field}_" in columns)
