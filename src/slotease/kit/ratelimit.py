@@ -56,7 +56,8 @@ def _exempt(path: str) -> bool:
 
 
 def _signs_in(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"] in SIGN_IN_PATHS
+    # A WebSocket scope has no method: an upgrade never signs in.
+    return scope.get("method") == "POST" and scope["path"] in SIGN_IN_PATHS
 
 
 _WARNING_INTERVAL_SECONDS = 60.0
