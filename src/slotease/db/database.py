@@ -1,8 +1,8 @@
 """The pool and the per-request transaction that carries the caller's identity into PostgreSQL.
 
-Every statement the API runs goes through `Database.transaction`, which switches to one of the
-Supabase roles (`anon`, `authenticated`, `service_role`) and publishes the caller's claims for
-`auth.uid()`/`auth.jwt()`. Row-level security then decides what the statement sees; nothing
+Every statement goes through `Database.transaction`, which switches to one of the Supabase
+roles and publishes the caller's claims for `auth.uid()`/`auth.jwt()`: `anon` or
+`authenticated` on the API's pool, `service_role` on the worker's (see db.pools). Row-level security then decides what the statement sees; nothing
 in Python filters rows by tenant.
 """
 
@@ -22,6 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from slotease.kit.problems import Problem
 
 DbRole = Literal["anon", "authenticated", "service_role"]
+Connection = AsyncConnection[DictRow]
 
 
 class StatementTimedOut(Problem):
@@ -29,9 +30,6 @@ class StatementTimedOut(Problem):
     wrong, so the caller may try again."""
 
     status, slug = 503, "database-timeout"
-
-
-Connection = AsyncConnection[DictRow]
 
 
 @dataclass(frozen=True)
