@@ -35,7 +35,18 @@ CATALOG = {
     f" from information_schema.role_table_grants where table_schema in {OURS}",
     "revision": "select version_num from public.alembic_version",
 }
-ROLES = ("anon", "authenticated", "service_role", "slotease_app")
+ROLES = ("anon", "authenticated", "service_role", "slotease_app", "slotease_worker")
+# Who may become service_role: the worker's login role from 0011 on, the API's before it.
+MEMBERSHIPS = (
+    "select pg_has_role('slotease_app', 'service_role', 'member'),"
+    " pg_has_role('slotease_worker', 'service_role', 'member')"
+)
+
+
+def memberships(conninfo: str) -> tuple[bool, bool] | None:
+    with psycopg.connect(conninfo) as conn:
+        row = conn.execute(MEMBERSHIPS).fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def catalog(conninfo: str) -> dict[str, set[tuple[Any, ...]]]:
@@ -50,8 +61,10 @@ async def test_upgrade_downgrade_upgrade(empty_database: Callable[[], str]) -> N
     tables = {(schema, name) for schema, name, *_ in migrated["tables"]}
     assert {("public", "appointments"), ("app", "platform_admins"), ("auth", "users")} <= tables
     assert len(migrated["revision"]) == 1
+    assert memberships(database) == (False, True)
 
     runner.downgrade(database)
+    assert memberships(database) == (True, False)
     with psycopg.connect(database) as conn:
         left = conn.execute(
             "select n.nspname || '.' || c.relname from pg_class c"
@@ -75,6 +88,7 @@ async def test_upgrade_downgrade_upgrade(empty_database: Callable[[], str]) -> N
 
     runner.upgrade(database)
     assert catalog(database) == migrated
+    assert memberships(database) == (False, True)
 
 
 async def test_offline_script_builds_the_same_schema(empty_database: Callable[[], str]) -> None:

@@ -7,12 +7,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import psycopg
 import pytest
 
+from slotease.app import create_app
 from slotease.config import Settings
-from slotease.db.database import ANONYMOUS, SERVICE, Database, DbIdentity
+from slotease.db.database import ANONYMOUS, SERVICE, Database, DbIdentity, StatementTimedOut
 from slotease.db.pools import api_database, worker_database
+from tests.factories import Owner, make_organization, make_user
 
 pytestmark = pytest.mark.anyio
 
@@ -44,11 +47,35 @@ async def test_the_api_pool_cancels_a_long_statement(settings: Settings) -> None
             "200ms",
             "1min",
         ]
-        with pytest.raises(psycopg.errors.QueryCanceled):
+        with pytest.raises(StatementTimedOut) as timed_out:
             async with db.transaction(ANONYMOUS) as conn:
                 await conn.execute("select pg_sleep(2)")
+        assert isinstance(timed_out.value.__cause__, psycopg.errors.QueryCanceled)
         # The connection it ran on is fine for the next request.
         assert await _show(db, "statement_timeout") == ["200ms"]
+
+
+async def test_a_request_whose_statement_outruns_the_timeout_gets_a_503_problem(
+    settings: Settings, owner: Owner, owner_conninfo: str
+) -> None:
+    org_id = make_organization(owner, make_user(owner))
+    quick = settings.model_copy(update={"db_statement_timeout_seconds": 0.5})
+    app = create_app(quick)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
+    ):
+        # A transaction of the owner holds the table: the request's read waits, then is cut.
+        with psycopg.connect(owner_conninfo) as blocker:
+            blocker.execute("lock table public.organizations in access exclusive mode")
+            slow = await http.get(f"/v1/organizations/{org_id}")
+            blocker.rollback()
+        fine = await http.get(f"/v1/organizations/{org_id}")
+    assert slow.status_code == 503
+    assert slow.headers["content-type"] == "application/problem+json"
+    assert slow.headers["retry-after"] == "1"
+    assert slow.json()["type"].endswith("/database-timeout")
+    assert fine.status_code == 200
 
 
 async def test_the_api_pool_ends_a_transaction_left_idle(settings: Settings) -> None:

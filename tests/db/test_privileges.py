@@ -142,7 +142,7 @@ async def test_an_api_role_enqueues_only_request_tasks_about_its_own_business(
     world: World, app_conninfo: str
 ) -> None:
     appointment, _ = world.appointments["A:customer_a"]
-    notify = Jsonb({"event": "appointment.created", "id": str(appointment)})
+    notify = Jsonb({"event": "appointment.created", "subject_id": str(appointment)})
     refused = [
         (ANONYMOUS, "ops.maintain_partitions", Jsonb({"timestamp": 0})),
         (world.identity("customer_a"), "jobs.remove_old", Jsonb({"timestamp": 0})),
@@ -151,7 +151,7 @@ async def test_an_api_role_enqueues_only_request_tasks_about_its_own_business(
         (
             world.identity("stranger"),
             "notifications.notify_event",
-            Jsonb({"event": "appointment.created", "id": "x"}),
+            Jsonb({"event": "appointment.created", "subject_id": "x"}),
         ),
     ]
     for identity, task, args in refused:

@@ -44,7 +44,7 @@ async def test_an_offer_is_emailed_once_with_its_hold_and_not_shown_twice_in_app
     ]
     assert len(offers) == 1
     # The job names the entry only; the worker reads who waits, and for what, itself.
-    assert offers[0][3] == {"event": "waitlist.offered", "id": joined.json()["id"]}
+    assert offers[0][3] == {"event": "waitlist.offered", "subject_id": joined.json()["id"]}
 
     async with worker_app(settings) as (app, _):
         await run_jobs(app)

@@ -1,8 +1,8 @@
 """The pool and the per-request transaction that carries the caller's identity into PostgreSQL.
 
-Every statement the API runs goes through `Database.transaction`, which switches to one of the
-Supabase roles (`anon`, `authenticated`, `service_role`) and publishes the caller's claims for
-`auth.uid()`/`auth.jwt()`. Row-level security then decides what the statement sees; nothing
+Every statement goes through `Database.transaction`, which switches to one of the Supabase
+roles and publishes the caller's claims for `auth.uid()`/`auth.jwt()`: `anon` or
+`authenticated` on the API's pool, `service_role` on the worker's (see db.pools). Row-level security then decides what the statement sees; nothing
 in Python filters rows by tenant.
 """
 
@@ -15,11 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
+from psycopg.errors import QueryCanceled
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from slotease.kit.problems import Problem
+
 DbRole = Literal["anon", "authenticated", "service_role"]
 Connection = AsyncConnection[DictRow]
+
+
+class StatementTimedOut(Problem):
+    """A statement cancelled by `statement_timeout`: the database is busy, not the request
+    wrong, so the caller may try again."""
+
+    status, slug = 503, "database-timeout"
 
 
 @dataclass(frozen=True)
@@ -83,10 +93,17 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self, identity: DbIdentity) -> AsyncIterator[Connection]:
-        """One transaction acting as `identity`; committed when the block exits cleanly."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await act_as(conn, identity)
-            yield conn
+        """One transaction acting as `identity`; committed when the block exits cleanly. A
+        statement that outran the pool's `statement_timeout` ends it as a 503 problem."""
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await act_as(conn, identity)
+                yield conn
+        except QueryCanceled as exc:
+            raise StatementTimedOut(
+                "The database took too long to answer; try again shortly.",
+                headers={"Retry-After": "1"},
+            ) from exc
 
     async def ping(self) -> bool:
         async with self.pool.connection(timeout=2) as conn:

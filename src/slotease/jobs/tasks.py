@@ -53,12 +53,14 @@ async def deliver(context: JobContext, ids: list[str]) -> None:
 
 
 @jobs.task(name=NOTIFY_TASK, pass_context=True, retry=RETRY)
-async def notify_event(context: JobContext, event: str, id: str) -> None:
-    """`id` names the event's subject; what the message says is read from the database."""
+async def notify_event(context: JobContext, event: str, subject_id: str) -> None:
+    """`subject_id` names the event's subject; what the message says is read from the database."""
     assert context.job is not None
     assert context.job.id is not None
     rt = runtime.current()
-    ids = await create_for_event(rt.db, rt.settings, event, UUID(id), source_of_job(context.job.id))
+    ids = await create_for_event(
+        rt.db, rt.settings, event, UUID(subject_id), source_of_job(context.job.id)
+    )
     await _deliver(context, ids)
 
 

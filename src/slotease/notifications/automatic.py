@@ -52,7 +52,7 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
                 await jobs_repo.enqueue(
                     conn,
                     NOTIFY_TASK,
-                    {"event": event.name, "id": str(payload["id"])},
+                    {"event": event.name, "subject_id": str(payload["id"])},
                     queue=NOTIFICATIONS_QUEUE,
                 )
         if event.name.startswith("appointment.") and "starts_at" in payload:

@@ -76,7 +76,7 @@ begin
     begin
       case task
         when 'notifications.notify_event' then
-          subject := (args ->> 'id')::uuid;
+          subject := (args ->> 'subject_id')::uuid;
           subject_org := case split_part(args ->> 'event', '.', 1)
             when 'appointment' then
               (select a.organization_id from public.appointments a where a.id = subject)
