@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from uvicorn import server as uvicorn_server
 
 from slotease.config import ConfigurationError, Settings, describe_validation_error, get_settings
 from slotease.kit.logs import configure_logging, logging_config
@@ -65,14 +70,42 @@ def serve(
 ) -> None:
     """Apply pending migrations, then serve the API, its docs and the web front end, with a
     job worker in each server process unless --no-worker."""
-    import uvicorn
-
-    from slotease.db.urls import owner_conninfo
-    from slotease.migrations import runner
+    from slotease.db.embedded import AlreadyServing, serving
 
     settings = load_settings()
     if demo:
         _refuse_demo_in_production(settings)
+    # A SIGTERM ends the process through its exit handlers (the embedded server stops with its
+    # last user), where the default action would kill it on the spot.
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        with serving(settings.data_dir) if settings.database_url is None else nullcontext():
+            _serve(settings, host=host, port=port, workers=workers, demo=demo, no_worker=no_worker)
+    except AlreadyServing as busy:
+        typer.echo(
+            f"SlotEase is already running on the data directory {busy.data_dir}"
+            f" (process {busy.holder or 'unknown'}): stop it first, or give this one another"
+            " SLOTEASE_DATA_DIR.",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _serve(
+    settings: Settings, *, host: str, port: int, workers: int, demo: bool, no_worker: bool
+) -> None:
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from slotease.db.urls import owner_conninfo
+    from slotease.migrations import runner
+
     runner.upgrade(owner_conninfo(settings))
     if demo:
         _seed_demo(settings)
@@ -80,7 +113,7 @@ def serve(
     os.environ["SLOTEASE_RUN_WORKER"] = "false" if no_worker else "true"
     get_settings.cache_clear()
     typer.echo(f"SlotEase on http://{host}:{port} (API docs at /docs)")
-    uvicorn.run(
+    config = uvicorn.Config(
         "slotease.app:create_app",
         factory=True,
         host=host,
@@ -96,6 +129,30 @@ def serve(
         # reading up to its 16 MiB default and leaving the check to the endpoint.
         ws_max_size=settings.realtime_max_message_bytes,
     )
+    if workers > 1:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    config.load_app()
+    server = _Server(config)
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)
+
+
+class _Server(uvicorn_server.Server):
+    """Stops at once on SIGTERM or SIGINT while the app is still starting. uvicorn would wait
+    for the startup to end, which lasts as long as the database is unreachable (the pool waits
+    30 s for it), and cancelling it does not help: the pool's connection attempts outlive a
+    cancellation. Nothing has been served yet, so there is nothing to finish: the exit
+    handlers run (the embedded server stops with its last user) and the process ends."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.started:
+            super().handle_exit(sig, frame)
+            return
+        logging.shutdown()
+        atexit._run_exitfuncs()
+        os._exit(128 + sig)
 
 
 @cli.command()

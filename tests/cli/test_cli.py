@@ -89,15 +89,22 @@ def test_demo_refuses_to_seed_in_production(run_cli: RunCli, owner_conninfo: str
 def test_serve_configures_the_websocket_heartbeats(
     run_cli: RunCli, owner_conninfo: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import uvicorn
+    from uvicorn import Config
 
-    calls: list[dict[str, object]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *_, **options: calls.append(options))
+    from slotease import cli
+
+    configs: list[Config] = []
+
+    def run(server: cli._Server, sockets: object = None) -> None:
+        server.started = True
+        configs.append(server.config)
+
+    monkeypatch.setattr(cli._Server, "run", run)
     env = {"DATABASE_URL": owner_conninfo, "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET}
     # serve hands SLOTEASE_RUN_WORKER to its processes; naming it here restores it afterwards.
     env["SLOTEASE_RUN_WORKER"] = "false"
     assert run_cli("serve", env=env).exit_code == 0
-    assert (calls[0]["ws_ping_interval"], calls[0]["ws_ping_timeout"]) == (20.0, 20.0)
+    assert (configs[0].ws_ping_interval, configs[0].ws_ping_timeout) == (20.0, 20.0)
     env |= {"SLOTEASE_WS_PING_INTERVAL": "5", "SLOTEASE_WS_PING_TIMEOUT": "7.5"}
     assert run_cli("serve", env=env).exit_code == 0
-    assert (calls[1]["ws_ping_interval"], calls[1]["ws_ping_timeout"]) == (5.0, 7.5)
+    assert (configs[1].ws_ping_interval, configs[1].ws_ping_timeout) == (5.0, 7.5)

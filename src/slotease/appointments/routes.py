@@ -68,8 +68,9 @@ async def available_slots(
     from_day: Annotated[date, Query(alias="from", description="First local date, inclusive.")],
     to_day: Annotated[date, Query(alias="to", description="Last local date, inclusive.")],
 ) -> Response:
-    # The most frequent read of the product: a cached answer is sent as stored, without a
-    # database transaction; only a miss opens one, as the caller.
+    # The most frequent read of the product: a cached answer is sent as stored, after one
+    # read of the service's availability version and without a transaction; only a miss
+    # opens one, as the caller.
     question = await service.slots_request(context.db, service_id, from_day, to_day)
     if not principal.is_api_key:
         cached = await service.cached_slots_json(cache, question)
