@@ -163,3 +163,29 @@ async def test_the_senders_data_cannot_stand_in_for_what_the_system_knows(
     [(_, message)] = mailbox.messages
     assert message["Subject"] == "Cabinet Rivoli about Consultation"
     assert body_of(message).strip() == "Ada Lovelace, from Cabinet Rivoli."
+
+
+async def test_a_template_over_its_limits_fails_its_message_and_the_worker_goes_on(
+    owner: Owner, settings: Settings, mailbox: Mailbox
+) -> None:
+    customer = make_user(owner)
+    org = make_organization(owner, make_user(owner))
+    huge = {"booking_confirmed": {"subject": "Hi", "text": "{{ 'x' * 10000000 }}"}}
+    owner.execute(
+        "update public.organizations set settings = settings || %s::jsonb where id = %s",
+        (json.dumps({"templates": huge}), org),
+    )
+    refused = queue_delivery(
+        owner, org, customer.id, template="booking_confirmed", data={"context": CONTEXT}
+    )
+    plain = queue_delivery(owner, make_organization(owner, make_user(owner)), customer.id)
+    async with worker_app(settings) as (app, _):
+        await run_jobs(app)
+    assert _status(owner, refused) == "failed"
+    error = owner.execute(
+        "select last_error from public.notifications where id = %s", (refused,)
+    ).fetchone()
+    assert error is not None
+    assert str(error[0]).startswith("The template ")
+    assert _status(owner, plain) == "sent"
+    assert len(mailbox.messages) == 1

@@ -28,7 +28,7 @@ from slotease.notifications.channels.base import (
 from slotease.notifications.channels.breaker import Breaker, CircuitOpen
 from slotease.notifications.channels.registry import not_configured_reason
 from slotease.notifications.quiet import quiet_until
-from slotease.notifications.templates import Rendered, Templates
+from slotease.notifications.templates import Rendered, TemplateRefused, Templates
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,12 @@ class Deliverer:
                 async with self.db.transaction(SERVICE) as conn:
                     await enqueue_delivery(conn, [notification_id], scheduled_at=until)
                 return False
-        rendered = self._render(row)
+        try:
+            rendered = self._render(row)
+        except TemplateRefused as exc:
+            # The organization's template is over its limits: a retry would render it again.
+            await self._record(row, "failed", error=str(exc))
+            return False
         if channel == "in_app":
             await self._record(row, "delivered", rendered=rendered, provider="in_app")
             await bus.publish(
