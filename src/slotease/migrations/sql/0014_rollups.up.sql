@@ -1,0 +1,1 @@
+-- Daily figures per service and per queue kept by triggers in the writer's transaction.

@@ -1,0 +1,1 @@
+-- Job queues and priorities: interactive before bulk, retries last.
