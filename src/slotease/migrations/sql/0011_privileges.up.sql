@@ -107,6 +107,10 @@ begin
           subject := (args ->> 'delivery_id')::uuid;
           subject_org := (select d.organization_id from public.webhook_deliveries d
                           where d.id = subject and d.status = 'pending');
+        when 'organizations.send_invitation' then
+          subject := (args ->> 'invitation_id')::uuid;
+          subject_org := (select i.organization_id from public.invitations i
+                          where i.id = subject and i.organization_id = any (app.admin_org_ids()));
         when 'analytics.generate_report' then
           subject := (args ->> 'report_id')::uuid;
           subject_org := (select r.organization_id from public.analytics_reports r
