@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 import pytest
 
 from tests.factories import Owner, make_service, make_user
@@ -296,3 +297,44 @@ async def test_concurrent_calls_never_get_the_same_ticket(
         (desk.queue_id,),
     ).fetchone()
     assert rows == (10, 10)
+
+
+async def test_a_booked_customer_checks_in_after_the_capacity_was_lowered(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    desk = await make_desk(client, owner)
+    service_id = make_service(owner, desk.org_id, capacity=2)
+    starts_at = datetime.now(UTC) - timedelta(minutes=5)
+    booked = [make_user(owner) for _ in range(2)]
+    ids = []
+    for customer in booked:
+        row = owner.execute(
+            "insert into public.appointments (organization_id, service_id, customer_id,"
+            " starts_at, ends_at) values (%s, %s, %s, %s, %s) returning id",
+            (desk.org_id, service_id, customer.id, starts_at, starts_at + timedelta(minutes=30)),
+        ).fetchone()
+        assert row is not None
+        ids.append(row[0])
+    owner.execute("update public.services set capacity = 1 where id = %s", (service_id,))
+
+    # Both already hold their places: checking in takes no new one.
+    for customer, appointment_id in zip(booked, ids, strict=True):
+        ticket = await join(client, desk.queue_id, customer, appointment_id=str(appointment_id))
+        assert ticket["appointment_id"] == str(appointment_id)
+    assert owner.execute(
+        "select count(*) from public.appointments where id = any(%s) and status = 'checked_in'",
+        (ids,),
+    ).fetchone() == (2,)
+    # A new place in the slot is still refused at the lowered capacity.
+    with pytest.raises(psycopg.DatabaseError, match="the slot is full"):
+        owner.execute(
+            "insert into public.appointments (organization_id, service_id, customer_id,"
+            " starts_at, ends_at) values (%s, %s, %s, %s, %s)",
+            (
+                desk.org_id,
+                service_id,
+                make_user(owner).id,
+                starts_at,
+                starts_at + timedelta(minutes=30),
+            ),
+        )

@@ -2,6 +2,12 @@
 -- Realtime (last in the upgrade, so first here)
 drop function app.realtime_topic_access(text[], uuid[]);
 
+drop trigger appointments_capacity_update on public.appointments;
+drop trigger appointments_capacity on public.appointments;
+create trigger appointments_capacity
+  before insert or update of starts_at, ends_at, status, service_id on public.appointments
+  for each row execute function app.enforce_capacity();
+
 -- The audit rows scrubbed by the upgrade stay scrubbed: the secrets are gone for good.
 
 drop trigger organizations_activation on public.organizations;

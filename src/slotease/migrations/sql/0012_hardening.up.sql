@@ -256,6 +256,23 @@ end
 $$;
 
 -- ---------------------------------------------------------------------------------------
+-- Capacity is checked when a row takes a place, not when one that already holds it moves on
+-- (booked -> checked in -> in service): otherwise lowering a service's capacity would leave
+-- its booked customers unable to check in, and the refusal surfaced as a server error.
+-- ---------------------------------------------------------------------------------------
+drop trigger appointments_capacity on public.appointments;
+create trigger appointments_capacity
+  before insert on public.appointments
+  for each row execute function app.enforce_capacity();
+create trigger appointments_capacity_update
+  before update of starts_at, ends_at, status, service_id on public.appointments
+  for each row
+  when (old.status not in ('booked', 'checked_in', 'in_service')
+        or (new.starts_at, new.ends_at, new.service_id)
+           is distinct from (old.starts_at, old.ends_at, old.service_id))
+  execute function app.enforce_capacity();
+
+-- ---------------------------------------------------------------------------------------
 -- Realtime
 -- Which of a WebSocket connection's topics its caller may follow, for a whole list at once (a
 -- subscribe of many topics, the periodic re-check of a connection): one call instead of a
