@@ -1,13 +1,13 @@
 """Members by invitation; notifications only to users who deal with an organization.
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0008
 """
 
 from slotease.migrations.sqlfile import run_sql_file
 
 revision = "0010"
-down_revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,1 +1,0 @@
--- Sign-in protection: per-account and per-address login throttling.
