@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from slotease.appointments import calendar
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, bus
 from slotease.notifications import repository as repo
@@ -33,7 +34,10 @@ from slotease.notifications.templates import Rendered, TemplateRefused, Template
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "notifications.deliver"
-NOTIFICATIONS_QUEUE = "notifications"
+# Messages a person is waiting for (a send, a ticket called, a reminder due); bulk sends
+# queue behind them.
+NOTIFICATIONS_QUEUE = queues.INTERACTIVE
+BULK_QUEUE = queues.BULK
 # Templates whose email carries the appointment as an .ics file.
 _CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
 
@@ -43,10 +47,14 @@ def deliver_args(ids: list[UUID]) -> dict[str, Any]:
 
 
 async def enqueue_delivery(
-    conn: Connection, ids: list[UUID], scheduled_at: datetime | None = None
+    conn: Connection,
+    ids: list[UUID],
+    scheduled_at: datetime | None = None,
+    *,
+    queue: str = NOTIFICATIONS_QUEUE,
 ) -> int:
     return await jobs_repo.enqueue(
-        conn, DELIVER_TASK, deliver_args(ids), queue=NOTIFICATIONS_QUEUE, scheduled_at=scheduled_at
+        conn, DELIVER_TASK, deliver_args(ids), queue=queue, scheduled_at=scheduled_at
     )
 
 
@@ -57,15 +65,18 @@ class Deliverer:
     breaker: Breaker
     templates: Templates
 
-    async def deliver(self, ids: list[UUID], *, last_attempt: bool) -> list[UUID]:
-        """Deliver what is still queued; returns the ids a transient failure left queued."""
+    async def deliver(
+        self, ids: list[UUID], *, last_attempt: bool, queue: str = NOTIFICATIONS_QUEUE
+    ) -> list[UUID]:
+        """Deliver what is still queued; returns the ids a transient failure left queued.
+        `queue` is the delivering job's: what waits for the end of quiet hours stays on it."""
         pending: list[UUID] = []
         for notification_id in ids:
-            if await self._deliver_one(notification_id, last_attempt=last_attempt):
+            if await self._deliver_one(notification_id, last_attempt=last_attempt, queue=queue):
                 pending.append(notification_id)
         return pending
 
-    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool) -> bool:
+    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool, queue: str) -> bool:
         async with self.db.transaction(SERVICE) as conn:
             row = await repo.for_delivery(conn, notification_id)
         if row is None or row["status"] != "queued":
@@ -78,7 +89,7 @@ class Deliverer:
             until = quiet_until(row["quiet_hours"], datetime.now(UTC))
             if until is not None:
                 async with self.db.transaction(SERVICE) as conn:
-                    await enqueue_delivery(conn, [notification_id], scheduled_at=until)
+                    await enqueue_delivery(conn, [notification_id], scheduled_at=until, queue=queue)
                 return False
         try:
             rendered = self._render(row)
@@ -106,7 +117,7 @@ class Deliverer:
         if provider is None or address is None:
             reason = not_configured_reason(channel) if provider is None else f"no {channel} address"
             await self._record(row, "skipped", rendered=rendered, error=reason)
-            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
             return False
         message = Message(
             to=address,
@@ -128,7 +139,7 @@ class Deliverer:
             await self._record(
                 row, "failed", rendered=rendered, provider=provider.name, error=str(exc)
             )
-            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
             return False
         await self._record(
             row, "sent", rendered=rendered, provider=receipt.provider, message_id=receipt.message_id
@@ -187,7 +198,7 @@ class Deliverer:
         return None
 
     async def _fall_back(
-        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool
+        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool, queue: str
     ) -> None:
         channel = self._next_channel(row)
         if channel is None:
@@ -216,7 +227,7 @@ class Deliverer:
                 ],
             )
         log.info("notification %s falls back from %s to %s", row["id"], row["channel"], channel)
-        await self._deliver_one(fallback_id, last_attempt=last_attempt)
+        await self._deliver_one(fallback_id, last_attempt=last_attempt, queue=queue)
 
     async def _record(
         self,

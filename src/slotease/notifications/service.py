@@ -11,7 +11,7 @@ from slotease.db.database import Connection
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.notifications import repository as repo
-from slotease.notifications.delivery import enqueue_delivery
+from slotease.notifications.delivery import BULK_QUEUE, enqueue_delivery
 from slotease.notifications.schemas import (
     BulkRequest,
     BulkSent,
@@ -99,7 +99,7 @@ async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
     for start in range(0, len(rows), BATCH_SIZE):
         chunk = rows[start : start + BATCH_SIZE]
         await repo.insert_notifications(conn, chunk)
-        await enqueue_delivery(conn, [row["id"] for row in chunk])
+        await enqueue_delivery(conn, [row["id"] for row in chunk], queue=BULK_QUEUE)
     return BulkSent(batch_id=batch_id, count=len(rows))
 
 
