@@ -39,7 +39,58 @@ DELIVER_TASK = "notifications.deliver"
 NOTIFICATIONS_QUEUE = queues.INTERACTIVE
 BULK_QUEUE = queues.BULK
 # Templates whose email carries the appointment as an .ics file.
+TURNED_OFF = "turned off in the recipient's preferences"
 _CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
+
+
+@dataclass(frozen=True)
+class InAppOutcome:
+    status: str
+    rendered: Rendered | None = None
+    error: str | None = None
+
+
+def settle_in_app(templates: Templates, row: dict[str, Any]) -> InAppOutcome:
+    """What becomes of an in-app message: shown at once unless the recipient turned in-app
+    messages off or the organization's template is over its limits. Quiet hours do not hold
+    it back: it makes no sound."""
+    if not row["pref_in_app"]:
+        return InAppOutcome("skipped", error=TURNED_OFF)
+    try:
+        return InAppOutcome("delivered", rendered=render(templates, row))
+    except TemplateRefused as exc:
+        # A retry would render it again.
+        return InAppOutcome("failed", error=str(exc))
+
+
+def created_event(row: dict[str, Any], rendered: Rendered) -> DomainEvent:
+    """The event that shows a delivered in-app message on the recipient's `user:` topic."""
+    return DomainEvent(
+        "notification.created",
+        {
+            "id": str(row["id"]),
+            "user_id": str(row["user_id"]),
+            "subject": rendered.subject,
+            "body": rendered.text,
+            "created_at": row["created_at"].isoformat(),
+        },
+    )
+
+
+def render(templates: Templates, row: dict[str, Any]) -> Rendered:
+    if row["template"]:
+        organization = row["organization_name"] or "SlotEase"
+        # The sender's data fills the template; what the system knows wins over it.
+        context = {
+            **row["data"].get("context", {}),
+            "recipient_name": row["full_name"] or "",
+            "organization": organization,
+            "organization_name": organization,
+        }
+        return templates.render(row["template"], row["locale"], context, row["templates"])
+    subject = row["subject"] or ""
+    text = row["body"] or ""
+    return Rendered(subject=subject, text=text, html=templates.wrap(subject, text))
 
 
 def deliver_args(ids: list[UUID]) -> dict[str, Any]:
@@ -82,35 +133,33 @@ class Deliverer:
         if row is None or row["status"] != "queued":
             return False
         channel: Channel = row["channel"]
-        if not row[f"pref_{channel}"]:
-            await self._record(row, "skipped", error="turned off in the recipient's preferences")
+        if channel == "in_app":
+            outcome = settle_in_app(self.templates, row)
+            delivered = outcome.status == "delivered"
+            await self._record(
+                row,
+                outcome.status,
+                rendered=outcome.rendered,
+                provider="in_app" if delivered else None,
+                error=outcome.error,
+            )
+            if delivered and outcome.rendered is not None:
+                await bus.publish(created_event(row, outcome.rendered))
             return False
-        if channel != "in_app" and not row["data"].get("urgent"):
+        if not row[f"pref_{channel}"]:
+            await self._record(row, "skipped", error=TURNED_OFF)
+            return False
+        if not row["data"].get("urgent"):
             until = quiet_until(row["quiet_hours"], datetime.now(UTC))
             if until is not None:
                 async with self.db.transaction(SERVICE) as conn:
                     await enqueue_delivery(conn, [notification_id], scheduled_at=until, queue=queue)
                 return False
         try:
-            rendered = self._render(row)
+            rendered = render(self.templates, row)
         except TemplateRefused as exc:
             # The organization's template is over its limits: a retry would render it again.
             await self._record(row, "failed", error=str(exc))
-            return False
-        if channel == "in_app":
-            await self._record(row, "delivered", rendered=rendered, provider="in_app")
-            await bus.publish(
-                DomainEvent(
-                    "notification.created",
-                    {
-                        "id": str(row["id"]),
-                        "user_id": str(row["user_id"]),
-                        "subject": rendered.subject,
-                        "body": rendered.text,
-                        "created_at": row["created_at"].isoformat(),
-                    },
-                )
-            )
             return False
         provider = self.providers.get(channel)
         address = _address(row)
@@ -145,21 +194,6 @@ class Deliverer:
             row, "sent", rendered=rendered, provider=receipt.provider, message_id=receipt.message_id
         )
         return False
-
-    def _render(self, row: dict[str, Any]) -> Rendered:
-        if row["template"]:
-            organization = row["organization_name"] or "SlotEase"
-            # The sender's data fills the template; what the system knows wins over it.
-            context = {
-                **row["data"].get("context", {}),
-                "recipient_name": row["full_name"] or "",
-                "organization": organization,
-                "organization_name": organization,
-            }
-            return self.templates.render(row["template"], row["locale"], context, row["templates"])
-        subject = row["subject"] or ""
-        text = row["body"] or ""
-        return Rendered(subject=subject, text=text, html=self.templates.wrap(subject, text))
 
     async def _attachments(self, row: dict[str, Any]) -> tuple[Attachment, ...]:
         appointment_id = row["data"].get("appointment_id")
