@@ -9,9 +9,12 @@ import time
 import httpx
 import pytest
 from procrastinate import App
+from psycopg.types.json import Jsonb
 
 from slotease.config import Settings
 from slotease.jobs.queues import BULK, INTERACTIVE, priority_of
+from slotease.jobs.worker import interactive_lane, worker_options
+from slotease.kit.background import running
 from tests.appointments.arrange import make_clinic, soon
 from tests.factories import Owner, make_organization, make_user
 from tests.notifications.support import (
@@ -43,6 +46,20 @@ def _bulk_backlog(owner: Owner, count: int) -> None:
     )
 
 
+def _status(owner: Owner, job_id: int) -> str | None:
+    row = owner.execute(
+        "select status::text from public.procrastinate_jobs where id = %s", (job_id,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+async def _wait_for(owner: Owner, job_id: int, status: str) -> None:
+    deadline = time.monotonic() + 30
+    while _status(owner, job_id) != status:
+        assert time.monotonic() < deadline, f"job {job_id} never became {status}"
+        await asyncio.sleep(0.02)
+
+
 def _started(owner: Owner) -> list[int]:
     """Job ids in the order the worker started them."""
     rows = owner.execute(
@@ -53,23 +70,9 @@ def _started(owner: Owner) -> list[int]:
 
 async def _run_until(app: App, owner: Owner, job_id: int) -> None:
     """Run one worker slot until job `job_id` has succeeded, then stop it."""
-    worker = asyncio.create_task(
-        app.run_worker_async(install_signal_handlers=False, listen_notify=False, concurrency=1)
-    )
-    deadline = time.monotonic() + 30
-    try:
-        while time.monotonic() < deadline:
-            row = owner.execute(
-                "select status::text from public.procrastinate_jobs where id = %s", (job_id,)
-            ).fetchone()
-            if row == ("succeeded",):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"job {job_id} did not run")
-    finally:
-        worker.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await worker
+    options = {"install_signal_handlers": False, "listen_notify": False, "concurrency": 1}
+    async with running(app.run_worker_async(**options)):
+        await _wait_for(owner, job_id, "succeeded")
 
 
 async def test_an_interactive_email_is_picked_before_a_bulk_backlog(
@@ -115,10 +118,6 @@ async def test_a_retried_job_runs_after_fresh_ones(
     org = make_organization(owner, make_user(owner))
     # The mail server refuses the first attempt for now: the job is retried later.
     failing = queue_delivery(owner, org, customer.id)
-    owner.execute(
-        "update public.procrastinate_jobs set queue_name = %s, priority = %s",
-        (INTERACTIVE, priority_of(INTERACTIVE)),
-    )
     refusing = settings.model_copy(update={"smtp_port": 1})
     async with worker_app(refusing) as (app, _):
         await run_jobs(app)
@@ -141,3 +140,35 @@ async def test_a_retried_job_runs_after_fresh_ones(
     ).fetchall()
     assert {status for _, status in statuses} == {"sent"}
     assert len(mailbox.messages) == 2
+
+
+async def test_bulk_jobs_holding_every_slot_leave_the_interactive_lane_free(
+    owner: Owner, settings: Settings, mailbox: Mailbox
+) -> None:
+    customer = make_user(owner)
+    org = make_organization(owner, make_user(owner))
+    # One bulk batch of a thousand emails: it holds the only slot of the worker for a while.
+    batch = owner.execute(
+        "insert into public.notifications (organization_id, user_id, channel, subject, body)"
+        " select %s, %s, 'email', 'News', 'Read me' from generate_series(1, 1000) returning id",
+        (org, customer.id),
+    ).fetchall()
+    bulk = owner.execute(
+        "select app.enqueue_job(%s, 'notifications.deliver', %s, priority => %s)",
+        (BULK, Jsonb({"ids": [str(row[0]) for row in batch]}), priority_of(BULK)),
+    ).fetchone()
+    assert bulk is not None
+    one_slot = settings.model_copy(
+        update={"worker_concurrency": 1, "worker_interactive_concurrency": 1}
+    )
+    async with (
+        worker_app(one_slot) as (app, _),
+        interactive_lane(app, one_slot),
+        running(app.run_worker_async(**worker_options(one_slot))),
+    ):
+        await _wait_for(owner, bulk[0], "doing")
+        message = str(queue_delivery(owner, org, customer.id))
+        [interactive] = [job for job in jobs(owner) if job[3] == {"ids": [message]}]
+        await _wait_for(owner, interactive[0], "succeeded")
+        assert _status(owner, bulk[0]) == "doing"
+    assert any(message["Subject"] == "Hi" for _, message in mailbox.messages)
