@@ -38,8 +38,8 @@ DELIVER_TASK = "notifications.deliver"
 # queue behind them.
 NOTIFICATIONS_QUEUE = queues.INTERACTIVE
 BULK_QUEUE = queues.BULK
-# Templates whose email carries the appointment as an .ics file.
 TURNED_OFF = "turned off in the recipient's preferences"
+# Templates whose email carries the appointment as an .ics file.
 _CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
 
 
