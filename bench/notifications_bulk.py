@@ -31,7 +31,7 @@ from slotease.jobs import repository as jobs_repo
 from slotease.jobs.tasks import jobs
 from slotease.jobs.worker import job_app, worker_options
 from slotease.notifications import service
-from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
+from slotease.notifications.delivery import BULK_QUEUE
 from slotease.notifications.schemas import BulkRequest
 
 BARE_TASK = "bench.noop"
@@ -169,7 +169,7 @@ async def measure(owner: str, count: int, bare_jobs: int) -> None:
                     ),
                 )
             enqueue_seconds = time.perf_counter() - started
-            bulk = await drain(settings, worker, NOTIFICATIONS_QUEUE)
+            bulk = await drain(settings, worker, BULK_QUEUE)
 
             async with worker.transaction(SERVICE) as conn:
                 for _ in range(bare_jobs):

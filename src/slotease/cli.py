@@ -346,7 +346,13 @@ def db_tune(
 @cli.command()
 def worker(
     queue: Annotated[
-        list[str] | None, typer.Option("--queue", help="Only these queues (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--queue",
+            help="Only these queues (repeatable): interactive, webhooks, maintenance,"
+            " analytics, bulk. Without it, every queue by priority, and"
+            " SLOTEASE_WORKER_INTERACTIVE_CONCURRENCY slots more for the interactive one.",
+        ),
     ] = None,
 ) -> None:
     """Run the job worker alone (notifications, reminders, periodic tasks) until stopped."""
@@ -357,12 +363,12 @@ def worker(
 
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
     from slotease.db.pools import worker_database
-    from slotease.jobs.worker import job_app, worker_options
+    from slotease.jobs.worker import interactive_lane, job_app, job_slots, worker_options
 
-    db = worker_database(settings, max_size=settings.worker_concurrency + 1)
+    db = worker_database(settings, max_size=job_slots(settings) + 1)
     await db.open()
     try:
-        async with job_app(settings, db) as app:
+        async with job_app(settings, db) as app, interactive_lane(app, settings, queues):
             await app.run_worker_async(
                 **worker_options(settings, queues=queues, install_signal_handlers=True)
             )

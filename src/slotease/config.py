@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     # Jobs: `slotease serve` turns the in-process worker on; `slotease worker` runs one alone.
     run_worker: bool = Field(default=False, validation_alias="SLOTEASE_RUN_WORKER")
     worker_concurrency: int = Field(default=4, ge=1, validation_alias="SLOTEASE_WORKER_CONCURRENCY")
+    # Slots beside those that only take interactive jobs (0: none), so that long bulk jobs
+    # holding every other slot never make a person wait.
+    worker_interactive_concurrency: int = Field(
+        default=1, ge=0, validation_alias="SLOTEASE_WORKER_INTERACTIVE_CONCURRENCY"
+    )
     job_max_attempts: int = Field(default=8, ge=1, validation_alias="SLOTEASE_JOB_MAX_ATTEMPTS")
     # Notifications: reminder offsets before an appointment ("24h,1h"; units d, h, m) and the
     # queue position that earns a "you are next soon" alert.

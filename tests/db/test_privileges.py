@@ -56,6 +56,8 @@ CALLER_CHECKED = {
     "analytics_user_activity": "admins of the organization",
     "enqueue_job": "request-path tasks about the caller's organizations",
     "drop_reminders": "the appointment's customer or staff",
+    "in_app_to_deliver": "in-app rows the caller's own transaction inserted",
+    "record_in_app": "in-app rows the caller's own transaction inserted",
     "record_webhook_deliveries": "callers with business with the organization",
     "reopen_webhook_delivery": "admins of the organization",
     # Time-based rules any reader of the rows may apply: they do what the clock already says.

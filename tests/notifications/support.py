@@ -24,7 +24,9 @@ from procrastinate import App
 
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.jobs.queues import priority_of
 from slotease.jobs.worker import job_app
+from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
 
 
 def free_port() -> int:
@@ -237,7 +239,11 @@ def queue_delivery(
     ).fetchone()
     assert row is not None
     owner.execute(
-        "select app.enqueue_job('notifications', 'notifications.deliver', %s::jsonb)",
-        (json.dumps({"ids": [str(row[0])]}),),
+        "select app.enqueue_job(%s, 'notifications.deliver', %s::jsonb, priority => %s)",
+        (
+            NOTIFICATIONS_QUEUE,
+            json.dumps({"ids": [str(row[0])]}),
+            priority_of(NOTIFICATIONS_QUEUE),
+        ),
     )
     return row[0]

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from slotease.config import Settings
+from slotease.jobs.queues import WEBHOOKS, priority_of
 from slotease.kit.events import DomainEvent, bus
 from tests.appointments.arrange import Clinic, make_clinic, soon
 from tests.factories import Owner, add_member, make_user
@@ -164,6 +165,11 @@ async def test_a_failed_attempt_is_retried_later_until_it_succeeds(
         waiting = [j for j in jobs(owner, TASK) if j[2] == "todo"]
         assert len(waiting) == 1
         assert waiting[0][4] == next_at
+        # The next attempt waits behind every first attempt.
+        assert owner.execute(
+            "select queue_name, priority from public.procrastinate_jobs where id = %s",
+            (waiting[0][0],),
+        ).fetchone() == (WEBHOOKS, priority_of(WEBHOOKS, retry=True))
         await run_jobs(app)  # not due yet: nothing is sent
         assert len(receiver.requests) == 1
         # Still inside its retry window: nothing counts against the webhook yet.

@@ -9,6 +9,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.jobs.queues import priority_of
 
 
 async def enqueue(
@@ -20,10 +21,12 @@ async def enqueue(
     scheduled_at: datetime | None = None,
     lock: str | None = None,
     queueing_lock: str | None = None,
+    retry: bool = False,
 ) -> int:
+    """`retry` marks the job as the next attempt of work that failed: it runs after fresh work."""
     cursor = await conn.execute(
         "select app.enqueue_job(%(queue)s, %(task)s, %(args)s, %(scheduled_at)s, %(lock)s,"
-        " %(queueing_lock)s) as id",
+        " %(queueing_lock)s, %(priority)s) as id",
         {
             "queue": queue,
             "task": task,
@@ -31,6 +34,7 @@ async def enqueue(
             "scheduled_at": scheduled_at,
             "lock": lock,
             "queueing_lock": queueing_lock,
+            "priority": priority_of(queue, retry=retry),
         },
     )
     row = await cursor.fetchone()

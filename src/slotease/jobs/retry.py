@@ -8,6 +8,8 @@ import random
 from procrastinate import BaseRetryStrategy, RetryDecision
 from procrastinate.jobs import Job
 
+from slotease.jobs.queues import priority_of
+
 
 class PermanentJobError(Exception):
     """A failure that no retry can fix (a refused address, a missing row)."""
@@ -29,7 +31,10 @@ class JitteredBackoff(BaseRetryStrategy):
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, PermanentJobError) or job.attempts + 1 >= self.max_attempts:
             return None
-        return RetryDecision(retry_in={"seconds": max(1, round(self.delay(job.attempts)))})
+        return RetryDecision(
+            retry_in={"seconds": max(1, round(self.delay(job.attempts)))},
+            priority=priority_of(job.queue, retry=True),
+        )
 
     def is_last_attempt(self, job: Job) -> bool:
         return job.attempts + 1 >= self.max_attempts

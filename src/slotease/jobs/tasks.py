@@ -4,6 +4,7 @@ in a module imported here), with an explicit `name`: request code enqueues by th
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from procrastinate import App, JobContext, PsycopgConnector
@@ -12,6 +13,7 @@ from slotease.analytics import service as analytics_service
 from slotease.appointments import service as appointments_service
 from slotease.auth import service as auth_service
 from slotease.jobs import runtime
+from slotease.jobs.queues import MAINTENANCE, priority_of
 from slotease.jobs.retry import JitteredBackoff
 from slotease.jobs.service import recover_stalled_jobs
 from slotease.notifications.automatic import (
@@ -33,6 +35,8 @@ from slotease.webhooks import delivery as webhooks
 jobs = App(connector=PsycopgConnector())
 # Its attempt budget comes from SLOTEASE_JOB_MAX_ATTEMPTS when a worker starts.
 RETRY = JitteredBackoff(max_attempts=8)
+# The periodic tasks: procrastinate defers them itself, with the queue and priority set here.
+_MAINTENANCE: dict[str, Any] = {"queue": MAINTENANCE, "priority": priority_of(MAINTENANCE)}
 
 
 class DeliveryPending(TransientDeliveryError):
@@ -42,7 +46,9 @@ class DeliveryPending(TransientDeliveryError):
 async def _deliver(context: JobContext, ids: list[UUID]) -> None:
     assert context.job is not None
     rt = runtime.current()
-    pending = await rt.deliverer.deliver(ids, last_attempt=RETRY.is_last_attempt(context.job))
+    pending = await rt.deliverer.deliver(
+        ids, last_attempt=RETRY.is_last_attempt(context.job), queue=context.job.queue
+    )
     if pending:
         raise DeliveryPending(f"{len(pending)} message(s) to try again")
 
@@ -93,7 +99,9 @@ async def deliver_webhook(delivery_id: str) -> None:
 
 
 @jobs.periodic(cron="* * * * *")
-@jobs.task(name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True)
+@jobs.task(
+    name="jobs.retry_stalled", queueing_lock="jobs.retry_stalled", pass_context=True, **_MAINTENANCE
+)
 async def retry_stalled(context: JobContext, timestamp: int) -> None:
     """A worker that died mid-job leaves it `doing`; once its heartbeat is stale the job
     runs again (procrastinate's stalled-job recipe)."""
@@ -101,7 +109,9 @@ async def retry_stalled(context: JobContext, timestamp: int) -> None:
 
 
 @jobs.periodic(cron="17 3 * * *")
-@jobs.task(name="jobs.remove_old", queueing_lock="jobs.remove_old", pass_context=True)
+@jobs.task(
+    name="jobs.remove_old", queueing_lock="jobs.remove_old", pass_context=True, **_MAINTENANCE
+)
 async def remove_old(context: JobContext, timestamp: int) -> None:
     """Finished jobs are kept a week for `slotease jobs failed` and inspection."""
     await context.app.job_manager.delete_old_jobs(nb_hours=24 * 7, include_failed=False)
@@ -109,21 +119,21 @@ async def remove_old(context: JobContext, timestamp: int) -> None:
 
 # Database maintenance and analytics (slotease.ops.maintenance); schedules live beside the code.
 @jobs.periodic(cron=maintenance.REFRESH_CRON)
-@jobs.task(name="ops.refresh_analytics", queueing_lock="ops.refresh_analytics")
+@jobs.task(name="ops.refresh_analytics", queueing_lock="ops.refresh_analytics", **_MAINTENANCE)
 async def refresh_analytics(timestamp: int) -> None:
     rt = runtime.current()
     await maintenance.refresh_views_if_due(rt.db, rt.settings, datetime.now().astimezone())
 
 
 @jobs.periodic(cron=maintenance.PARTITIONS_CRON)
-@jobs.task(name="ops.maintain_partitions", queueing_lock="ops.maintain_partitions")
+@jobs.task(name="ops.maintain_partitions", queueing_lock="ops.maintain_partitions", **_MAINTENANCE)
 async def maintain_partitions(timestamp: int) -> None:
     rt = runtime.current()
     await maintenance.maintain_partitions(rt.db, rt.settings, datetime.now(UTC))
 
 
 @jobs.periodic(cron=maintenance.ANALYZE_CRON)
-@jobs.task(name="ops.analyze_hot_tables", queueing_lock="ops.analyze_hot_tables")
+@jobs.task(name="ops.analyze_hot_tables", queueing_lock="ops.analyze_hot_tables", **_MAINTENANCE)
 async def analyze_hot_tables(timestamp: int) -> None:
     await maintenance.analyze_hot_tables(runtime.current().db)
 
@@ -131,20 +141,24 @@ async def analyze_hot_tables(timestamp: int) -> None:
 # Expiry on time, whether or not anyone calls the API (the API also applies it where a write
 # depends on it: accepting an offer, calling the next ticket).
 @jobs.periodic(cron="* * * * *")
-@jobs.task(name="waitlist.expire_offers", queueing_lock="waitlist.expire_offers")
+@jobs.task(name="waitlist.expire_offers", queueing_lock="waitlist.expire_offers", **_MAINTENANCE)
 async def expire_waitlist_offers(timestamp: int) -> None:
     rt = runtime.current()
     await waitlist_service.expire_offers_on_time(rt.db, rt.settings.waitlist_offer_minutes)
 
 
 @jobs.periodic(cron="* * * * *")
-@jobs.task(name="queues.expire_called_tickets", queueing_lock="queues.expire_called_tickets")
+@jobs.task(
+    name="queues.expire_called_tickets",
+    queueing_lock="queues.expire_called_tickets",
+    **_MAINTENANCE,
+)
 async def expire_called_tickets(timestamp: int) -> None:
     await queues_service.expire_called_tickets_on_time(runtime.current().db)
 
 
 @jobs.periodic(cron="41 * * * *")
-@jobs.task(name="ops.purge_expired_keys", queueing_lock="ops.purge_expired_keys")
+@jobs.task(name="ops.purge_expired_keys", queueing_lock="ops.purge_expired_keys", **_MAINTENANCE)
 async def purge_expired_keys(timestamp: int) -> None:
     """Expired idempotency keys and refresh-token families."""
     db = runtime.current().db

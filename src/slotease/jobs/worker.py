@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,6 +15,7 @@ from slotease.db.database import Database
 from slotease.db.pools import worker_database, worker_session_options
 from slotease.db.urls import worker_conninfo
 from slotease.jobs import runtime
+from slotease.jobs.queues import INTERACTIVE
 from slotease.jobs.tasks import RETRY, jobs
 from slotease.kit.background import running
 from slotease.notifications.channels.breaker import (
@@ -28,6 +29,11 @@ from slotease.notifications.delivery import Deliverer
 from slotease.notifications.templates import Templates
 
 
+def job_slots(settings: Settings) -> int:
+    """How many jobs a worker process runs at once, its interactive lane included."""
+    return settings.worker_concurrency + settings.worker_interactive_concurrency
+
+
 def connector(settings: Settings) -> PsycopgConnector:
     """The worker's login role, switched to service_role at connection start: the only role
     besides the owner that may touch procrastinate's tables."""
@@ -35,7 +41,7 @@ def connector(settings: Settings) -> PsycopgConnector:
         conninfo=worker_conninfo(settings),
         kwargs={"options": f"-c role=service_role {worker_session_options(settings)}"},
         min_size=1,
-        max_size=settings.worker_concurrency + 2,
+        max_size=job_slots(settings) + 2,
     )
 
 
@@ -76,16 +82,38 @@ def worker_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
+async def interactive_lane(
+    app: App, settings: Settings, queues: Iterable[str] | None = None
+) -> AsyncIterator[None]:
+    """While the block runs, a second worker of the interactive queue alone, beside the block's
+    worker of `queues` (None: all). That one already takes interactive jobs first (the highest
+    priority), but only when a slot frees; its slots may all be held by long bulk jobs. A
+    worker of chosen queues gets no lane: give it `interactive` to have one."""
+    if queues is not None or settings.worker_interactive_concurrency == 0:
+        yield
+        return
+    options = worker_options(
+        settings,
+        queues=[INTERACTIVE],
+        concurrency=settings.worker_interactive_concurrency,
+        name="interactive",
+    )
+    async with running(app.run_worker_async(**options)):
+        yield
+
+
+@asynccontextmanager
 async def in_process_worker(
     settings: Settings, *, redis: Redis | None = None
 ) -> AsyncIterator[Database]:
     """A worker running beside the API in the same event loop (`slotease serve`), on a pool of
     its own login role; yields that pool for the process's other system work."""
-    db = worker_database(settings, max_size=settings.worker_concurrency + 1)
+    db = worker_database(settings, max_size=job_slots(settings) + 1)
     await db.open()
     try:
         async with (
             job_app(settings, db, redis=redis) as app,
+            interactive_lane(app, settings),
             running(app.run_worker_async(**worker_options(settings))),
         ):
             yield db

@@ -15,6 +15,7 @@ from uuid import UUID, uuid4
 
 from slotease.appointments import calendar
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, bus
 from slotease.notifications import repository as repo
@@ -33,9 +34,63 @@ from slotease.notifications.templates import Rendered, TemplateRefused, Template
 log = logging.getLogger(__name__)
 
 DELIVER_TASK = "notifications.deliver"
-NOTIFICATIONS_QUEUE = "notifications"
+# Messages a person is waiting for (a send, a ticket called, a reminder due); bulk sends
+# queue behind them.
+NOTIFICATIONS_QUEUE = queues.INTERACTIVE
+BULK_QUEUE = queues.BULK
+TURNED_OFF = "turned off in the recipient's preferences"
 # Templates whose email carries the appointment as an .ics file.
 _CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
+
+
+@dataclass(frozen=True)
+class InAppOutcome:
+    status: str
+    rendered: Rendered | None = None
+    error: str | None = None
+
+
+def settle_in_app(templates: Templates, row: dict[str, Any]) -> InAppOutcome:
+    """What becomes of an in-app message: shown at once unless the recipient turned in-app
+    messages off or the organization's template is over its limits. Quiet hours do not hold
+    it back: it makes no sound."""
+    if not row["pref_in_app"]:
+        return InAppOutcome("skipped", error=TURNED_OFF)
+    try:
+        return InAppOutcome("delivered", rendered=render(templates, row))
+    except TemplateRefused as exc:
+        # A retry would render it again.
+        return InAppOutcome("failed", error=str(exc))
+
+
+def created_event(row: dict[str, Any], rendered: Rendered) -> DomainEvent:
+    """The event that shows a delivered in-app message on the recipient's `user:` topic."""
+    return DomainEvent(
+        "notification.created",
+        {
+            "id": str(row["id"]),
+            "user_id": str(row["user_id"]),
+            "subject": rendered.subject,
+            "body": rendered.text,
+            "created_at": row["created_at"].isoformat(),
+        },
+    )
+
+
+def render(templates: Templates, row: dict[str, Any]) -> Rendered:
+    if row["template"]:
+        organization = row["organization_name"] or "SlotEase"
+        # The sender's data fills the template; what the system knows wins over it.
+        context = {
+            **row["data"].get("context", {}),
+            "recipient_name": row["full_name"] or "",
+            "organization": organization,
+            "organization_name": organization,
+        }
+        return templates.render(row["template"], row["locale"], context, row["templates"])
+    subject = row["subject"] or ""
+    text = row["body"] or ""
+    return Rendered(subject=subject, text=text, html=templates.wrap(subject, text))
 
 
 def deliver_args(ids: list[UUID]) -> dict[str, Any]:
@@ -43,10 +98,14 @@ def deliver_args(ids: list[UUID]) -> dict[str, Any]:
 
 
 async def enqueue_delivery(
-    conn: Connection, ids: list[UUID], scheduled_at: datetime | None = None
+    conn: Connection,
+    ids: list[UUID],
+    scheduled_at: datetime | None = None,
+    *,
+    queue: str = NOTIFICATIONS_QUEUE,
 ) -> int:
     return await jobs_repo.enqueue(
-        conn, DELIVER_TASK, deliver_args(ids), queue=NOTIFICATIONS_QUEUE, scheduled_at=scheduled_at
+        conn, DELIVER_TASK, deliver_args(ids), queue=queue, scheduled_at=scheduled_at
     )
 
 
@@ -57,56 +116,57 @@ class Deliverer:
     breaker: Breaker
     templates: Templates
 
-    async def deliver(self, ids: list[UUID], *, last_attempt: bool) -> list[UUID]:
-        """Deliver what is still queued; returns the ids a transient failure left queued."""
+    async def deliver(
+        self, ids: list[UUID], *, last_attempt: bool, queue: str = NOTIFICATIONS_QUEUE
+    ) -> list[UUID]:
+        """Deliver what is still queued; returns the ids a transient failure left queued.
+        `queue` is the delivering job's: what waits for the end of quiet hours stays on it."""
         pending: list[UUID] = []
         for notification_id in ids:
-            if await self._deliver_one(notification_id, last_attempt=last_attempt):
+            if await self._deliver_one(notification_id, last_attempt=last_attempt, queue=queue):
                 pending.append(notification_id)
         return pending
 
-    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool) -> bool:
+    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool, queue: str) -> bool:
         async with self.db.transaction(SERVICE) as conn:
             row = await repo.for_delivery(conn, notification_id)
         if row is None or row["status"] != "queued":
             return False
         channel: Channel = row["channel"]
-        if not row[f"pref_{channel}"]:
-            await self._record(row, "skipped", error="turned off in the recipient's preferences")
+        if channel == "in_app":
+            outcome = settle_in_app(self.templates, row)
+            delivered = outcome.status == "delivered"
+            await self._record(
+                row,
+                outcome.status,
+                rendered=outcome.rendered,
+                provider="in_app" if delivered else None,
+                error=outcome.error,
+            )
+            if delivered and outcome.rendered is not None:
+                await bus.publish(created_event(row, outcome.rendered))
             return False
-        if channel != "in_app" and not row["data"].get("urgent"):
+        if not row[f"pref_{channel}"]:
+            await self._record(row, "skipped", error=TURNED_OFF)
+            return False
+        if not row["data"].get("urgent"):
             until = quiet_until(row["quiet_hours"], datetime.now(UTC))
             if until is not None:
                 async with self.db.transaction(SERVICE) as conn:
-                    await enqueue_delivery(conn, [notification_id], scheduled_at=until)
+                    await enqueue_delivery(conn, [notification_id], scheduled_at=until, queue=queue)
                 return False
         try:
-            rendered = self._render(row)
+            rendered = render(self.templates, row)
         except TemplateRefused as exc:
             # The organization's template is over its limits: a retry would render it again.
             await self._record(row, "failed", error=str(exc))
-            return False
-        if channel == "in_app":
-            await self._record(row, "delivered", rendered=rendered, provider="in_app")
-            await bus.publish(
-                DomainEvent(
-                    "notification.created",
-                    {
-                        "id": str(row["id"]),
-                        "user_id": str(row["user_id"]),
-                        "subject": rendered.subject,
-                        "body": rendered.text,
-                        "created_at": row["created_at"].isoformat(),
-                    },
-                )
-            )
             return False
         provider = self.providers.get(channel)
         address = _address(row)
         if provider is None or address is None:
             reason = not_configured_reason(channel) if provider is None else f"no {channel} address"
             await self._record(row, "skipped", rendered=rendered, error=reason)
-            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
             return False
         message = Message(
             to=address,
@@ -128,27 +188,12 @@ class Deliverer:
             await self._record(
                 row, "failed", rendered=rendered, provider=provider.name, error=str(exc)
             )
-            await self._fall_back(row, rendered, last_attempt=last_attempt)
+            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
             return False
         await self._record(
             row, "sent", rendered=rendered, provider=receipt.provider, message_id=receipt.message_id
         )
         return False
-
-    def _render(self, row: dict[str, Any]) -> Rendered:
-        if row["template"]:
-            organization = row["organization_name"] or "SlotEase"
-            # The sender's data fills the template; what the system knows wins over it.
-            context = {
-                **row["data"].get("context", {}),
-                "recipient_name": row["full_name"] or "",
-                "organization": organization,
-                "organization_name": organization,
-            }
-            return self.templates.render(row["template"], row["locale"], context, row["templates"])
-        subject = row["subject"] or ""
-        text = row["body"] or ""
-        return Rendered(subject=subject, text=text, html=self.templates.wrap(subject, text))
 
     async def _attachments(self, row: dict[str, Any]) -> tuple[Attachment, ...]:
         appointment_id = row["data"].get("appointment_id")
@@ -187,7 +232,7 @@ class Deliverer:
         return None
 
     async def _fall_back(
-        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool
+        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool, queue: str
     ) -> None:
         channel = self._next_channel(row)
         if channel is None:
@@ -216,7 +261,7 @@ class Deliverer:
                 ],
             )
         log.info("notification %s falls back from %s to %s", row["id"], row["channel"], channel)
-        await self._deliver_one(fallback_id, last_attempt=last_attempt)
+        await self._deliver_one(fallback_id, last_attempt=last_attempt, queue=queue)
 
     async def _record(
         self,

@@ -107,6 +107,26 @@ async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
         )
 
 
+async def in_app_to_deliver(conn: Connection, ids: list[UUID]) -> list[Row]:
+    """What delivering the in-app rows among `ids` needs, for those this transaction inserted."""
+    return await fetch_all(conn, "select * from app.in_app_to_deliver(%s)", (ids,))
+
+
+async def record_in_app(
+    conn: Connection,
+    notification_id: UUID,
+    *,
+    status: str,
+    subject: str | None,
+    body: str | None,
+    error: str | None,
+) -> None:
+    await conn.execute(
+        "select app.record_in_app(%s, %s, %s, %s, %s)",
+        (notification_id, status, subject, body, error),
+    )
+
+
 # ----- the recipient's list ------------------------------------------------------------
 async def list_for_user(
     conn: Connection,

@@ -8,10 +8,16 @@ from uuid import UUID, uuid4
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection
+from slotease.kit.events import emit
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.notifications import repository as repo
-from slotease.notifications.delivery import enqueue_delivery
+from slotease.notifications.delivery import (
+    BULK_QUEUE,
+    created_event,
+    enqueue_delivery,
+    settle_in_app,
+)
 from slotease.notifications.schemas import (
     BulkRequest,
     BulkSent,
@@ -69,11 +75,34 @@ async def send(conn: Connection, request: SendRequest) -> Sent:
         for channel in dict.fromkeys(request.channels)
     ]  # fmt: skip
     await repo.insert_notifications(conn, rows)
-    await enqueue_delivery(conn, [row["id"] for row in rows])
+    await _deliver_in_app(conn, [row["id"] for row in rows if row["channel"] == "in_app"])
+    outside = [row["id"] for row in rows if row["channel"] != "in_app"]
+    if outside:
+        await enqueue_delivery(conn, outside)
     return Sent(
         id=rows[0]["id"],
         notifications=[{"id": row["id"], "channel": row["channel"]} for row in rows],
     )
+
+
+async def _deliver_in_app(conn: Connection, ids: list[UUID]) -> None:
+    """In-app messages need no provider: they are delivered in the sender's transaction and
+    reach the recipient's `user:` topic once it commits, whether or not a worker runs."""
+    if not ids:
+        return
+    for row in await repo.in_app_to_deliver(conn, ids):
+        outcome = settle_in_app(_templates, row)
+        rendered = outcome.rendered
+        await repo.record_in_app(
+            conn,
+            row["id"],
+            status=outcome.status,
+            subject=rendered.subject if rendered else None,
+            body=rendered.text if rendered else None,
+            error=outcome.error,
+        )
+        if outcome.status == "delivered" and rendered is not None:
+            emit(created_event(row, rendered))
 
 
 async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
@@ -99,7 +128,7 @@ async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
     for start in range(0, len(rows), BATCH_SIZE):
         chunk = rows[start : start + BATCH_SIZE]
         await repo.insert_notifications(conn, chunk)
-        await enqueue_delivery(conn, [row["id"] for row in chunk])
+        await enqueue_delivery(conn, [row["id"] for row in chunk], queue=BULK_QUEUE)
     return BulkSent(batch_id=batch_id, count=len(rows))
 
 

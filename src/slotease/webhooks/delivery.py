@@ -22,6 +22,7 @@ import httpx
 
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.jobs.retry import JitteredBackoff
 from slotease.kit.events import DomainEvent
@@ -31,7 +32,7 @@ from slotease.webhooks.signing import signature_header
 from slotease.webhooks.ssrf import UnsafeUrl, target
 
 DELIVER_TASK = "webhooks.deliver"
-WEBHOOKS_QUEUE = "webhooks"
+WEBHOOKS_QUEUE = queues.WEBHOOKS
 MAX_RESPONSE_BYTES = 64 * 1024
 USER_AGENT = "SlotEase-Webhooks/1.0 (+https://slotease.dev)"
 # 30 s doubling, at most an hour apart: about 30 attempts over a 24-hour window.
@@ -45,8 +46,13 @@ def job_lock(delivery_id: UUID) -> str:
 
 
 async def enqueue_attempt(
-    conn: Connection, delivery_id: UUID, *, scheduled_at: datetime | None = None
+    conn: Connection,
+    delivery_id: UUID,
+    *,
+    scheduled_at: datetime | None = None,
+    retry: bool = False,
 ) -> None:
+    """`retry`: the next attempt after a failed one, which waits behind every first attempt."""
     await jobs_repo.enqueue(
         conn,
         DELIVER_TASK,
@@ -55,6 +61,7 @@ async def enqueue_attempt(
         scheduled_at=scheduled_at,
         lock=job_lock(delivery_id),
         queueing_lock=job_lock(delivery_id),
+        retry=retry,
     )
 
 
@@ -188,7 +195,9 @@ async def _settle(
     if status == "pending":
         # A redelivery asked for meanwhile already waits: it is the next attempt.
         if not await repo.has_waiting_job(conn, job_lock(row["id"])):
-            await enqueue_attempt(conn, row["id"], scheduled_at=recorded["next_attempt_at"])
+            await enqueue_attempt(
+                conn, row["id"], scheduled_at=recorded["next_attempt_at"], retry=True
+            )
         return
     if not row["is_active"]:
         return
