@@ -3,7 +3,6 @@ of every route and view function, event tracking and reports."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -20,7 +19,15 @@ from slotease.analytics.reports import render
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.ops import maintenance
-from tests.analytics.arrange import DAY_FIGURES, ZONE, Tenants, arrange, service_database
+from tests.analytics.arrange import (
+    DAY_FIGURES,
+    ZONE,
+    Tenants,
+    arrange,
+    generated_report,
+    service_database,
+    wait_ready,
+)
 from tests.auth.support import assert_problem, issue_api_key
 from tests.db.acting import ANONYMOUS, acting_as, as_user
 from tests.factories import Owner, make_user
@@ -475,16 +482,6 @@ async def test_domain_events_follow_the_transaction(tenants: Tenants, owner: Own
 # Reports -------------------------------------------------------------------------------------
 
 
-async def _wait_ready(client: httpx.AsyncClient, report_id: str, headers: dict[str, str]) -> Any:
-    for _ in range(100):
-        response = await client.get(f"/v1/analytics/report/{report_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        if response.json()["status"] != "pending":
-            return response.json()
-        await asyncio.sleep(0.05)
-    raise AssertionError("the report was not generated")
-
-
 @pytest.mark.parametrize("report_format", ["csv", "json", "pdf"])
 async def test_reports_are_generated_and_downloaded(
     refreshed: Tenants, client: httpx.AsyncClient, settings: Settings, report_format: str
@@ -505,7 +502,7 @@ async def test_reports_are_generated_and_downloaded(
     # The request enqueued the generation with the report; a worker run fills it in.
     async with worker_app(settings) as (app, _):
         await run_jobs(app)
-    report = await _wait_ready(client, report_id, t.admin_a.headers)
+    report = await wait_ready(client, report_id, t.admin_a.headers)
     assert report["status"] == "ready"
     assert report["download_url"] == f"/v1/analytics/report/{report_id}/download"
     assert (report["from"], report["to"]) == (t.day.isoformat(), t.day.isoformat())
@@ -550,11 +547,7 @@ async def test_a_csv_report_runs_no_formula_from_a_comment(
             "to": t.day.isoformat(),
             "format": "csv",
         }
-        response = await client.post("/v1/analytics/report", json=body, headers=t.admin_a.headers)
-        assert response.status_code == 202, response.text
-        async with worker_app(settings) as (app, _):
-            await run_jobs(app)
-        report = await _wait_ready(client, response.json()["report_id"], t.admin_a.headers)
+        report = await generated_report(client, settings, t.admin_a.headers, body)
         download = await client.get(report["download_url"], headers=t.admin_a.headers)
     finally:
         owner.execute(
@@ -571,7 +564,7 @@ def test_numbers_stay_numbers_in_csv() -> None:
         {"day": "2026-12-02", "queue": "\t=1", "estimate_error_minutes": None, "served": 0},
         {"day": "2026-12-03", "queue": "\r=1", "estimate_error_minutes": 1.5, "served": 2},
     ]
-    content, _ = render("queues", "csv", "Queues", rows)
+    content, _ = render("queues", "csv", "Queues", list(rows[0]), rows)
     assert list(csv.reader(io.StringIO(content.decode()))) == [
         ["day", "queue", "estimate_error_minutes", "served"],
         ["2026-12-01", "'-Main", "-2.5", "-1"],
