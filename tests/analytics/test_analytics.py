@@ -1,5 +1,5 @@
-"""Analytics: the views' figures against a hand-computed data set, the routes, tenant isolation
-of every route and view function, event tracking and reports."""
+"""Analytics: the rollups' and views' figures against a hand-computed data set, the routes,
+tenant isolation of every route and view function, event tracking and reports."""
 
 from __future__ import annotations
 
@@ -36,15 +36,11 @@ from tests.notifications.support import run_jobs, worker_app
 pytestmark = pytest.mark.anyio
 
 VIEWS = (
-    "daily_appointment_metrics",
-    "queue_performance",
     "service_performance",
     "organization_stats",
     "user_activity_summary",
 )
 FUNCTIONS = (
-    "analytics_daily_appointments(%(org)s, '2000-01-01', '2100-01-01')",
-    "analytics_daily_queues(%(org)s, '2000-01-01', '2100-01-01')",
     "analytics_service_performance(%(org)s)",
     "analytics_organization_stats(%(org)s)",
     "analytics_user_activity(%(org)s)",
@@ -73,22 +69,23 @@ def base(t: Tenants) -> str:
     return f"/v1/analytics/organization/{t.org_a}"
 
 
-async def test_the_views_hold_the_hand_computed_figures(
+async def test_the_rollups_and_views_hold_the_hand_computed_figures(
     refreshed: Tenants, app_conninfo: str
 ) -> None:
     t = refreshed
     async with acting_as(app_conninfo, as_user(t.admin_a.id)) as conn:
         cursor = await conn.execute(
-            "select service_id, total, completed, cancelled, no_show, booked_minutes, ratings,"
-            " rating_sum from app.analytics_daily_appointments(%s, %s, %s)",
-            (t.org_a, t.day, t.day),
+            "select service_id, total, completed, cancelled, no_show, booked_minutes::float8,"
+            " ratings, rating_sum from public.analytics_daily_service"
+            " where organization_id = %s and day = %s",
+            (t.org_a, t.day),
         )
         daily = {row[0]: row[1:] for row in await cursor.fetchall()}
         cursor = await conn.execute(
-            "select tickets, served, no_show, waits, wait_minutes_sum, services,"
-            " service_minutes_sum, estimate_error_minutes"
-            " from app.analytics_daily_queues(%s, %s, %s)",
-            (t.org_a, t.day, t.day),
+            "select tickets, served, no_show, waits, wait_minutes_sum::float8, services,"
+            " service_minutes_sum::float8, (estimate_error_sum / estimates)::float8"
+            " from public.analytics_daily_queue where organization_id = %s and day = %s",
+            (t.org_a, t.day),
         )
         queues = await cursor.fetchall()
         cursor = await conn.execute(
@@ -328,8 +325,12 @@ async def test_staff_get_daily_figures_but_not_the_admin_views(
     t = refreshed
     counts = []
     async with acting_as(app_conninfo, as_user(t.staff_a.id)) as conn:
-        for function in FUNCTIONS:
-            cursor = await conn.execute(f"select count(*) from app.{function}", {"org": t.org_a})
+        for source in (
+            "public.analytics_daily_service where organization_id = %(org)s",
+            "public.analytics_daily_queue where organization_id = %(org)s",
+            *(f"app.{function}" for function in FUNCTIONS),
+        ):
+            cursor = await conn.execute(f"select count(*) from {source}", {"org": t.org_a})
             row = await cursor.fetchone()
             assert row is not None
             counts.append(row[0] > 0)

@@ -360,3 +360,23 @@ create trigger organizations_daily_rollups
 
 -- Backfill.
 select app.rebuild_daily_rollups(o.id) from public.organizations o;
+
+-- ---------------------------------------------------------------------------------------
+-- The daily views served what the rollups now serve: they go. The views of whole history
+-- (per service, per organization, per user) stay, refreshed as before.
+-- ---------------------------------------------------------------------------------------
+drop function app.analytics_daily_appointments(uuid, date, date);
+drop function app.analytics_daily_queues(uuid, date, date);
+drop materialized view app.daily_appointment_metrics;
+drop materialized view app.queue_performance;
+
+create or replace function app.refresh_analytics_views() returns void
+  language plpgsql security definer
+  set search_path = ''
+  as $$
+begin
+  refresh materialized view concurrently app.service_performance;
+  refresh materialized view concurrently app.organization_stats;
+  refresh materialized view concurrently app.user_activity_summary;
+end
+$$;
