@@ -37,8 +37,6 @@ ORGANIZATIONS = 20
 SERVICES_PER_ORG = 5
 CUSTOMERS = 5_000
 VIEWS = (
-    "daily_appointment_metrics",
-    "queue_performance",
     "service_performance",
     "organization_stats",
     "user_activity_summary",
@@ -155,6 +153,7 @@ def seed(owner: str, events: int, appointments: int) -> tuple[uuid.UUID, uuid.UU
             (org, queue, ZONE),
         )
         conn.execute("set session_replication_role = origin")
+        conn.execute("select app.rebuild_daily_rollups(id) from public.organizations")
         conn.execute("vacuum analyze")
         counts = conn.execute(
             "select (select count(*) from public.appointments),"

@@ -24,7 +24,6 @@ def main() -> None:
     print("| organization | metric | days | MAE | MAPE | points |")
     print("|---|---|---|---|---|---|")
     with psycopg.connect(owner, autocommit=True) as conn:
-        conn.execute("select app.refresh_analytics_views()")
         organizations = conn.execute(
             "select id, name, (now() at time zone timezone)::date"
             " from public.organizations order by name"
@@ -33,7 +32,7 @@ def main() -> None:
             for metric, total in METRICS.items():
                 rows = dict(
                     conn.execute(
-                        f"select day, {total} from app.daily_appointment_metrics"
+                        f"select day, {total} from public.analytics_daily_service"
                         " where organization_id = %s and day < %s group by day",
                         (org, today),
                     ).fetchall()

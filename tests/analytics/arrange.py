@@ -3,6 +3,7 @@ five appointments and three tickets; organization B is the other tenant."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -11,10 +12,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.db.pools import worker_database
 from tests.factories import Owner, User, add_member, make_organization, make_service, make_user
+from tests.notifications.support import run_jobs, worker_app
 
 ZONE = ZoneInfo("Europe/Paris")
 
@@ -166,3 +170,24 @@ async def service_database(settings: Settings) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.close()
+
+
+async def wait_ready(client: httpx.AsyncClient, report_id: str, headers: dict[str, str]) -> Any:
+    for _ in range(100):
+        response = await client.get(f"/v1/analytics/report/{report_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        if response.json()["status"] != "pending":
+            return response.json()
+        await asyncio.sleep(0.05)
+    raise AssertionError("the report was not generated")
+
+
+async def generated_report(
+    client: httpx.AsyncClient, settings: Settings, headers: dict[str, str], body: dict[str, Any]
+) -> Any:
+    """Request a report, let a worker run its generation, and answer it once it is done."""
+    response = await client.post("/v1/analytics/report", json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    async with worker_app(settings) as (app, _):
+        await run_jobs(app)
+    return await wait_ready(client, response.json()["report_id"], headers)

@@ -1,9 +1,8 @@
-"""Analytics: the views' figures against a hand-computed data set, the routes, tenant isolation
-of every route and view function, event tracking and reports."""
+"""Analytics: the rollups' and views' figures against a hand-computed data set, the routes,
+tenant isolation of every route and view function, event tracking and reports."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -20,7 +19,15 @@ from slotease.analytics.reports import render
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.ops import maintenance
-from tests.analytics.arrange import DAY_FIGURES, ZONE, Tenants, arrange, service_database
+from tests.analytics.arrange import (
+    DAY_FIGURES,
+    ZONE,
+    Tenants,
+    arrange,
+    generated_report,
+    service_database,
+    wait_ready,
+)
 from tests.auth.support import assert_problem, issue_api_key
 from tests.db.acting import ANONYMOUS, acting_as, as_user
 from tests.factories import Owner, make_user
@@ -29,15 +36,11 @@ from tests.notifications.support import run_jobs, worker_app
 pytestmark = pytest.mark.anyio
 
 VIEWS = (
-    "daily_appointment_metrics",
-    "queue_performance",
     "service_performance",
     "organization_stats",
     "user_activity_summary",
 )
 FUNCTIONS = (
-    "analytics_daily_appointments(%(org)s, '2000-01-01', '2100-01-01')",
-    "analytics_daily_queues(%(org)s, '2000-01-01', '2100-01-01')",
     "analytics_service_performance(%(org)s)",
     "analytics_organization_stats(%(org)s)",
     "analytics_user_activity(%(org)s)",
@@ -66,22 +69,23 @@ def base(t: Tenants) -> str:
     return f"/v1/analytics/organization/{t.org_a}"
 
 
-async def test_the_views_hold_the_hand_computed_figures(
+async def test_the_rollups_and_views_hold_the_hand_computed_figures(
     refreshed: Tenants, app_conninfo: str
 ) -> None:
     t = refreshed
     async with acting_as(app_conninfo, as_user(t.admin_a.id)) as conn:
         cursor = await conn.execute(
-            "select service_id, total, completed, cancelled, no_show, booked_minutes, ratings,"
-            " rating_sum from app.analytics_daily_appointments(%s, %s, %s)",
-            (t.org_a, t.day, t.day),
+            "select service_id, total, completed, cancelled, no_show, booked_minutes::float8,"
+            " ratings, rating_sum from public.analytics_daily_service"
+            " where organization_id = %s and day = %s",
+            (t.org_a, t.day),
         )
         daily = {row[0]: row[1:] for row in await cursor.fetchall()}
         cursor = await conn.execute(
-            "select tickets, served, no_show, waits, wait_minutes_sum, services,"
-            " service_minutes_sum, estimate_error_minutes"
-            " from app.analytics_daily_queues(%s, %s, %s)",
-            (t.org_a, t.day, t.day),
+            "select tickets, served, no_show, waits, wait_minutes_sum::float8, services,"
+            " service_minutes_sum::float8, (estimate_error_sum / estimates)::float8"
+            " from public.analytics_daily_queue where organization_id = %s and day = %s",
+            (t.org_a, t.day),
         )
         queues = await cursor.fetchall()
         cursor = await conn.execute(
@@ -321,8 +325,12 @@ async def test_staff_get_daily_figures_but_not_the_admin_views(
     t = refreshed
     counts = []
     async with acting_as(app_conninfo, as_user(t.staff_a.id)) as conn:
-        for function in FUNCTIONS:
-            cursor = await conn.execute(f"select count(*) from app.{function}", {"org": t.org_a})
+        for source in (
+            "public.analytics_daily_service where organization_id = %(org)s",
+            "public.analytics_daily_queue where organization_id = %(org)s",
+            *(f"app.{function}" for function in FUNCTIONS),
+        ):
+            cursor = await conn.execute(f"select count(*) from {source}", {"org": t.org_a})
             row = await cursor.fetchone()
             assert row is not None
             counts.append(row[0] > 0)
@@ -475,16 +483,6 @@ async def test_domain_events_follow_the_transaction(tenants: Tenants, owner: Own
 # Reports -------------------------------------------------------------------------------------
 
 
-async def _wait_ready(client: httpx.AsyncClient, report_id: str, headers: dict[str, str]) -> Any:
-    for _ in range(100):
-        response = await client.get(f"/v1/analytics/report/{report_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        if response.json()["status"] != "pending":
-            return response.json()
-        await asyncio.sleep(0.05)
-    raise AssertionError("the report was not generated")
-
-
 @pytest.mark.parametrize("report_format", ["csv", "json", "pdf"])
 async def test_reports_are_generated_and_downloaded(
     refreshed: Tenants, client: httpx.AsyncClient, settings: Settings, report_format: str
@@ -505,7 +503,7 @@ async def test_reports_are_generated_and_downloaded(
     # The request enqueued the generation with the report; a worker run fills it in.
     async with worker_app(settings) as (app, _):
         await run_jobs(app)
-    report = await _wait_ready(client, report_id, t.admin_a.headers)
+    report = await wait_ready(client, report_id, t.admin_a.headers)
     assert report["status"] == "ready"
     assert report["download_url"] == f"/v1/analytics/report/{report_id}/download"
     assert (report["from"], report["to"]) == (t.day.isoformat(), t.day.isoformat())
@@ -550,11 +548,7 @@ async def test_a_csv_report_runs_no_formula_from_a_comment(
             "to": t.day.isoformat(),
             "format": "csv",
         }
-        response = await client.post("/v1/analytics/report", json=body, headers=t.admin_a.headers)
-        assert response.status_code == 202, response.text
-        async with worker_app(settings) as (app, _):
-            await run_jobs(app)
-        report = await _wait_ready(client, response.json()["report_id"], t.admin_a.headers)
+        report = await generated_report(client, settings, t.admin_a.headers, body)
         download = await client.get(report["download_url"], headers=t.admin_a.headers)
     finally:
         owner.execute(
@@ -571,7 +565,7 @@ def test_numbers_stay_numbers_in_csv() -> None:
         {"day": "2026-12-02", "queue": "\t=1", "estimate_error_minutes": None, "served": 0},
         {"day": "2026-12-03", "queue": "\r=1", "estimate_error_minutes": 1.5, "served": 2},
     ]
-    content, _ = render("queues", "csv", "Queues", rows)
+    content, _ = render("queues", "csv", "Queues", list(rows[0]), rows)
     assert list(csv.reader(io.StringIO(content.decode()))) == [
         ["day", "queue", "estimate_error_minutes", "served"],
         ["2026-12-01", "'-Main", "-2.5", "-1"],

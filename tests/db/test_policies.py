@@ -406,6 +406,24 @@ TABLES = (
         "A",
     ),
     read_only(
+        "public.analytics_daily_service",
+        "service_id",
+        "total = total",
+        "insert into public.analytics_daily_service (organization_id, service_id, day, total)"
+        " values (%(org)s, %(service)s, current_date, 1)",
+        "A",
+        members_of_a(rows("A"), rows("A", "B"), anon=DENIED),
+    ),
+    read_only(
+        "public.analytics_daily_queue",
+        "queue_id",
+        "tickets = tickets",
+        "insert into public.analytics_daily_queue (organization_id, queue_id, day, tickets)"
+        " values (%(org)s, %(queue)s, current_date, 1)",
+        "A",
+        members_of_a(rows("A"), rows("A", "B"), anon=DENIED),
+    ),
+    read_only(
         "app.refresh_tokens",
         "user_id",
         "used_at = used_at",

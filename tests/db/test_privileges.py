@@ -49,8 +49,6 @@ CALLER_CHECKED = {
     "next_ticket_number": "the caller's own ticket",
     "check_in_appointment": "the appointment's customer or staff",
     "accept_waitlist_offer": "the offer's own waiter",
-    "analytics_daily_appointments": "members of the organization",
-    "analytics_daily_queues": "members of the organization",
     "analytics_service_performance": "admins of the organization",
     "analytics_organization_stats": "admins of the organization",
     "analytics_user_activity": "admins of the organization",

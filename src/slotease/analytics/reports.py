@@ -43,23 +43,23 @@ def _csv_cell(value: Any) -> str:
 
 
 def render(
-    kind: str, report_format: str, title: str, rows: list[dict[str, Any]]
+    kind: str, report_format: str, title: str, columns: list[str], rows: list[dict[str, Any]]
 ) -> tuple[bytes, str]:
     """The report's bytes and their content type."""
     if report_format == "csv":
-        return _csv(rows), CONTENT_TYPES["csv"]
+        return _csv(columns, rows), CONTENT_TYPES["csv"]
     if report_format == "json":
         body = json.dumps({"title": title, "rows": rows}, default=str, ensure_ascii=False)
         return body.encode(), CONTENT_TYPES["json"]
     return _pdf(kind, title, rows), CONTENT_TYPES["pdf"]
 
 
-def _csv(rows: list[dict[str, Any]]) -> bytes:
+def _csv(columns: list[str], rows: list[dict[str, Any]]) -> bytes:
+    # The header comes from the query, so that a period without data still names its columns.
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue().encode()
 
 

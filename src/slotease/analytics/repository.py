@@ -1,5 +1,6 @@
-"""All SQL of analytics. Live figures read the base tables as the caller (RLS applies); history
-reads the materialized views through the tenant-checked functions of migration 0007."""
+"""All SQL of analytics. Today's figures read the base tables and daily figures the rollups
+that triggers keep in the writer's transaction (migration 0014), both as the caller (RLS
+applies); the reports' generator reads the rollups as the system."""
 
 from __future__ import annotations
 
@@ -87,8 +88,8 @@ async def history_appointments(conn: Connection, organization_id: UUID, day: dat
         " coalesce(sum(booked_minutes), 0)::float8 as booked_minutes,"
         " coalesce(sum(ratings), 0)::integer as ratings,"
         " coalesce(sum(rating_sum), 0)::integer as rating_sum"
-        " from app.analytics_daily_appointments(%s, %s, %s)",
-        (organization_id, day, day),
+        " from public.analytics_daily_service where organization_id = %s and day = %s",
+        (organization_id, day),
     )
 
 
@@ -99,8 +100,8 @@ async def history_tickets(conn: Connection, organization_id: UUID, day: date) ->
         " coalesce(sum(wait_minutes_sum), 0)::float8 as wait_minutes_sum,"
         " coalesce(sum(services), 0)::integer as services,"
         " coalesce(sum(service_minutes_sum), 0)::float8 as service_minutes_sum"
-        " from app.analytics_daily_queues(%s, %s, %s)",
-        (organization_id, day, day),
+        " from public.analytics_daily_queue where organization_id = %s and day = %s",
+        (organization_id, day),
     )
 
 
@@ -117,15 +118,15 @@ async def offered_minutes(conn: Connection, organization_id: UUID, weekday: int)
     return float(row["minutes"])
 
 
-# Daily series by metric: the function that serves it and the value of one day.
+# Daily series by metric: the rollup that serves it and the value of one day.
 _SERIES = {
-    "appointments": ("analytics_daily_appointments", "sum(total)::float8"),
-    "completed": ("analytics_daily_appointments", "sum(completed)::float8"),
-    "cancellations": ("analytics_daily_appointments", "sum(cancelled)::float8"),
-    "no_shows": ("analytics_daily_appointments", "sum(no_show)::float8"),
-    "tickets_served": ("analytics_daily_queues", "sum(served)::float8"),
+    "appointments": ("analytics_daily_service", "sum(total)::float8"),
+    "completed": ("analytics_daily_service", "sum(completed)::float8"),
+    "cancellations": ("analytics_daily_service", "sum(cancelled)::float8"),
+    "no_shows": ("analytics_daily_service", "sum(no_show)::float8"),
+    "tickets_served": ("analytics_daily_queue", "sum(served)::float8"),
     "avg_wait_minutes": (
-        "analytics_daily_queues",
+        "analytics_daily_queue",
         "(sum(wait_minutes_sum) / nullif(sum(waits), 0))::float8",
     ),
 }
@@ -135,9 +136,10 @@ METRICS = tuple(_SERIES)
 async def daily_series(
     conn: Connection, organization_id: UUID, metric: str, from_day: date, to_day: date
 ) -> dict[date, float | None]:
-    function, value = _SERIES[metric]
+    table, value = _SERIES[metric]
     cursor = await conn.execute(
-        f"select day, {value} as value from app.{function}(%s, %s, %s) group by day",
+        f"select day, {value} as value from public.{table}"
+        " where organization_id = %s and day between %s and %s group by day",
         (organization_id, from_day, to_day),
     )
     return {row["day"]: row["value"] for row in await cursor.fetchall()}
@@ -152,9 +154,10 @@ async def service_performance(
         " sum(d.cancelled)::integer as cancelled, sum(d.no_show)::integer as no_shows,"
         " sum(d.booked_minutes)::float8 as booked_minutes,"
         " (sum(d.rating_sum)::float8 / nullif(sum(d.ratings), 0)) as rating_avg"
-        " from app.analytics_daily_appointments(%s, %s, %s) d"
+        " from public.analytics_daily_service d"
         " left join public.services s"
         "   on s.id = d.service_id and s.organization_id = d.organization_id"
+        " where d.organization_id = %s and d.day between %s and %s"
         " group by d.service_id, s.name order by appointments desc, s.name",
         (organization_id, from_day, to_day),
     )
@@ -264,25 +267,25 @@ async def finish_report(
 
 
 # What each kind of report lists, per day: read by the generator (service_role) from the
-# views, so nothing personal goes into a report but feedback comments.
+# rollups, so nothing personal goes into a report but feedback comments.
 _REPORT_ROWS = {
     "appointments": (
         "select d.day, s.name as service, d.total, d.completed, d.cancelled, d.no_show,"
-        " round(d.booked_minutes::numeric, 1)::float8 as booked_minutes,"
+        " round(d.booked_minutes, 1)::float8 as booked_minutes,"
         " round(d.rating_sum::numeric / nullif(d.ratings, 0), 2)::float8 as rating_avg"
-        " from app.daily_appointment_metrics d"
+        " from public.analytics_daily_service d"
         " left join public.services s"
         "   on s.id = d.service_id and s.organization_id = d.organization_id"
         " where d.organization_id = %s and d.day between %s and %s order by d.day, s.name"
     ),
     "queues": (
         "select d.day, q.name as queue, d.tickets, d.served, d.no_show, d.cancelled,"
-        " round((d.wait_minutes_sum / nullif(d.waits, 0))::numeric, 1)::float8"
-        "   as avg_wait_minutes,"
-        " round((d.service_minutes_sum / nullif(d.services, 0))::numeric, 1)::float8"
+        " round(d.wait_minutes_sum / nullif(d.waits, 0), 1)::float8 as avg_wait_minutes,"
+        " round(d.service_minutes_sum / nullif(d.services, 0), 1)::float8"
         "   as avg_service_minutes,"
-        " round(d.estimate_error_minutes::numeric, 1)::float8 as estimate_error_minutes"
-        " from app.queue_performance d"
+        " round(d.estimate_error_sum / nullif(d.estimates, 0), 1)::float8"
+        "   as estimate_error_minutes"
+        " from public.analytics_daily_queue d"
         " left join public.queues q on q.id = d.queue_id and q.organization_id = d.organization_id"
         " where d.organization_id = %s and d.day between %s and %s order by d.day, q.name"
     ),
@@ -304,5 +307,8 @@ _REPORT_ROWS = {
 
 async def report_rows(
     conn: Connection, kind: str, organization_id: UUID, from_day: date, to_day: date
-) -> list[Row]:
-    return await fetch_all(conn, _REPORT_ROWS[kind], (organization_id, from_day, to_day))
+) -> tuple[list[str], list[Row]]:
+    """The report's column names (known even when no row matches) and its rows."""
+    cursor = await conn.execute(_REPORT_ROWS[kind], (organization_id, from_day, to_day))
+    rows = await cursor.fetchall()
+    return [column.name for column in cursor.description or ()], rows

@@ -1,5 +1,5 @@
-"""Analytics rules: who may see what, live today and history from the views, forecasts,
-and report generation."""
+"""Analytics rules: who may see what, live today and history from the daily rollups,
+forecasts, and report generation."""
 
 from __future__ import annotations
 
@@ -214,11 +214,11 @@ async def generate_report(db: Database, report_id: UUID) -> None:
         try:
             # A savepoint, so that a failed read still lets the failure be recorded.
             async with conn.transaction():
-                rows = await repo.report_rows(
+                columns, rows = await repo.report_rows(
                     conn, report["kind"], report["organization_id"], report["from_date"],
                     report["to_date"],
                 )  # fmt: skip
-            content, content_type = render(report["kind"], report["format"], title, rows)
+            content, content_type = render(report["kind"], report["format"], title, columns, rows)
         except Exception:
             log.exception("report %s failed", report_id)
             await repo.finish_report(
