@@ -216,7 +216,7 @@ TABLES = (
         "insert into public.tickets (organization_id, queue_id, user_id, service_date, number)"
         " values (%(org)s, %(queue)s, %(user)s, current_date, %(number)s)",
         staff_insert=True,
-        targets=CUSTOMER_TARGETS,
+        targets=DEALT_WITH_TARGETS,
     ),
     # Invitations: admins manage their organization's, the invitee (customer_a, by email) sees
     # and declines theirs; nobody rewrites one (accepting goes through a function).
@@ -265,10 +265,13 @@ TABLES = (
         touch="status = status",
         insert="insert into public.waitlist_entries (service_id, user_id, starts_at)"
         " values (%(service)s, %(user)s, %(starts_at)s)",
-        targets=CUSTOMER_TARGETS,
+        targets=DEALT_WITH_TARGETS,
         select=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS), anon=DENIED, customer_a=OWN),
         inserts=members_of_a(
-            A_CUSTOMERS, rows(*CUSTOMER_TARGETS), customer_a=rows("A:customer_a", "B:customer_a")
+            A_CUSTOMERS,
+            rows(*DEALT_WITH_TARGETS),
+            customer_a=rows("A:customer_a", "B:customer_a"),
+            stranger=rows("A:stranger"),
         ),
         updates=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS)),
         deletes=members_of_a(A_CUSTOMERS, rows(*CUSTOMER_ROWS), customer_a=OWN),

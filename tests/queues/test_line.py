@@ -338,3 +338,26 @@ async def test_a_booked_customer_checks_in_after_the_capacity_was_lowered(
                 starts_at + timedelta(minutes=30),
             ),
         )
+
+
+async def test_staff_take_tickets_only_for_people_their_organization_deals_with(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    desk = await make_desk(client, owner)
+    stranger = make_user(owner)
+    refused = await client.post(
+        f"/v1/queues/{desk.queue_id}/tickets",
+        json={"user_id": str(stranger.id)},
+        headers=desk.staff.headers,
+    )
+    assert refused.status_code == 404, refused.text
+    assert owner.execute(
+        "select count(*) from public.tickets where user_id = %s", (stranger.id,)
+    ).fetchone() == (0,)
+    # Once the person has taken a ticket of their own, staff may line them up again.
+    mine = await join(client, desk.queue_id, stranger)
+    await act(client, desk.staff, mine["id"], "cancel")
+    again = await join(client, desk.queue_id, desk.staff, user_id=str(stranger.id))
+    assert again["user_id"] == str(stranger.id)
+    walk_in = await join(client, desk.queue_id, desk.staff)
+    assert walk_in["user_id"] is None

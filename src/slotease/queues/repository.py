@@ -43,6 +43,12 @@ _REFUSALS: dict[RuleKey, Refusal] = {
     INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not make this change to the ticket."),
     FOREIGN_KEY_VIOLATION: lambda _: Unprocessable("A referenced service or user does not exist."),
 }
+# A new ticket passes the insert policy only for oneself, a walk-in without an account, or
+# someone the organization deals with (app.deals_with): anyone else is no user the caller sees.
+_INSERT_REFUSALS: dict[RuleKey, Refusal] = {
+    **_REFUSALS,
+    INSUFFICIENT_PRIVILEGE: lambda _: NotFound("No such user."),
+}
 
 _QUEUE = "q.id, q.organization_id, q.name, q.prefix, q.service_id, q.settings, q.is_active"
 _TICKET = (
@@ -144,7 +150,7 @@ async def insert_ticket(
 ) -> Row:
     """A waiting ticket with the queue's next number of the day; a checked-in appointment
     stands in line at its booked time."""
-    with refusals(_REFUSALS):
+    with refusals(_INSERT_REFUSALS):
         row = await fetch_one(
             conn,
             "with n as (select * from app.next_ticket_number(%(queue)s)),"

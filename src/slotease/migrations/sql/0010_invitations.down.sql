@@ -5,6 +5,17 @@ drop policy if exists notifications_insert_authenticated on public.notifications
 create policy notifications_insert_authenticated on public.notifications for insert to authenticated
   with check (organization_id = any ((select app.member_org_ids())::uuid[]) or (select app.is_super_admin()));
 
+drop policy if exists waitlist_entries_insert_authenticated on public.waitlist_entries;
+create policy waitlist_entries_insert_authenticated on public.waitlist_entries
+  for insert to authenticated
+  with check (user_id = (select auth.uid()) or organization_id = any ((select app.member_org_ids())::uuid[])
+              or (select app.is_super_admin()));
+
+drop policy if exists tickets_insert_authenticated on public.tickets;
+create policy tickets_insert_authenticated on public.tickets for insert to authenticated
+  with check (user_id = (select auth.uid()) or organization_id = any ((select app.member_org_ids())::uuid[])
+              or (select app.is_super_admin()));
+
 drop policy if exists appointments_insert_authenticated on public.appointments;
 create policy appointments_insert_authenticated on public.appointments for insert to authenticated
   with check (customer_id = (select auth.uid()) or organization_id = any ((select app.member_org_ids())::uuid[])

@@ -131,6 +131,23 @@ create policy appointments_insert_authenticated on public.appointments for inser
                   and app.deals_with(organization_id, customer_id))
               or (select app.is_super_admin()));
 
+-- The same for the line and the waitlist: staff add tickets and waitlist entries for walk-ins
+-- without an account and for people their organization already deals with, never for a user
+-- id learned elsewhere.
+drop policy tickets_insert_authenticated on public.tickets;
+create policy tickets_insert_authenticated on public.tickets for insert to authenticated
+  with check (user_id = (select auth.uid())
+              or (organization_id = any ((select app.member_org_ids())::uuid[])
+                  and (user_id is null or app.deals_with(organization_id, user_id)))
+              or (select app.is_super_admin()));
+drop policy waitlist_entries_insert_authenticated on public.waitlist_entries;
+create policy waitlist_entries_insert_authenticated on public.waitlist_entries
+  for insert to authenticated
+  with check (user_id = (select auth.uid())
+              or (organization_id = any ((select app.member_org_ids())::uuid[])
+                  and app.deals_with(organization_id, user_id))
+              or (select app.is_super_admin()));
+
 -- Staff message the people their organization deals with; an urgent message (which ignores
 -- the recipient's quiet hours) is for its admins only.
 drop policy notifications_insert_authenticated on public.notifications;
