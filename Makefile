@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz browser screenshots lint format clean
+.PHONY: run test test-clusters fuzz browser screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: $(STAMP)
 # The whole suite against the PostgreSQL in SLOTEASE_TEST_DATABASE_URL, or the embedded one.
 test: $(STAMP) browser
 	$(BIN)/pytest
+
+# The tests that start PostgreSQL clusters, PgBouncer or processes of their own (tests/clusters):
+# they do not depend on the server under test, so CI runs them once.
+test-clusters: $(STAMP)
+	$(BIN)/pytest -m clusters tests/clusters
 
 # The real server fuzzed against its OpenAPI document for 3 minutes (see scripts/fuzz.py), on
 # the PostgreSQL in SLOTEASE_FUZZ_DATABASE_URL, or the embedded one.

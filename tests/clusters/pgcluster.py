@@ -1,0 +1,152 @@
+"""Throwaway PostgreSQL 15 clusters for the tests that need a whole server of their own: point-in-
+time recovery, streaming standbys, PgBouncer, restarts under load. Each lives in a temporary
+directory on a free port and is stopped by its fixture; Debian's binaries are used
+(`SLOTEASE_PG_BIN` overrides the directory)."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+PG_BIN = Path(os.environ.get("SLOTEASE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+# PostgreSQL refuses to run as root; as root the clusters run as this account.
+SERVER_ACCOUNT = "postgres"
+SUPERUSER = "postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _as_server_account(argv: Sequence[str]) -> list[str]:
+    if os.geteuid() != 0:
+        return list(argv)
+    return ["runuser", "-u", SERVER_ACCOUNT, "--", *argv]
+
+
+def hand_over(path: Path) -> Path:
+    """Make `path` (a directory the test created) the server account's, as the server needs."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(SERVER_ACCOUNT)
+        os.chown(path, account.pw_uid, account.pw_gid)
+    path.chmod(0o700)
+    return path
+
+
+class ProgramFailed(RuntimeError):
+    """A PostgreSQL program ended with an error; the message carries what it printed."""
+
+
+def run_pg(binary: str, *args: str, timeout: float = 120) -> str:
+    """One PostgreSQL program as the server account; its output, or ProgramFailed."""
+    argv = _as_server_account([str(PG_BIN / binary), *args])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise ProgramFailed(f"{binary} {' '.join(args)}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def scratch_directory() -> Path:
+    """A new private directory the server account owns (pytest's own temporary directories are
+    closed to other accounts)."""
+    return hand_over(Path(tempfile.mkdtemp(prefix="slotease-cluster-")))
+
+
+class Cluster:
+    """One server: its data directory, port and log. Not started until `start()`."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.log = data_dir.parent / f"{data_dir.name}.log"
+
+    @classmethod
+    def create(cls, root: Path, name: str = "primary", **settings: str) -> Cluster:
+        """initdb a new cluster under `root` (a scratch_directory) with trust authentication and
+        `settings` added."""
+        cluster = cls(root / name)
+        run_pg("initdb", "-D", str(cluster.data_dir), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8")
+        cluster.configure(
+            listen_addresses="'127.0.0.1'",
+            unix_socket_directories="''",
+            fsync="off",
+            **settings,
+        )
+        return cluster
+
+    def configure(self, **settings: str) -> None:
+        """Append settings to postgresql.conf (later lines win); values are written verbatim."""
+        lines = "".join(f"{key} = {value}\n" for key, value in settings.items())
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(lines)
+
+    def url(self, dbname: str = "postgres", user: str = SUPERUSER) -> str:
+        return make_conninfo(host="127.0.0.1", port=self.port, dbname=dbname, user=user)
+
+    def start(self, *, wait: bool = True) -> None:
+        run_pg(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log),
+            "-o", f"-p {self.port}", "-w" if wait else "-W", "start",
+        )  # fmt: skip
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running():
+            run_pg("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def kill(self) -> None:
+        """The postmaster killed with SIGKILL, as a crash would (its backends follow)."""
+        pid = self.postmaster_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.running():
+                time.sleep(0.05)
+
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            return int(pid_file.read_text().split("\n", 1)[0])
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def running(self) -> bool:
+        pid = self.postmaster_pid()
+        if pid is None:
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def base_backup(self, root: Path, name: str, *, standby: bool = False) -> Cluster:
+        """A copy of this running cluster by pg_basebackup; with `standby`, configured to stream
+        from it (`-R`). The copy gets its own port and is not started."""
+        copy = Cluster(root / name)
+        args = ["-D", str(copy.data_dir), "-d", self.url(), "-X", "stream", "-c", "fast"]
+        run_pg("pg_basebackup", *args, *(["-R"] if standby else []), timeout=300)
+        return copy
