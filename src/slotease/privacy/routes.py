@@ -65,16 +65,19 @@ async def erase_my_account(
     return await service.request_erasure(db, context.settings.waitlist_offer_minutes, user, body)
 
 
+@router.get("/me/consents")
 async def get_consents(user: CurrentUser, db: DbDep) -> Consents:
     assert user.user_id is not None
     return await service.get_consents(db, user.user_id)
 
 
+@router.put("/me/consents")
 async def put_consents(body: ConsentsUpdate, user: CurrentUser, db: DbDep) -> Consents:
     assert user.user_id is not None
     return await service.put_consents(db, user.user_id, body, API_SOURCE)
 
 
+@router.get("/me/consents/history")
 async def consent_history(user: CurrentUser, db: DbDep) -> list[ConsentEvent]:
     assert user.user_id is not None
     return await service.consent_history(db, user.user_id)

@@ -51,12 +51,13 @@ async def give_up_bookings(conn: Connection, offer_minutes: int, principal: Prin
     """Upcoming appointments and live tickets are cancelled, waitlist places left, each the
     way its holder would do it: places free up, waiters get offers, subscribers hear of it."""
     assert principal.user_id is not None
+    # Waitlist places first: a place their own cancellation frees must not be offered to them.
+    for entry_id in await repo.live_waitlist_entries(conn, principal.user_id):
+        await waitlist.leave(conn, offer_minutes, principal, entry_id)
     for appointment_id in await repo.upcoming_appointments(conn, principal.user_id):
         await appointments.cancel_appointment(conn, offer_minutes, appointment_id)
     for ticket_id in await repo.active_tickets(conn, principal.user_id):
         await queues.cancel_ticket(conn, ticket_id)
-    for entry_id in await repo.live_waitlist_entries(conn, principal.user_id):
-        await waitlist.leave(conn, offer_minutes, principal, entry_id)
 
 
 async def request_erasure(

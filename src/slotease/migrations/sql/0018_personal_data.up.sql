@@ -142,7 +142,6 @@ begin
   where x.user_id = person;
   get diagnostics n = row_count;
   counts := counts || jsonb_build_object('notifications', n);
-  update public.analytics_events e set user_id = null where e.user_id = person;
   delete from public.invitations i where lower(i.email) = lower(address);
 
   -- Reports are rebuilt on request; the ones that may quote the person's comments go.
@@ -166,8 +165,11 @@ begin
   update public.idempotency_keys k set response_body = app.erase_from_jsonb(k.response_body, markers)
   where exists (select 1 from unnest(subjects || array[address]) s
                 where strpos(lower(k.response_body::text), lower(s)) > 0);
-  update public.analytics_events e set properties = app.erase_from_jsonb(e.properties, markers)
-  where exists (select 1 from unnest(subjects || array[address]) s
+  update public.analytics_events e
+  set user_id = case when e.user_id = person then null else e.user_id end,
+      properties = app.erase_from_jsonb(e.properties, markers)
+  where e.user_id = person
+     or exists (select 1 from unnest(subjects || array[address]) s
                 where strpos(lower(e.properties::text), lower(s)) > 0);
   update procrastinate_jobs j set args = app.erase_from_jsonb(j.args, markers)
   where j.task_name <> 'gdpr.erase'
