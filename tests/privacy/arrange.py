@@ -62,9 +62,7 @@ async def seed_person(client: httpx.AsyncClient, owner: Owner) -> Person:
         (clinic.org_id, ["appointment.created", "appointment.cancelled"]),
     )
     notes = f"Allergic to penicillin, knee surgery {tag}"
-    response = await book(
-        client, user, clinic, clinic.at(soon(clinic), "10:00"), notes=notes
-    )
+    response = await book(client, user, clinic, clinic.at(soon(clinic), "10:00"), notes=notes)
     assert response.status_code == 201, response.text
     upcoming_id = uuid.UUID(response.json()["id"])
     # Staff booking for them with an idempotency key: the stored answer names them.
@@ -192,8 +190,7 @@ def find_markers(owner: Owner, markers: dict[str, str]) -> list[str]:
             else sql.SQL("lower({}::text)")
         ).format(sql.Identifier(column))
         query = sql.SQL(
-            "select p from unnest(%s::text[]) p where exists ("
-            " select 1 from {}.{} where {} like p)"
+            "select p from unnest(%s::text[]) p where exists ( select 1 from {}.{} where {} like p)"
         ).format(sql.Identifier(schema), sql.Identifier(table), as_text)
         for (pattern,) in owner.execute(query, (patterns,)).fetchall():
             name = next(k for k, v in markers.items() if f"%{v.lower()}%" == pattern)

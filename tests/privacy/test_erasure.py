@@ -64,7 +64,8 @@ async def test_an_erased_person_appears_nowhere_in_the_database(
     ).fetchone()
     assert statuses == ("cancelled", "cancelled", 0)
     response = await client.post(
-        "/v1/auth/token", json={"grant_type": "refresh_token", "refresh_token": person.refresh_token}
+        "/v1/auth/token",
+        json={"grant_type": "refresh_token", "refresh_token": person.refresh_token},
     )
     assert_problem(response, 401)
     counts = _counts(owner, person.user.id)

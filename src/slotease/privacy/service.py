@@ -79,12 +79,14 @@ async def request_erasure(
 
 
 async def erase_account(db: Database, offer_minutes: int, user_id: UUID) -> dict[str, int]:
-    """The whole erasure as service_role (the worker's job, `slotease gdpr erase`): anything
-    still booked is given up first, then every copy of the person is erased in the same
-    transaction. Running it again changes nothing more."""
+    """The whole erasure as service_role (the worker's job, `slotease gdpr erase`), in two
+    steps that may each run again: anything still booked is given up, and once that has
+    committed (with the webhook deliveries and messages it causes), every copy of the person
+    is erased, those included."""
     async with service_transaction(db) as conn:
         await _refuse_sole_admin(conn, user_id)
         await give_up_bookings(conn, offer_minutes, Principal(identity=SERVICE, user_id=user_id))
+    async with db.transaction(SERVICE) as conn:
         counts = await repo.erase_user(conn, user_id)
     if counts is None:
         raise NotFound("No such user.")
