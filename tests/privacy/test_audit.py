@@ -70,7 +70,8 @@ async def test_admins_read_who_changed_what_without_secrets(
 
     by_admin = await _pages(client, _audit(clinic.org_id), clinic.admin.headers,
                             actor_id=str(clinic.admin.id), limit=1)  # fmt: skip
-    assert by_admin and {i["actor_id"] for i in by_admin} == {str(clinic.admin.id)}
+    assert by_admin
+    assert {i["actor_id"] for i in by_admin} == {str(clinic.admin.id)}
     services = await _pages(client, _audit(clinic.org_id), clinic.admin.headers,
                             table="services", limit=1)  # fmt: skip
     assert {i["table"] for i in services} == {"services"}
