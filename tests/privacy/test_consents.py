@@ -41,9 +41,10 @@ async def test_consents_start_from_the_defaults_and_keep_their_history(
     await client.put("/v1/me/consents", json={"marketing": True}, headers=user.headers)
     await client.put("/v1/me/consents", json={"marketing": False}, headers=user.headers)
     response = await client.get("/v1/me/consents/history", headers=user.headers)
-    assert [(e["purpose"], e["granted"], e["source"]) for e in response.json()] == [
-        ("marketing", True, "api"), ("push", False, "api"), ("marketing", False, "api"),
-    ]  # fmt: skip
+    history = [(e["purpose"], e["granted"], e["source"]) for e in response.json()]
+    # The first two were one change, at one time.
+    assert set(history[:2]) == {("marketing", True, "api"), ("push", False, "api")}
+    assert history[2:] == [("marketing", False, "api")]
     other = make_user(owner)
     response = await client.get("/v1/me/consents/history", headers=other.headers)
     assert response.json() == []
@@ -91,8 +92,8 @@ async def test_bulk_messages_need_the_marketing_opt_in_and_channels_their_consen
 ) -> None:
     clinic = make_clinic(owner)
     opted_in, silent, no_email = make_user(owner), make_user(owner), make_user(owner)
-    for customer in (opted_in, silent, no_email):
-        insert_as_owner(owner, clinic, customer, clinic.at(soon(clinic), "10:00"))
+    for customer, time in ((opted_in, "10:00"), (silent, "10:30"), (no_email, "11:00")):
+        insert_as_owner(owner, clinic, customer, clinic.at(soon(clinic), time))
     await client.put("/v1/me/consents", json={"marketing": True}, headers=opted_in.headers)
     await client.put("/v1/me/consents", json={"email": False}, headers=no_email.headers)
     response = await client.post(
