@@ -30,6 +30,7 @@ from slotease.notifications.routes import router as notifications_router
 from slotease.ops.monitoring import periodic_alert_rules
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
+from slotease.privacy.routes import router as privacy_router
 from slotease.queues.routes import router as queues_router
 from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import make_broker
@@ -137,5 +138,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router, prefix="/v1")
     app.include_router(waitlist_router, prefix="/v1")
     app.include_router(webhooks_router, prefix="/v1")
+    app.include_router(privacy_router, prefix="/v1")
     app.include_router(web_router)
     return app

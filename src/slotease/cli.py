@@ -1,4 +1,4 @@
-"""The `slotease` command: serve, migrate, demo, users, db."""
+"""The `slotease` command: serve, migrate, demo, users, db, jobs, gdpr."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
 from types import FrameType
 from typing import Annotated, Any
@@ -262,24 +262,17 @@ cli.add_typer(db, name="db")
 @db.command("maintenance")
 def db_maintenance() -> None:
     """Run every scheduled maintenance task once: partitions, retention, views, ANALYZE."""
-    import asyncio
     from datetime import UTC, datetime
 
-    from slotease.db.pools import worker_database
     from slotease.ops import maintenance
 
     settings = load_settings()
 
-    async def run() -> list[str]:
-        database = worker_database(settings, max_size=1)
-        await database.open()
-        try:
-            report = await maintenance.run_all(database, settings, datetime.now(UTC))
-        finally:
-            await database.close()
+    async def run(database: Any) -> list[str]:
+        report = await maintenance.run_all(database, settings, datetime.now(UTC))
         return report.lines()
 
-    for line in asyncio.run(run()):
+    for line in _with_worker_database(settings, run):
         typer.echo(line)
 
 
@@ -413,6 +406,74 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The id `jobs failed` 
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"job {job_id} queued again")
+
+
+gdpr = typer.Typer(help="Data-subject requests: export and erasure.", no_args_is_help=True)
+cli.add_typer(gdpr, name="gdpr")
+
+
+@gdpr.command("export")
+def gdpr_export(
+    email: Annotated[str, typer.Argument(help="The account's address.")],
+) -> None:
+    """Print every record about the person as JSON (what `GET /v1/me/export` gives them)."""
+    import json
+
+    from fastapi.encoders import jsonable_encoder
+
+    from slotease.privacy import service
+
+    async def run(db: Any) -> Any:
+        return await service.export_account(db, await service.user_id_of(db, email))
+
+    records = _with_worker_database(load_settings(), run)
+    typer.echo(json.dumps(jsonable_encoder(records), ensure_ascii=False, indent=2))
+
+
+@gdpr.command("erase")
+def gdpr_erase(
+    email: Annotated[str, typer.Argument(help="The account's address.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase the person: bookings given up, sessions ended, personal fields erased everywhere
+    (what `DELETE /v1/me` does)."""
+    from slotease.privacy import service
+
+    if not yes:
+        typer.confirm(f"Erase {email} for good?", abort=True)
+    settings = load_settings()
+
+    async def run(db: Any) -> Any:
+        user_id = await service.user_id_of(db, email)
+        return user_id, await service.erase_account(db, settings.waitlist_offer_minutes, user_id)
+
+    user_id, counts = _with_worker_database(settings, run)
+    typer.echo(f"erased {user_id}")
+    for kind, n in counts.items():
+        typer.echo(f"{kind}: {n}")
+
+
+def _with_worker_database(settings: Settings, work: Callable[[Any], Awaitable[Any]]) -> Any:
+    """`work(database)` on a connection of the worker's role; a problem is one line and exit
+    status 1."""
+    import asyncio
+
+    from slotease.db.pools import worker_database
+    from slotease.kit.problems import Problem
+
+    async def run() -> Any:
+        database = worker_database(settings, max_size=1)
+        await database.open()
+        try:
+            return await work(database)
+        finally:
+            await database.close()
+
+    try:
+        return asyncio.run(run())
+    except Problem as exc:
+        typer.echo(exc.detail, err=True)
+        raise typer.Exit(1) from None
 
 
 @asynccontextmanager

@@ -5,20 +5,29 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from slotease.auth.tokens import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS
+from slotease.kit.durations import parse_duration
 
 log = logging.getLogger(__name__)
 
 RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(second|minute|hour|day)s?\s*$")
 
 RateLimit = Annotated[str, Field(description="A limit such as `1000/hour` or `20/minute`.")]
+
+
+def _duration(value: object) -> object:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 class ConfigurationError(Exception):
@@ -260,6 +269,21 @@ class Settings(BaseSettings):
     )
     anonymize_after_months: int = Field(
         default=13, ge=1, validation_alias="SLOTEASE_ANONYMIZE_AFTER_MONTHS"
+    )
+    # Retention of free text, as durations ("30d", "12h"): past it, webhook delivery payloads,
+    # report contents, notification bodies and feedback comments lose their words (and so do
+    # the audit rows that copied them); the rows, statuses and figures stay.
+    retention_webhook_payloads: Duration = Field(
+        default=timedelta(days=30), validation_alias="SLOTEASE_RETENTION_WEBHOOK_PAYLOADS"
+    )
+    retention_report_contents: Duration = Field(
+        default=timedelta(days=30), validation_alias="SLOTEASE_RETENTION_REPORT_CONTENTS"
+    )
+    retention_notification_bodies: Duration = Field(
+        default=timedelta(days=90), validation_alias="SLOTEASE_RETENTION_NOTIFICATION_BODIES"
+    )
+    retention_feedback_comments: Duration = Field(
+        default=timedelta(days=730), validation_alias="SLOTEASE_RETENTION_FEEDBACK_COMMENTS"
     )
 
     @field_validator("rate_limit_api_key", "rate_limit_user", "rate_limit_anon", "rate_limit_auth")

@@ -1,13 +1,22 @@
-"""Helpers shared by the auth tests: sign-up through the API and API keys issued by it."""
+"""Helpers shared by the auth tests: sign-up through the API, API keys issued by it, and the
+`slotease` command run against the test database."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
+from anyio import to_thread
+from typer.testing import CliRunner, Result
 
+from slotease.cli import cli
+from slotease.config import get_settings
+from tests.conftest import TEST_JWT_SECRET
 from tests.factories import User
 
 PASSWORD = "correct horse battery"
@@ -53,3 +62,27 @@ def count_users(owner: psycopg.Connection[Any], email: str) -> int:
     ).fetchone()
     assert row is not None
     return int(row[0])
+
+
+RunCli = Callable[..., Awaitable[Result]]
+
+
+@pytest.fixture
+def run_cli(owner_conninfo: str, tmp_path: Path) -> Iterator[RunCli]:
+    """`await run_cli("users", "create", ...)`: the command against this module's database."""
+    env = {
+        "DATABASE_URL": owner_conninfo,
+        "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
+        "SLOTEASE_DATA_DIR": str(tmp_path),
+        "SLOTEASE_LOG_LEVEL": "WARNING",
+    }
+
+    async def run(*args: str, stdin: str | None = None) -> Result:
+        get_settings.cache_clear()
+        # The command runs its own event loop, so it gets a thread of its own.
+        return await to_thread.run_sync(
+            lambda: CliRunner().invoke(cli, list(args), input=stdin, env=env)
+        )
+
+    yield run
+    get_settings.cache_clear()

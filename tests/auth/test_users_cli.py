@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
-from anyio import to_thread
-from typer.testing import CliRunner, Result
 
-from slotease.cli import cli
-from slotease.config import get_settings
-from tests.auth.support import PASSWORD, assert_problem, count_users, new_email
-from tests.conftest import TEST_JWT_SECRET
+from tests.auth.support import PASSWORD, RunCli, assert_problem, count_users, new_email
+from tests.auth.support import run_cli as run_cli
 
 pytestmark = pytest.mark.anyio
 
 Owner = psycopg.Connection[Any]
-RunCli = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def run_cli(owner_conninfo: str, tmp_path: Path) -> Iterator[RunCli]:
-    env = {
-        "DATABASE_URL": owner_conninfo,
-        "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
-        "SLOTEASE_DATA_DIR": str(tmp_path),
-        "SLOTEASE_LOG_LEVEL": "WARNING",
-    }
-
-    async def run(*args: str, stdin: str | None = None) -> Result:
-        get_settings.cache_clear()
-        # The command runs its own event loop, so it gets a thread of its own.
-        return await to_thread.run_sync(
-            lambda: CliRunner().invoke(cli, list(args), input=stdin, env=env)
-        )
-
-    yield run
-    get_settings.cache_clear()
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> httpx.Response:

@@ -288,6 +288,19 @@ TABLES = (
         updates=expect(customer_a=rows("customer_a")),
         deletes=expect(customer_a=rows("customer_a")),
     ),
+    # Consents are the person's own, and their history is never rewritten, by anyone.
+    Table(
+        name="public.consent_events",
+        key="id",
+        touch="granted = granted",
+        insert="insert into public.consent_events (user_id, purpose, granted, source)"
+        " values (%(user)s, 'sms', false, 'api')",
+        targets=("customer_a", "customer_b"),
+        select=expect(anon=DENIED, customer_a=rows("customer_a")),
+        inserts=expect(customer_a=rows("customer_a")),
+        updates=NOTHING,
+        deletes=NOTHING,
+    ),
     # Preferences and idempotency keys are private to their owner, super admins included:
     # the API reads them through RLS alone, so a wider policy would mix other people's rows
     # into the caller's own.

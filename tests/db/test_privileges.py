@@ -58,6 +58,9 @@ CALLER_CHECKED = {
     "record_in_app": "in-app rows the caller's own transaction inserted",
     "record_webhook_deliveries": "callers with business with the organization",
     "reopen_webhook_delivery": "admins of the organization",
+    "my_password_hash": "the caller's own account",
+    "close_my_account": "the caller's own sessions and password",
+    "personal_records_of": "the caller's own records (the operator names anyone)",
     # Time-based rules any reader of the rows may apply: they do what the clock already says.
     "expire_called_tickets": "one queue, names for its staff only",
     "expire_waitlist_offers": "offers past their end",

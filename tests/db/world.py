@@ -310,6 +310,13 @@ def seed(owner: Owner) -> World:
             (user_id, secrets.token_hex(16)),
         )
         labels["public.calendar_feed_tokens"][str(user_id)] = customer
+        consent = _insert(
+            owner,
+            "insert into public.consent_events (user_id, purpose, granted, source)"
+            " values (%s, 'marketing', true, 'web') returning id",
+            (user_id,),
+        )
+        labels["public.consent_events"][consent] = customer
     for principal, name in (
         (str(world.users["customer_a"].id), "customer_a"),
         (str(world.users["customer_b"].id), "customer_b"),

@@ -27,6 +27,7 @@ from slotease.notifications.channels.base import TransientDeliveryError
 from slotease.notifications.delivery import DELIVER_TASK
 from slotease.ops import maintenance
 from slotease.organizations import invitation_mail
+from slotease.privacy import service as privacy_service
 from slotease.queues import service as queues_service
 from slotease.waitlist import service as waitlist_service
 from slotease.webhooks import delivery as webhooks
@@ -164,6 +165,25 @@ async def purge_expired_keys(timestamp: int) -> None:
     db = runtime.current().db
     await appointments_service.purge_expired_idempotency_keys(db)
     await auth_service.purge_expired_refresh_tokens(db)
+
+
+@jobs.periodic(cron=maintenance.TEXT_RETENTION_CRON)
+@jobs.task(
+    name="ops.apply_text_retention", queueing_lock="ops.apply_text_retention", **_MAINTENANCE
+)
+async def apply_text_retention(timestamp: int) -> None:
+    """Webhook payloads, report contents, notification bodies and feedback comments past
+    their SLOTEASE_RETENTION_* period lose their words."""
+    rt = runtime.current()
+    await maintenance.apply_text_retention(rt.db, rt.settings, datetime.now(UTC))
+
+
+@jobs.task(name=privacy_service.ERASE_TASK, retry=RETRY)
+async def erase_account(user_id: str) -> None:
+    """Enqueued by `DELETE /v1/me`, once the person's bookings are given up and their
+    sessions ended."""
+    rt = runtime.current()
+    await privacy_service.erase_account(rt.db, rt.settings.waitlist_offer_minutes, UUID(user_id))
 
 
 @jobs.task(name=analytics_service.REPORT_TASK, retry=RETRY)

@@ -30,6 +30,7 @@ from slotease.notifications.channels.breaker import Breaker, CircuitOpen
 from slotease.notifications.channels.registry import not_configured_reason
 from slotease.notifications.quiet import quiet_until
 from slotease.notifications.templates import Rendered, TemplateRefused, Templates
+from slotease.privacy.consents import granted
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ DELIVER_TASK = "notifications.deliver"
 NOTIFICATIONS_QUEUE = queues.INTERACTIVE
 BULK_QUEUE = queues.BULK
 TURNED_OFF = "turned off in the recipient's preferences"
+NO_CONSENT = "the recipient withdrew consent to this channel"
+NO_MARKETING_CONSENT = "the recipient has not consented to bulk messages"
 # Templates whose email carries the appointment as an .ics file.
 _CALENDAR_TEMPLATES = {"booking_confirmed", "appointment_rescheduled", "appointment_cancelled"}
 
@@ -133,6 +136,10 @@ class Deliverer:
         if row is None or row["status"] != "queued":
             return False
         channel: Channel = row["channel"]
+        # Bulk sends (send-bulk) are the organization's news: they need the marketing opt-in.
+        if row["data"].get("bulk") and not granted(row["consents"], "marketing"):
+            await self._record(row, "skipped", error=NO_MARKETING_CONSENT)
+            return False
         if channel == "in_app":
             outcome = settle_in_app(self.templates, row)
             delivered = outcome.status == "delivered"
@@ -148,6 +155,9 @@ class Deliverer:
             return False
         if not row[f"pref_{channel}"]:
             await self._record(row, "skipped", error=TURNED_OFF)
+            return False
+        if not granted(row["consents"], channel):
+            await self._record(row, "skipped", error=NO_CONSENT)
             return False
         if not row["data"].get("urgent"):
             until = quiet_until(row["quiet_hours"], datetime.now(UTC))
@@ -227,7 +237,11 @@ class Deliverer:
             return None
         tried = set(row["data"].get("tried", [])) | {row["channel"]}
         for channel in order[order.index(row["channel"]) + 1 :]:
-            if channel not in tried and row[f"pref_{channel}"]:
+            if (
+                channel not in tried
+                and row[f"pref_{channel}"]
+                and granted(row["consents"], channel)
+            ):
                 return channel
         return None
 

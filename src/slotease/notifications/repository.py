@@ -172,7 +172,7 @@ async def is_visible(conn: Connection, notification_id: UUID) -> bool:
 # ----- the worker (service_role) ------------------------------------------------------
 async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
     """The notification with everything delivering it needs: the recipient's addresses,
-    locale and preferences, and the organization's templates."""
+    locale, preferences and latest consent decisions, and the organization's templates."""
     cursor = await conn.execute(
         "select n.id, n.created_at, n.organization_id, n.user_id, n.channel, n.template,"
         " n.subject, n.body, n.data, n.status, n.attempts, n.batch_id,"
@@ -181,7 +181,10 @@ async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
         " coalesce(f.push, true) as pref_push, coalesce(f.in_app, true) as pref_in_app,"
         " f.quiet_hours, coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"
         " f.push_token, o.name as organization_name,"
-        " coalesce(o.settings -> 'templates', '{}') as templates"
+        " coalesce(o.settings -> 'templates', '{}') as templates,"
+        " (select jsonb_object_agg(c.purpose, c.granted) from ("
+        "   select distinct on (e.purpose) e.purpose, e.granted from public.consent_events e"
+        "   where e.user_id = n.user_id order by e.purpose, e.at desc, e.id desc) c) as consents"
         " from public.notifications n"
         " join auth.users u on u.id = n.user_id"
         " left join public.user_profiles p on p.user_id = n.user_id"

@@ -118,7 +118,8 @@ async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
         if len(await repo.people_of(conn, request.organization_id, recipients)) < len(recipients):
             raise NotFound("No such user in this organization.")
     batch_id = uuid4()
-    data: dict[str, Any] = {"urgent": False, "context": {}}
+    # `bulk`: delivery asks for the recipient's marketing consent (see delivery.Deliverer).
+    data: dict[str, Any] = {"urgent": False, "context": {}, "bulk": True}
     rows = [
         _row(request.organization_id, user_id, channel, None, request.subject, request.body,
              data, batch_id)

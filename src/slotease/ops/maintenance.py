@@ -1,5 +1,5 @@
 """Scheduled database maintenance: analytics view refresh, monthly partitions twelve months
-ahead, retention, and statistics of the hot tables.
+ahead, retention (of partitions, and of free text), and statistics of the hot tables.
 
 Each task is a plain async function acting as `service_role` through the SECURITY DEFINER
 entry points of migration 0007, so the job worker and `slotease db maintenance` run the same
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 REFRESH_CRON = "5 * * * *"
 PARTITIONS_CRON = "30 3 * * *"
 ANALYZE_CRON = "15 */6 * * *"
+TEXT_RETENTION_CRON = "45 3 * * *"
 
 PARTITION_MONTHS_AHEAD = 12
 # The tables whose statistics drift fastest: written all day, read by date-bounded queries.
@@ -40,6 +41,7 @@ class MaintenanceReport:
     partitions_created: dict[str, int] = field(default_factory=dict)
     partitions_dropped: dict[str, list[str]] = field(default_factory=dict)
     anonymized: dict[str, int] = field(default_factory=dict)
+    text_erased: dict[str, int] = field(default_factory=dict)
     analyzed: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
@@ -50,6 +52,7 @@ class MaintenanceReport:
             for t, names in self.partitions_dropped.items()
         ]
         out += [f"rows anonymized in {t}: {n}" for t, n in self.anonymized.items()]
+        out += [f"{kind} past retention erased: {n}" for kind, n in self.text_erased.items()]
         out.append(f"analyzed: {', '.join(self.analyzed)}")
         return out
 
@@ -123,6 +126,18 @@ async def anonymize(db: Database, settings: Settings, now: datetime) -> dict[str
         }
 
 
+async def apply_text_retention(db: Database, settings: Settings, now: datetime) -> dict[str, int]:
+    """Free text past its SLOTEASE_RETENTION_* period loses its words; by kind, how many rows."""
+    async with db.transaction(SERVICE) as conn:
+        return await repository.apply_text_retention(
+            conn,
+            webhook_payloads_before=now - settings.retention_webhook_payloads,
+            report_contents_before=now - settings.retention_report_contents,
+            notification_bodies_before=now - settings.retention_notification_bodies,
+            feedback_comments_before=now - settings.retention_feedback_comments,
+        )
+
+
 async def analyze_hot_tables(db: Database) -> tuple[str, ...]:
     async with db.transaction(SERVICE) as conn:
         await repository.analyze_tables(conn, HOT_TABLES)
@@ -141,6 +156,7 @@ async def maintain_partitions(db: Database, settings: Settings, now: datetime) -
 async def run_all(db: Database, settings: Settings, now: datetime) -> MaintenanceReport:
     """Every task once (`slotease db maintenance`); the views are refreshed whatever the hour."""
     report = await maintain_partitions(db, settings, now)
+    report.text_erased = await apply_text_retention(db, settings, now)
     await refresh_views(db)
     report.refreshed = True
     report.analyzed = await analyze_hot_tables(db)

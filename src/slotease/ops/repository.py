@@ -74,6 +74,24 @@ async def anonymize_appointment_notes(conn: Connection, before: datetime) -> int
     return cursor.rowcount
 
 
+async def apply_text_retention(
+    conn: Connection,
+    *,
+    webhook_payloads_before: datetime,
+    report_contents_before: datetime,
+    notification_bodies_before: datetime,
+    feedback_comments_before: datetime,
+) -> dict[str, int]:
+    row = await fetch_row(
+        conn,
+        "select app.apply_text_retention(%s, %s, %s, %s) as counts",
+        (webhook_payloads_before, report_contents_before, notification_bodies_before,
+         feedback_comments_before),
+    )  # fmt: skip
+    counts: dict[str, int] = row["counts"]
+    return counts
+
+
 async def analyze_tables(conn: Connection, tables: Sequence[str]) -> None:
     await conn.execute("select app.analyze_tables(%s::regclass[])", (list(tables),))
 

@@ -319,6 +319,7 @@ ADMIN_SECTIONS = {
     "members": "admin_members.html",
     "api-keys": "admin_api_keys.html",
     "webhooks": "admin_webhooks.html",
+    "audit": "admin_audit.html",
 }
 
 

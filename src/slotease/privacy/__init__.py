@@ -1,0 +1,1 @@
+"""Personal-data rights: export, erasure, consents, and the audit trail admins read."""
