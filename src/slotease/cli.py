@@ -417,8 +417,7 @@ def jobs_retry(job_id: Annotated[int, typer.Argument(help="The id `jobs failed` 
 
 @asynccontextmanager
 async def _jobs_app(settings: Settings) -> AsyncIterator[Any]:
-    from slotease.jobs.tasks import jobs
-    from slotease.jobs.worker import connector
+    from slotease.jobs.worker import connector, jobs
 
     with jobs.replace_connector(connector(settings)) as app:
         async with app.open_async():

@@ -56,7 +56,7 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
                     queue=NOTIFICATIONS_QUEUE,
                 )
         if event.name.startswith("appointment.") and "starts_at" in payload:
-            await jobs_repo.drop_reminders(conn, UUID(payload["id"]))
+            await repo.drop_reminders(conn, UUID(payload["id"]))
             if payload.get("status") == "booked":
                 starts_at = datetime.fromisoformat(payload["starts_at"])
                 now = datetime.now(UTC)

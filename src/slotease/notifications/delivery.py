@@ -13,7 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
+from redis.asyncio import Redis
+
 from slotease.appointments import calendar
+from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
@@ -26,8 +30,14 @@ from slotease.notifications.channels.base import (
     Message,
     Provider,
 )
-from slotease.notifications.channels.breaker import Breaker, CircuitOpen
-from slotease.notifications.channels.registry import not_configured_reason
+from slotease.notifications.channels.breaker import (
+    Breaker,
+    BreakerStore,
+    CircuitOpen,
+    MemoryBreakerStore,
+    RedisBreakerStore,
+)
+from slotease.notifications.channels.registry import build_providers, not_configured_reason
 from slotease.notifications.quiet import quiet_until
 from slotease.notifications.templates import Rendered, TemplateRefused, Templates
 
@@ -285,6 +295,22 @@ class Deliverer:
                 last_error=error,
                 attempted=provider is not None and provider != "in_app",
             )
+
+
+def build_deliverer(
+    settings: Settings, db: Database, http: httpx.AsyncClient, redis: Redis | None
+) -> Deliverer:
+    """The worker's deliverer: its breakers shared through Redis when there is one, so every
+    worker process holds off a failing provider together."""
+    store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
+    return Deliverer(
+        db=db,
+        providers=build_providers(settings, http),
+        breaker=Breaker(
+            store, threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
+        ),
+        templates=Templates(),
+    )
 
 
 def _address(row: dict[str, Any]) -> str | None:
