@@ -287,10 +287,7 @@ async def announce_waitlist_offers(conn: Connection) -> None:
         emit(DomainEvent("waitlist.offered", offer))
 
 
-async def _apply(
-    conn: Connection, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
-) -> Appointment:
-    await waitlist_repo.use_offer_minutes(conn, offer_minutes)
+async def _apply(conn: Connection, current: repo.Row, changes: dict[str, Any]) -> Appointment:
     row = await repo.update_appointment(conn, current["id"], changes)
     if row is None:
         raise Forbidden("You may not change this appointment.")
@@ -309,10 +306,7 @@ async def _apply(
 
 
 async def update_appointment(
-    conn: Connection,
-    offer_minutes: int,
-    appointment_id: UUID,
-    payload: AppointmentUpdate,
+    conn: Connection, appointment_id: UUID, payload: AppointmentUpdate
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     changes: dict[str, Any] = {}
@@ -326,16 +320,14 @@ async def update_appointment(
         changes["status"] = payload.status
     if not changes:
         return _appointment(current)
-    return await _apply(conn, offer_minutes, current, changes)
+    return await _apply(conn, current, changes)
 
 
-async def cancel_appointment(
-    conn: Connection, offer_minutes: int, appointment_id: UUID
-) -> Appointment:
+async def cancel_appointment(conn: Connection, appointment_id: UUID) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     if current["status"] == "cancelled":
         return _appointment(current)
-    return await _apply(conn, offer_minutes, current, {"status": "cancelled"})
+    return await _apply(conn, current, {"status": "cancelled"})
 
 
 async def give_feedback(

@@ -16,5 +16,4 @@ blueprint = Blueprint()
 @blueprint.periodic(cron="* * * * *")
 @blueprint.task(**maintenance_task("waitlist.expire_offers"))
 async def expire_waitlist_offers(timestamp: int) -> None:
-    rt = runtime.current()
-    await service.expire_offers_on_time(rt.db, rt.settings.waitlist_offer_minutes)
+    await service.expire_offers_on_time(runtime.current().db)
