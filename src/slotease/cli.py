@@ -364,11 +364,15 @@ def worker(
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
     from slotease.db.pools import worker_database
     from slotease.jobs.worker import interactive_lane, job_app, job_slots, worker_options
+    from slotease.kit.events import EventBus
 
     db = worker_database(settings, max_size=job_slots(settings) + 1)
     await db.open()
     try:
-        async with job_app(settings, db) as app, interactive_lane(app, settings, queues):
+        async with (
+            job_app(settings, db, EventBus()) as app,
+            interactive_lane(app, settings, queues),
+        ):
             await app.run_worker_async(
                 **worker_options(settings, queues=queues, install_signal_handlers=True)
             )

@@ -38,9 +38,10 @@ from slotease.appointments.slots import (
 )
 from slotease.auth.principal import Principal
 from slotease.auth.tokens import hash_secret
-from slotease.db.database import Connection, Database
+from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.cache import Cache
-from slotease.kit.events import DomainEvent, emit, service_transaction
+from slotease.kit.events import DomainEvent, emit
+from slotease.kit.eventtypes import AppointmentEventName
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.waitlist import repository as waitlist_repo
@@ -165,7 +166,7 @@ def _appointment(row: repo.Row) -> Appointment:
     )
 
 
-def changed(event: str, appointment: Appointment) -> None:
+def changed(event: AppointmentEventName, appointment: Appointment) -> None:
     """Announce a change of an appointment (the database has already moved its service's
     availability version on)."""
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
@@ -296,7 +297,7 @@ async def _apply(conn: Connection, current: repo.Row, changes: dict[str, Any]) -
     if "starts_at" in changes:
         changed("appointment.rescheduled", appointment)
     if "status" in changes:
-        event = (
+        event: AppointmentEventName = (
             "appointment.cancelled"
             if changes["status"] == "cancelled"
             else "appointment.status_changed"
@@ -396,5 +397,5 @@ async def calendar_feed_owner(conn: Connection, token: str) -> UUID:
 async def purge_expired_idempotency_keys(db: Database) -> int:
     """Keys are remembered for their lifetime only; an expired one is already free for reuse
     (see `claim_idempotency_key`), so removing it changes no answer."""
-    async with service_transaction(db) as conn:
+    async with db.transaction(SERVICE) as conn:
         return await repo.delete_expired_idempotency_keys(conn)

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.kit.events import EventBus
 
 T = TypeVar("T")
 
@@ -18,6 +19,8 @@ T = TypeVar("T")
 class Runtime:
     settings: Settings
     db: Database
+    # The application's bus: the periodic tasks' changes are announced like a request's.
+    events: EventBus
     # What features' tasks need beyond the database (the notifications deliverer), found by
     # type: the worker entry point hands them in, so that jobs/ names no feature.
     resources: tuple[object, ...] = ()

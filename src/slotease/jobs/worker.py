@@ -21,6 +21,7 @@ from slotease.jobs import tasks as jobs_tasks
 from slotease.jobs.queues import INTERACTIVE
 from slotease.jobs.retry import RETRY
 from slotease.kit.background import running
+from slotease.kit.events import EventBus
 from slotease.notifications import tasks as notifications_tasks
 from slotease.notifications.delivery import build_deliverer
 from slotease.ops import tasks as ops_tasks
@@ -63,15 +64,16 @@ def connector(settings: Settings) -> PsycopgConnector:
 
 @asynccontextmanager
 async def job_app(
-    settings: Settings, db: Database, *, redis: Redis | None = None
+    settings: Settings, db: Database, events: EventBus, *, redis: Redis | None = None
 ) -> AsyncIterator[App]:
     """The open App with the task runtime installed; `db`, on the worker's login role, must
-    already be open."""
+    already be open. The tasks publish on `events`: the application's bus beside the API, a
+    bus of their own in a worker process."""
     RETRY.max_attempts = settings.job_max_attempts
     async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
-        deliverer = build_deliverer(settings, db, http, redis)
+        deliverer = build_deliverer(settings, db, http, events, redis)
         uninstall = runtime.install(
-            runtime.Runtime(settings=settings, db=db, resources=(deliverer,))
+            runtime.Runtime(settings=settings, db=db, events=events, resources=(deliverer,))
         )
         try:
             with jobs.replace_connector(connector(settings)) as app:
@@ -112,7 +114,7 @@ async def interactive_lane(
 
 @asynccontextmanager
 async def in_process_worker(
-    settings: Settings, *, redis: Redis | None = None
+    settings: Settings, events: EventBus, *, redis: Redis | None = None
 ) -> AsyncIterator[Database]:
     """A worker running beside the API in the same event loop (`slotease serve`), on a pool of
     its own login role; yields that pool for the process's other system work."""
@@ -120,7 +122,7 @@ async def in_process_worker(
     await db.open()
     try:
         async with (
-            job_app(settings, db, redis=redis) as app,
+            job_app(settings, db, events, redis=redis) as app,
             interactive_lane(app, settings),
             running(app.run_worker_async(**worker_options(settings))),
         ):

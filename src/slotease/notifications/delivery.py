@@ -21,7 +21,7 @@ from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import (
     Attachment,
@@ -125,6 +125,8 @@ class Deliverer:
     providers: dict[Channel, Provider]
     breaker: Breaker
     templates: Templates
+    # Shows a delivered in-app message at once (the realtime subscriber), after its commit.
+    events: EventBus
 
     async def deliver(
         self, ids: list[UUID], *, last_attempt: bool, queue: str = NOTIFICATIONS_QUEUE
@@ -154,7 +156,7 @@ class Deliverer:
                 error=outcome.error,
             )
             if delivered and outcome.rendered is not None:
-                await bus.publish(created_event(row, outcome.rendered))
+                await self.events.publish(created_event(row, outcome.rendered))
             return False
         if not row[f"pref_{channel}"]:
             await self._record(row, "skipped", error=TURNED_OFF)
@@ -298,7 +300,7 @@ class Deliverer:
 
 
 def build_deliverer(
-    settings: Settings, db: Database, http: httpx.AsyncClient, redis: Redis | None
+    settings: Settings, db: Database, http: httpx.AsyncClient, events: EventBus, redis: Redis | None
 ) -> Deliverer:
     """The worker's deliverer: its breakers shared through Redis when there is one, so every
     worker process holds off a failing provider together."""
@@ -310,6 +312,7 @@ def build_deliverer(
             store, threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
         ),
         templates=Templates(),
+        events=events,
     )
 
 

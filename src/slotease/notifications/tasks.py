@@ -10,6 +10,7 @@ from procrastinate import Blueprint, JobContext
 
 from slotease.jobs import runtime
 from slotease.jobs.retry import RETRY
+from slotease.kit.eventtypes import event_name
 from slotease.notifications.automatic import (
     NOTIFY_TASK,
     REMIND_TASK,
@@ -49,7 +50,7 @@ async def notify_event(context: JobContext, event: str, subject_id: str) -> None
     assert context.job.id is not None
     rt = runtime.current()
     ids = await create_for_event(
-        rt.db, rt.settings, event, UUID(subject_id), source_of_job(context.job.id)
+        rt.db, rt.settings, event_name(event), UUID(subject_id), source_of_job(context.job.id)
     )
     await _deliver(context, ids)
 

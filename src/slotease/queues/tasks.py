@@ -14,4 +14,5 @@ blueprint = Blueprint()
 @blueprint.periodic(cron="* * * * *")
 @blueprint.task(**maintenance_task("queues.expire_called_tickets"))
 async def expire_called_tickets(timestamp: int) -> None:
-    await service.expire_called_tickets_on_time(runtime.current().db)
+    rt = runtime.current()
+    await service.expire_called_tickets_on_time(rt.db, rt.events)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from slotease.appointments import service as appointments
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
-from slotease.kit.events import service_transaction
+from slotease.kit.events import EventBus, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unprocessable
 from slotease.waitlist import repository as repo
@@ -44,10 +44,10 @@ async def expire_due_offers(conn: Connection) -> None:
     await appointments.announce_waitlist_offers(conn)
 
 
-async def expire_offers_on_time(db: Database) -> None:
+async def expire_offers_on_time(db: Database, bus: EventBus) -> None:
     """The periodic sweep, so that an offer passes on when its hold ends, without anyone
     calling a waitlist route."""
-    async with service_transaction(db) as conn:
+    async with service_transaction(db, bus) as conn:
         await expire_due_offers(conn)
 
 

@@ -16,4 +16,5 @@ blueprint = Blueprint()
 @blueprint.periodic(cron="* * * * *")
 @blueprint.task(**maintenance_task("waitlist.expire_offers"))
 async def expire_waitlist_offers(timestamp: int) -> None:
-    await service.expire_offers_on_time(runtime.current().db)
+    rt = runtime.current()
+    await service.expire_offers_on_time(rt.db, rt.events)
