@@ -65,10 +65,10 @@ async def act_as(
         json.dumps(identity.claims),
         identity.api_key_hash or "",
     ]
-    settings = variables or {}
-    for name, value in settings.items():
+    extra = variables or {}
+    for name, value in extra.items():
         params += [name, value]
-    await conn.execute(_IDENTITY_SQL + _VARIABLE_SQL * len(settings), params)
+    await conn.execute(_IDENTITY_SQL + _VARIABLE_SQL * len(extra), params)
 
 
 def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:
