@@ -13,12 +13,14 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from slotease.app import create_app
 from slotease.config import Settings
 from slotease.db.embedded import embedded_database_url
+from slotease.kit.events import EventBus
 from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent
@@ -155,9 +157,21 @@ def settings(
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+def app(settings: Settings) -> FastAPI:
+    """The app `client` talks to."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def bus(app: FastAPI) -> EventBus:
+    """The domain-event bus of `app`, for a test to listen on."""
+    events: EventBus = app.state.context.events
+    return events
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in this process, with its lifespan (pool) running."""
-    app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,

@@ -19,7 +19,7 @@ from slotease.jobs.worker import in_process_worker
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
 from slotease.kit.dberrors import install_database_refusals
-from slotease.kit.events import bus
+from slotease.kit.events import EventBus
 from slotease.kit.metrics import Metrics
 from slotease.kit.openapi import problem_openapi
 from slotease.kit.problems import install_problem_handlers
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             connections_per_address=settings.realtime_connections_per_address,
         ),
         realtime_access=AccessWatch(db, hub, period_seconds=settings.realtime_recheck_seconds),
+        events=EventBus(),
     )
 
     @asynccontextmanager
@@ -78,14 +79,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await context.db.open()
         await context.realtime.start()
         await context.realtime_access.start()
-        unsubscribe_realtime = bus.subscribe(context.realtime.on_event)
-        unsubscribe_notifications = bus.subscribe_transactional(transactional_handler(settings))
-        unsubscribe_webhooks = bus.subscribe_transactional(webhook_delivery.transactional_handler)
+        events = context.events
+        unsubscribe_realtime = events.subscribe(context.realtime.on_event)
+        unsubscribe_notifications = events.subscribe_transactional(transactional_handler(settings))
+        unsubscribe_webhooks = events.subscribe_transactional(
+            webhook_delivery.transactional_handler
+        )
         try:
             async with AsyncExitStack() as stack:
                 if settings.run_worker:
                     worker_db = await stack.enter_async_context(
-                        in_process_worker(settings, redis=context.redis)
+                        in_process_worker(settings, events, redis=context.redis)
                     )
                     await stack.enter_async_context(
                         periodic_alert_rules(

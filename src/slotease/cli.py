@@ -357,11 +357,15 @@ def worker(
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
     from slotease.db.pools import worker_database
     from slotease.jobs.worker import interactive_lane, job_app, job_slots, worker_options
+    from slotease.kit.events import EventBus
 
     db = worker_database(settings, max_size=job_slots(settings) + 1)
     await db.open()
     try:
-        async with job_app(settings, db) as app, interactive_lane(app, settings, queues):
+        async with (
+            job_app(settings, db, EventBus()) as app,
+            interactive_lane(app, settings, queues),
+        ):
             await app.run_worker_async(
                 **worker_options(settings, queues=queues, install_signal_handlers=True)
             )
@@ -437,6 +441,7 @@ def gdpr_erase(
 ) -> None:
     """Erase the person: bookings given up, sessions ended, personal fields erased everywhere
     (what `DELETE /v1/me` does)."""
+    from slotease.kit.events import EventBus
     from slotease.privacy import service
 
     if not yes:
@@ -445,7 +450,8 @@ def gdpr_erase(
 
     async def run(db: Any) -> Any:
         user_id = await service.user_id_of(db, email)
-        return user_id, await service.erase_account(db, settings.waitlist_offer_minutes, user_id)
+        # Nothing in this process listens: what the cancellations cause goes out by jobs.
+        return user_id, await service.erase_account(db, EventBus(), user_id)
 
     user_id, counts = _with_worker_database(settings, run)
     typer.echo(f"erased {user_id}")
@@ -478,8 +484,7 @@ def _with_worker_database(settings: Settings, work: Callable[[Any], Awaitable[An
 
 @asynccontextmanager
 async def _jobs_app(settings: Settings) -> AsyncIterator[Any]:
-    from slotease.jobs.tasks import jobs
-    from slotease.jobs.worker import connector
+    from slotease.jobs.worker import connector, jobs
 
     with jobs.replace_connector(connector(settings)) as app:
         async with app.open_async():

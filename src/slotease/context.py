@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.kit.events import EventBus
 from slotease.kit.metrics import Metrics
 from slotease.kit.ratelimit import RateLimiter
 from slotease.realtime.access import AccessWatch
@@ -30,6 +31,8 @@ class AppContext:
     realtime: Broker
     # Authorizes the topics of open WebSocket connections again, periodically.
     realtime_access: AccessWatch
+    # The domain events' bus: realtime, notifications and webhooks subscribe at startup.
+    events: EventBus
 
 
 def app_context(connection: HTTPConnection) -> AppContext:

@@ -8,7 +8,7 @@ import httpx
 import psycopg
 import pytest
 
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from tests.appointments.arrange import Clinic, book, count_active, make_clinic, max_overlap, soon
 from tests.factories import Owner, User, make_user
 
@@ -255,7 +255,9 @@ async def test_feedback_once_after_completion_and_ratings(
     }
 
 
-async def test_events_follow_the_commit_only(client: httpx.AsyncClient, owner: Owner) -> None:
+async def test_events_follow_the_commit_only(
+    client: httpx.AsyncClient, owner: Owner, bus: EventBus
+) -> None:
     clinic = make_clinic(owner)
     received: list[DomainEvent] = []
 

@@ -223,7 +223,7 @@ async def test_the_last_admin_stays(
         with pytest.raises(psycopg.Error, match="at least one admin") as raised:
             async with conn.transaction():
                 await conn.execute(statement, params)
-        assert raised.value.sqlstate == "P0409"
+        assert raised.value.sqlstate == "SEADM"
         # With a second admin, the first may go.
         await conn.execute(
             "insert into public.organization_members (organization_id, user_id, role)"

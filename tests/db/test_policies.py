@@ -23,7 +23,7 @@ Outcome = frozenset[str] | str
 NONE: frozenset[str] = frozenset()
 # Errors raised after a row got past row-level security: the policy allowed the operation and
 # a constraint or trigger then refused it (a foreign key, a duplicate, the last admin).
-PAST_THE_POLICY = {"23503", "23505", "P0409"}
+PAST_THE_POLICY = {"23503", "23505", "SEADM"}
 
 
 def rows(*labels: str) -> frozenset[str]:

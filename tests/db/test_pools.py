@@ -116,3 +116,13 @@ async def test_each_pool_logs_in_as_its_own_role_with_its_own_timeouts(
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             async with api.transaction(SERVICE):
                 pass
+
+
+async def test_both_pools_give_every_transaction_the_settings_the_database_reads(
+    settings: Settings,
+) -> None:
+    configured = settings.model_copy(update={"waitlist_offer_minutes": 9})
+    async with opened(api_database(configured)) as api:
+        assert await _show(api, "slotease.waitlist_offer_minutes") == ["9"]
+    async with opened(worker_database(configured, max_size=1)) as worker:
+        assert await _show(worker, "slotease.waitlist_offer_minutes", identity=SERVICE) == ["9"]

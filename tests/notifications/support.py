@@ -26,6 +26,7 @@ from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.jobs.queues import priority_of
 from slotease.jobs.worker import job_app
+from slotease.kit.events import EventBus
 from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
 
 
@@ -186,13 +187,16 @@ def fcm_check(project: str, token: str) -> Any:
 
 # ----- jobs ------------------------------------------------------------------------------
 @asynccontextmanager
-async def worker_app(settings: Settings) -> AsyncIterator[tuple[App, Database]]:
+async def worker_app(
+    settings: Settings, bus: EventBus | None = None
+) -> AsyncIterator[tuple[App, Database]]:
+    """A worker's App; its tasks publish on `bus` (the test app's, to reach its subscribers)."""
     from slotease.db.pools import worker_database
 
     db = worker_database(settings, max_size=4)
     await db.open()
     try:
-        async with job_app(settings, db) as app:
+        async with job_app(settings, db, bus or EventBus()) as app:
             yield app, db
     finally:
         await db.close()
@@ -205,9 +209,9 @@ async def run_jobs(app: App) -> None:
     )
 
 
-async def run_periodic(settings: Settings, task: str) -> None:
+async def run_periodic(settings: Settings, task: str, bus: EventBus | None = None) -> None:
     """Run the periodic task `task` now, through a worker, as its schedule would."""
-    async with worker_app(settings) as (app, _):
+    async with worker_app(settings, bus) as (app, _):
         await app.configure_task(task).defer_async(timestamp=int(time.time()))
         await run_jobs(app)
 

@@ -12,7 +12,7 @@ import pytest
 from icalendar import Calendar
 
 from slotease.config import Settings
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from tests.appointments.arrange import make_clinic, soon
 from tests.factories import Owner, User, make_user
 from tests.notifications.support import Mailbox, body_of, jobs, run_jobs, with_smtp, worker_app
@@ -87,7 +87,7 @@ async def test_a_booking_sends_one_confirmation_with_its_calendar_file(
 
 @pytest.mark.usefixtures("clean_jobs")
 async def test_a_rolled_back_request_enqueues_nothing(
-    client: httpx.AsyncClient, owner: Owner, mailbox: Mailbox
+    client: httpx.AsyncClient, owner: Owner, mailbox: Mailbox, bus: EventBus
 ) -> None:
     async def fail_after_the_others(_: object, event: DomainEvent) -> None:
         raise RuntimeError(f"refusing {event.name}")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from slotease.config import Settings
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from tests.factories import Owner, make_user
 from tests.notifications.support import run_periodic
 from tests.queues.arrange import act, join, make_desk, ticket_row
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def events() -> Iterator[list[DomainEvent]]:
+def events(bus: EventBus) -> Iterator[list[DomainEvent]]:
     heard: list[DomainEvent] = []
 
     async def listen(event: DomainEvent) -> None:
@@ -61,7 +61,11 @@ def test_auckland_and_los_angeles_are_on_different_days() -> None:
 
 
 async def test_a_called_ticket_past_its_grace_period_goes_to_the_back(
-    client: httpx.AsyncClient, owner: Owner, settings: Settings, events: list[DomainEvent]
+    client: httpx.AsyncClient,
+    owner: Owner,
+    settings: Settings,
+    bus: EventBus,
+    events: list[DomainEvent],
 ) -> None:
     desk = await make_desk(client, owner, settings={"grace_minutes": 3})
     late, waiting = make_user(owner), make_user(owner)
@@ -72,7 +76,7 @@ async def test_a_called_ticket_past_its_grace_period_goes_to_the_back(
         "update public.tickets set called_at = now() - interval '2 minutes' where id = %s",
         (late_ticket["id"],),
     )
-    await run_periodic(settings, "queues.expire_called_tickets")
+    await run_periodic(settings, "queues.expire_called_tickets", bus)
     assert ticket_row(owner, late_ticket["id"])[0] == "called"
 
     owner.execute(
@@ -83,7 +87,7 @@ async def test_a_called_ticket_past_its_grace_period_goes_to_the_back(
     assert (await client.get(f"/v1/queues/{desk.queue_id}")).json()["now_serving"] != []
     assert ticket_row(owner, late_ticket["id"])[0] == "called"
     events.clear()
-    await run_periodic(settings, "queues.expire_called_tickets")
+    await run_periodic(settings, "queues.expire_called_tickets", bus)
     state = (await client.get(f"/v1/queues/{desk.queue_id}")).json()
 
     assert state["waiting_count"] == 2

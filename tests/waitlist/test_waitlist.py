@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from slotease.config import Settings
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from tests.appointments.arrange import Clinic, book, count_active, make_clinic, max_overlap, soon
 from tests.factories import Owner, User, make_user
 from tests.notifications.support import run_periodic
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def published() -> Iterator[list[DomainEvent]]:
+def published(bus: EventBus) -> Iterator[list[DomainEvent]]:
     seen: list[DomainEvent] = []
 
     async def record(event: DomainEvent) -> None:
@@ -233,7 +233,7 @@ async def test_an_expired_offer_passes_to_the_next_waiter(
 
 
 async def test_an_expired_offer_passes_on_without_anyone_calling(
-    client: httpx.AsyncClient, owner: Owner, settings: Settings
+    client: httpx.AsyncClient, owner: Owner, settings: Settings, bus: EventBus
 ) -> None:
     _, _, (_, first_entry), (second, second_entry) = await _offered_to_first_of_two(client, owner)
     owner.execute(
@@ -242,7 +242,7 @@ async def test_an_expired_offer_passes_on_without_anyone_calling(
         (first_entry,),
     )
 
-    await run_periodic(settings, "waitlist.expire_offers")
+    await run_periodic(settings, "waitlist.expire_offers", bus)
 
     assert _entry(owner, first_entry)[0] == "expired"
     assert _entry(owner, second_entry)[:2] == ("offered", timedelta(minutes=OFFER_MINUTES))

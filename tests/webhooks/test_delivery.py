@@ -13,7 +13,7 @@ import pytest
 
 from slotease.config import Settings
 from slotease.jobs.queues import WEBHOOKS, priority_of
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from tests.appointments.arrange import Clinic, make_clinic, soon
 from tests.factories import Owner, add_member, make_user
 from tests.notifications.support import jobs, run_jobs, worker_app
@@ -120,7 +120,7 @@ async def test_a_booking_is_delivered_once_signed_to_the_wanted_webhook_only(
 
 
 async def test_a_rolled_back_booking_records_and_enqueues_nothing(
-    client: httpx.AsyncClient, owner: Owner, endpoint: tuple[Receiver, str]
+    client: httpx.AsyncClient, owner: Owner, endpoint: tuple[Receiver, str], bus: EventBus
 ) -> None:
     async def fail_after_the_others(_: object, event: DomainEvent) -> None:
         raise RuntimeError(f"refusing {event.name}")

@@ -12,8 +12,15 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.kit.dberrors import INSUFFICIENT_PRIVILEGE, refusals
+from slotease.kit.problems import Forbidden, NotFound, Problem
 
 Row = dict[str, Any]
+
+
+# The domain's own event types, written only by the database's triggers: the insert policy
+# of migration 0012 refuses them to the API; here they only pick the answer to its refusal.
+SYSTEM_EVENT_PREFIXES = ("appointment.", "ticket.", "queue.", "notification.")
 
 
 async def insert_event(
@@ -23,13 +30,25 @@ async def insert_event(
     event_type: str,
     properties: dict[str, Any],
 ) -> None:
+    def refused(_: object) -> Problem:
+        if event_type.startswith(SYSTEM_EVENT_PREFIXES):
+            return Forbidden(f"{event_type} events are recorded by the system.")
+        # Otherwise the caller is no member of the organization: as if it did not exist.
+        return NotFound("No such organization.")
+
     # An API key without an organization records for its own.
-    await conn.execute(
-        "insert into public.analytics_events (organization_id, user_id, event_type, properties)"
-        " values (coalesce(%(org)s, (select g.organization_id from app.api_key_grant() g"
-        " where %(user)s::uuid is null limit 1)), %(user)s, %(type)s, %(props)s)",
-        {"org": organization_id, "user": user_id, "type": event_type, "props": Jsonb(properties)},
-    )
+    with refusals({INSUFFICIENT_PRIVILEGE: refused}):
+        await conn.execute(
+            "insert into public.analytics_events (organization_id, user_id, event_type, properties)"
+            " values (coalesce(%(org)s, (select g.organization_id from app.api_key_grant() g"
+            " where %(user)s::uuid is null limit 1)), %(user)s, %(type)s, %(props)s)",
+            {
+                "org": organization_id,
+                "user": user_id,
+                "type": event_type,
+                "props": Jsonb(properties),
+            },
+        )
 
 
 async def access(conn: Connection, organization_id: UUID) -> Row | None:

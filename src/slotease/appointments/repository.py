@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.appointments.schemas import AppointmentFilters
+from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection, Database
 from slotease.db.queries import fetch_all, fetch_one
 from slotease.kit.dberrors import (
@@ -21,20 +22,14 @@ from slotease.kit.dberrors import (
     Refusal,
     RuleKey,
     refusals,
-    sentence,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 Row = dict[str, Any]
 
-# SQLSTATEs raised by the 0003 triggers.
-SLOT_FULL = "SECAP"
-INVALID_CHANGE = "SESTA"
-
 # What the triggers' and constraints' refusals mean to a caller; anything else is a bug.
 _REFUSALS: dict[RuleKey, Refusal] = {
-    SLOT_FULL: lambda _: Conflict("The slot is full."),
-    INVALID_CHANGE: lambda exc: Conflict(sentence(exc)),
+    **refusals_of(SqlState.SLOT_FULL, SqlState.INVALID_CHANGE),
     INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not make this change to the appointment."),
     FOREIGN_KEY_VIOLATION: lambda _: Unprocessable("The customer does not exist."),
     UNIQUE_VIOLATION: lambda _: Conflict("This has already been recorded."),

@@ -135,20 +135,13 @@ async def update_appointment(
     payload: AppointmentUpdate,
     _: SignedIn,
     db: DbDep,
-    context: ContextDep,
 ) -> Appointment:
-    return await service.update_appointment(
-        db, context.settings.waitlist_offer_minutes, appointment_id, payload
-    )
+    return await service.update_appointment(db, appointment_id, payload)
 
 
 @router.delete("/appointments/{appointment_id}", response_model=Appointment)
-async def cancel_appointment(
-    appointment_id: UUID, _: SignedIn, db: DbDep, context: ContextDep
-) -> Appointment:
-    return await service.cancel_appointment(
-        db, context.settings.waitlist_offer_minutes, appointment_id
-    )
+async def cancel_appointment(appointment_id: UUID, _: SignedIn, db: DbDep) -> Appointment:
+    return await service.cancel_appointment(db, appointment_id)
 
 
 @router.post("/appointments/{appointment_id}/feedback", status_code=201, response_model=Feedback)

@@ -38,9 +38,10 @@ from slotease.appointments.slots import (
 )
 from slotease.auth.principal import Principal
 from slotease.auth.tokens import hash_secret
-from slotease.db.database import Connection, Database
+from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.cache import Cache
-from slotease.kit.events import DomainEvent, emit, service_transaction
+from slotease.kit.events import DomainEvent, emit
+from slotease.kit.eventtypes import AppointmentEventName
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.waitlist import repository as waitlist_repo
@@ -165,7 +166,7 @@ def _appointment(row: repo.Row) -> Appointment:
     )
 
 
-def changed(event: str, appointment: Appointment) -> None:
+def changed(event: AppointmentEventName, appointment: Appointment) -> None:
     """Announce a change of an appointment (the database has already moved its service's
     availability version on)."""
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
@@ -287,10 +288,7 @@ async def announce_waitlist_offers(conn: Connection) -> None:
         emit(DomainEvent("waitlist.offered", offer))
 
 
-async def _apply(
-    conn: Connection, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
-) -> Appointment:
-    await waitlist_repo.use_offer_minutes(conn, offer_minutes)
+async def _apply(conn: Connection, current: repo.Row, changes: dict[str, Any]) -> Appointment:
     row = await repo.update_appointment(conn, current["id"], changes)
     if row is None:
         raise Forbidden("You may not change this appointment.")
@@ -299,7 +297,7 @@ async def _apply(
     if "starts_at" in changes:
         changed("appointment.rescheduled", appointment)
     if "status" in changes:
-        event = (
+        event: AppointmentEventName = (
             "appointment.cancelled"
             if changes["status"] == "cancelled"
             else "appointment.status_changed"
@@ -309,10 +307,7 @@ async def _apply(
 
 
 async def update_appointment(
-    conn: Connection,
-    offer_minutes: int,
-    appointment_id: UUID,
-    payload: AppointmentUpdate,
+    conn: Connection, appointment_id: UUID, payload: AppointmentUpdate
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     changes: dict[str, Any] = {}
@@ -326,16 +321,14 @@ async def update_appointment(
         changes["status"] = payload.status
     if not changes:
         return _appointment(current)
-    return await _apply(conn, offer_minutes, current, changes)
+    return await _apply(conn, current, changes)
 
 
-async def cancel_appointment(
-    conn: Connection, offer_minutes: int, appointment_id: UUID
-) -> Appointment:
+async def cancel_appointment(conn: Connection, appointment_id: UUID) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     if current["status"] == "cancelled":
         return _appointment(current)
-    return await _apply(conn, offer_minutes, current, {"status": "cancelled"})
+    return await _apply(conn, current, {"status": "cancelled"})
 
 
 async def give_feedback(
@@ -404,5 +397,5 @@ async def calendar_feed_owner(conn: Connection, token: str) -> UUID:
 async def purge_expired_idempotency_keys(db: Database) -> int:
     """Keys are remembered for their lifetime only; an expired one is already free for reuse
     (see `claim_idempotency_key`), so removing it changes no answer."""
-    async with service_transaction(db) as conn:
+    async with db.transaction(SERVICE) as conn:
         return await repo.delete_expired_idempotency_keys(conn)

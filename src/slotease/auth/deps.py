@@ -68,7 +68,7 @@ async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncItera
     (scope="function"), so a client never sees an answer whose change could still roll back.
     Transactional event handlers run last inside the transaction (jobs are enqueued there);
     work collected for after the commit (events, cache invalidation) runs once it succeeded."""
-    async with after_commit_scope() as after_commit:
+    async with after_commit_scope(context.events) as after_commit:
         async with caller_transaction(context, principal) as conn:
             yield conn
             await after_commit.before_commit(conn)

@@ -26,8 +26,7 @@ from slotease.auth.schemas import (
 )
 from slotease.auth.tokens import hash_secret, mint_access_token, new_secret
 from slotease.context import AppContext
-from slotease.db.database import Connection, Database
-from slotease.kit.events import service_transaction
+from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unauthorized
 from slotease.organizations.service import require_admin
@@ -241,5 +240,5 @@ async def rotate_api_key(
 
 
 async def purge_expired_refresh_tokens(db: Database) -> int:
-    async with service_transaction(db) as conn:
+    async with db.transaction(SERVICE) as conn:
         return await repository.delete_expired_refresh_families(conn)

@@ -9,7 +9,7 @@ in Python filters rows by tenant.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -19,6 +19,7 @@ from psycopg.errors import QueryCanceled
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from slotease.db.catalogue import SessionVariable
 from slotease.kit.problems import Problem
 
 DbRole = Literal["anon", "authenticated", "service_role"]
@@ -50,13 +51,24 @@ _IDENTITY_SQL = (
     "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
     " set_config('slotease.api_key_hash', %s, true)"
 )
+# Each setting the database reads from Python (db.catalogue), in the same first statement.
+_VARIABLE_SQL = ", set_config(%s, %s, true)"
 
 
-async def act_as(conn: Connection, identity: DbIdentity) -> None:
-    """Switch the open transaction of `conn` to `identity` until it ends."""
-    await conn.execute(
-        _IDENTITY_SQL, (identity.role, json.dumps(identity.claims), identity.api_key_hash or "")
-    )
+async def act_as(
+    conn: Connection, identity: DbIdentity, variables: Mapping[SessionVariable, str] | None = None
+) -> None:
+    """Switch the open transaction of `conn` to `identity` until it ends, with `variables`
+    (the process's settings that functions and triggers read)."""
+    params: list[str] = [
+        identity.role,
+        json.dumps(identity.claims),
+        identity.api_key_hash or "",
+    ]
+    extra = variables or {}
+    for name, value in extra.items():
+        params += [name, value]
+    await conn.execute(_IDENTITY_SQL + _VARIABLE_SQL * len(extra), params)
 
 
 def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:
@@ -70,8 +82,17 @@ def session_options(*, statement_timeout: float, idle_in_transaction_timeout: fl
 
 class Database:
     def __init__(
-        self, conninfo: str, *, min_size: int = 2, max_size: int = 20, options: str = ""
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        options: str = "",
+        variables: Mapping[SessionVariable, str] | None = None,
     ) -> None:
+        # Set in every transaction's first statement: the one place Python sets what the
+        # database's functions read (see db.catalogue.SESSION_VARIABLES).
+        self.variables = dict(variables or {})
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if options:
             kwargs["options"] = options
@@ -97,7 +118,7 @@ class Database:
         statement that outran the pool's `statement_timeout` ends it as a 503 problem."""
         try:
             async with self.pool.connection() as conn, conn.transaction():
-                await act_as(conn, identity)
+                await act_as(conn, identity, self.variables)
                 yield conn
         except QueryCanceled as exc:
             raise StatementTimedOut(

@@ -4,6 +4,7 @@ and authenticated only) and the worker's (jobs and maintenance, as service_role)
 from __future__ import annotations
 
 from slotease.config import Settings
+from slotease.db.catalogue import SessionVariable
 from slotease.db.database import Database, session_options
 from slotease.db.urls import app_conninfo, worker_conninfo
 
@@ -22,12 +23,18 @@ def worker_session_options(settings: Settings) -> str:
     )
 
 
+def database_variables(settings: Settings) -> dict[SessionVariable, str]:
+    """The settings the database's functions read, set in every transaction of both pools."""
+    return {SessionVariable.WAITLIST_OFFER_MINUTES: str(settings.waitlist_offer_minutes)}
+
+
 def api_database(settings: Settings) -> Database:
     return Database(
         app_conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         options=api_session_options(settings),
+        variables=database_variables(settings),
     )
 
 
@@ -37,4 +44,5 @@ def worker_database(settings: Settings, *, max_size: int) -> Database:
         min_size=1,
         max_size=max_size,
         options=worker_session_options(settings),
+        variables=database_variables(settings),
     )

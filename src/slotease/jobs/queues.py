@@ -5,6 +5,8 @@ retry after all first attempts, so a provider outage cannot hold up fresh work."
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 INTERACTIVE = "interactive"
 WEBHOOKS = "webhooks"
 MAINTENANCE = "maintenance"
@@ -21,3 +23,18 @@ RETRY_PENALTY = 100
 def priority_of(queue: str, *, retry: bool = False) -> int:
     """The priority of a job of `queue` (0 for a queue not listed here)."""
     return PRIORITIES.get(queue, 0) - (RETRY_PENALTY if retry else 0)
+
+
+class TaskOptions(TypedDict):
+    name: str
+    queueing_lock: str
+    queue: str
+    priority: int
+
+
+def maintenance_task(name: str) -> TaskOptions:
+    """The options of a periodic task named `name`: procrastinate defers it itself, on the
+    maintenance queue, at most one waiting at a time."""
+    return TaskOptions(
+        name=name, queueing_lock=name, queue=MAINTENANCE, priority=priority_of(MAINTENANCE)
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
@@ -41,11 +40,3 @@ async def enqueue(
     assert row is not None
     job_id: int = row["id"]
     return job_id
-
-
-async def drop_reminders(conn: Connection, appointment_id: UUID) -> int:
-    cursor = await conn.execute("select app.drop_reminders(%s) as dropped", (appointment_id,))
-    row = await cursor.fetchone()
-    assert row is not None
-    dropped: int = row["dropped"]
-    return dropped

@@ -38,3 +38,8 @@ class JitteredBackoff(BaseRetryStrategy):
 
     def is_last_attempt(self, job: Job) -> bool:
         return job.attempts + 1 >= self.max_attempts
+
+
+# The policy of every task that retries; its attempt budget comes from
+# SLOTEASE_JOB_MAX_ATTEMPTS when a worker starts.
+RETRY = JitteredBackoff(max_attempts=8)

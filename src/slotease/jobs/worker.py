@@ -1,4 +1,5 @@
-"""Running the jobs: the connector, the runtime the tasks use, and the worker itself."""
+"""Running the jobs: the App with every feature's tasks, the connector, the runtime the tasks
+use, and the worker itself."""
 
 from __future__ import annotations
 
@@ -10,23 +11,41 @@ import httpx
 from procrastinate import App, PsycopgConnector
 from redis.asyncio import Redis
 
+from slotease.analytics import tasks as analytics_tasks
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.db.pools import worker_database, worker_session_options
 from slotease.db.urls import worker_conninfo
 from slotease.jobs import runtime
+from slotease.jobs import tasks as jobs_tasks
 from slotease.jobs.queues import INTERACTIVE
-from slotease.jobs.tasks import RETRY, jobs
+from slotease.jobs.retry import RETRY
 from slotease.kit.background import running
-from slotease.notifications.channels.breaker import (
-    Breaker,
-    BreakerStore,
-    MemoryBreakerStore,
-    RedisBreakerStore,
-)
-from slotease.notifications.channels.registry import build_providers
-from slotease.notifications.delivery import Deliverer
-from slotease.notifications.templates import Templates
+from slotease.kit.events import EventBus
+from slotease.notifications import tasks as notifications_tasks
+from slotease.notifications.delivery import build_deliverer
+from slotease.ops import tasks as ops_tasks
+from slotease.organizations import tasks as organizations_tasks
+from slotease.privacy import tasks as privacy_tasks
+from slotease.queues import tasks as queues_tasks
+from slotease.waitlist import tasks as waitlist_tasks
+from slotease.webhooks import tasks as webhooks_tasks
+
+# The one App, gathering every feature's tasks: the only module of jobs/ that imports
+# features. Its connector is replaced by the configured one when a worker starts.
+jobs = App(connector=PsycopgConnector())
+for _feature in (
+    jobs_tasks,
+    notifications_tasks,
+    organizations_tasks,
+    webhooks_tasks,
+    analytics_tasks,
+    ops_tasks,
+    waitlist_tasks,
+    queues_tasks,
+    privacy_tasks,
+):
+    jobs_tasks.add_tasks(jobs, _feature.blueprint)
 
 
 def job_slots(settings: Settings) -> int:
@@ -47,24 +66,17 @@ def connector(settings: Settings) -> PsycopgConnector:
 
 @asynccontextmanager
 async def job_app(
-    settings: Settings, db: Database, *, redis: Redis | None = None
+    settings: Settings, db: Database, events: EventBus, *, redis: Redis | None = None
 ) -> AsyncIterator[App]:
     """The open App with the task runtime installed; `db`, on the worker's login role, must
-    already be open."""
+    already be open. The tasks publish on `events`: the application's bus beside the API, a
+    bus of their own in a worker process."""
     RETRY.max_attempts = settings.job_max_attempts
-    store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
     async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
-        deliverer = Deliverer(
-            db=db,
-            providers=build_providers(settings, http),
-            breaker=Breaker(
-                store,
-                threshold=settings.breaker_failures,
-                cooldown=settings.breaker_cooldown_seconds,
-            ),
-            templates=Templates(),
+        deliverer = build_deliverer(settings, db, http, events, redis)
+        uninstall = runtime.install(
+            runtime.Runtime(settings=settings, db=db, events=events, resources=(deliverer,))
         )
-        uninstall = runtime.install(runtime.Runtime(settings=settings, db=db, deliverer=deliverer))
         try:
             with jobs.replace_connector(connector(settings)) as app:
                 async with app.open_async():
@@ -104,7 +116,7 @@ async def interactive_lane(
 
 @asynccontextmanager
 async def in_process_worker(
-    settings: Settings, *, redis: Redis | None = None
+    settings: Settings, events: EventBus, *, redis: Redis | None = None
 ) -> AsyncIterator[Database]:
     """A worker running beside the API in the same event loop (`slotease serve`), on a pool of
     its own login role; yields that pool for the process's other system work."""
@@ -112,7 +124,7 @@ async def in_process_worker(
     await db.open()
     try:
         async with (
-            job_app(settings, db, redis=redis) as app,
+            job_app(settings, db, events, redis=redis) as app,
             interactive_lane(app, settings),
             running(app.run_worker_async(**worker_options(settings))),
         ):

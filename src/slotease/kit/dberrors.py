@@ -6,9 +6,11 @@ matches the error against it, so an unknown refusal stays a server error.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import psycopg
 from fastapi import FastAPI, Request
@@ -20,6 +22,8 @@ from slotease.kit.problems import Conflict, NotFound, Problem, Unprocessable
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
 RuleKey = str | tuple[str, str]
 Refusal = Callable[[psycopg.Error], Problem]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
@@ -50,6 +54,23 @@ def refusals(rules: Mapping[RuleKey, Refusal]) -> Iterator[None]:
         if make is None:
             raise
         raise make(exc) from None
+
+
+def refused_as(
+    rules: Mapping[RuleKey, Refusal],
+) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """A repository function whose database refusals are raised as the problems of `rules`
+    (see `refusals`), for a feature whose statements share one table of rules."""
+
+    def decorate(function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(function)
+        async def translated(*args: P.args, **kwargs: P.kwargs) -> R:
+            with refusals(rules):
+                return await function(*args, **kwargs)
+
+        return translated
+
+    return decorate
 
 
 def body_fields(route: object) -> frozenset[str]:

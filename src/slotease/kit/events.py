@@ -1,5 +1,8 @@
 """Domain events and after-commit work.
 
+The names and payloads are catalogued in kit.eventtypes. The bus belongs to the application
+(AppContext.events) and reaches the worker through its runtime; nothing holds one globally.
+
 A request's transaction collects what should happen once its change is durable: events for
 subscribers (realtime, notifications, webhooks) and callbacks such as cache invalidation.
 `deps.db_session` opens the scope, and runs it only after the commit; on rollback everything
@@ -20,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from slotease.db.database import SERVICE
+from slotease.kit.eventtypes import EventName, check_event
 
 if TYPE_CHECKING:
     from slotease.db.database import Connection, Database
@@ -29,8 +33,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DomainEvent:
-    name: str
+    name: EventName
     payload: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        check_event(self.name, self.payload)
 
 
 EventHandler = Callable[[DomainEvent], Awaitable[None]]
@@ -68,11 +75,9 @@ class EventBus:
                 log.exception("event handler failed for %s", event.name)
 
 
-bus = EventBus()
-
-
 @dataclass
 class AfterCommit:
+    bus: EventBus
     events: list[DomainEvent] = field(default_factory=list)
     callbacks: list[Callback] = field(default_factory=list)
 
@@ -81,7 +86,7 @@ class AfterCommit:
         the handlers themselves emit."""
         index = 0
         while index < len(self.events):
-            await bus.run_transactional(conn, self.events[index])
+            await self.bus.run_transactional(conn, self.events[index])
             index += 1
 
     async def run(self) -> None:
@@ -92,7 +97,7 @@ class AfterCommit:
             except Exception:
                 log.exception("after-commit callback failed")
         for event in self.events:
-            await bus.publish(event)
+            await self.bus.publish(event)
 
 
 _current: ContextVar[AfterCommit | None] = ContextVar("slotease_after_commit", default=None)
@@ -116,8 +121,8 @@ def on_commit(callback: Callback) -> None:
 
 
 @asynccontextmanager
-async def after_commit_scope() -> AsyncIterator[AfterCommit]:
-    scope = AfterCommit()
+async def after_commit_scope(bus: EventBus) -> AsyncIterator[AfterCommit]:
+    scope = AfterCommit(bus)
     token = _current.set(scope)
     try:
         yield scope
@@ -126,10 +131,11 @@ async def after_commit_scope() -> AsyncIterator[AfterCommit]:
 
 
 @asynccontextmanager
-async def service_transaction(db: Database) -> AsyncIterator[Connection]:
+async def service_transaction(db: Database, bus: EventBus) -> AsyncIterator[Connection]:
     """A transaction as service_role for work nobody requested (a periodic job), kept like a
-    request's: transactional handlers run inside it, events are published after its commit."""
-    async with after_commit_scope() as after_commit:
+    request's: `bus`'s transactional handlers run inside it, events are published after its
+    commit."""
+    async with after_commit_scope(bus) as after_commit:
         async with db.transaction(SERVICE) as conn:
             yield conn
             await after_commit.before_commit(conn)

@@ -17,6 +17,7 @@ from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, TransactionalHandler
+from slotease.kit.eventtypes import EventName
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import EXTERNAL_CHANNELS, Channel
 from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
@@ -28,7 +29,7 @@ REMIND_TASK = "notifications.remind"
 _SOURCE = UUID("6f1c1e55-5a0b-4d8e-9a51-0b9d6c1f2e10")
 
 # event → (template, urgent). Urgent messages ignore quiet hours: they are about now.
-_TEMPLATES: dict[str, tuple[str, bool]] = {
+_TEMPLATES: dict[EventName, tuple[str, bool]] = {
     "appointment.created": ("booking_confirmed", False),
     "appointment.rescheduled": ("appointment_rescheduled", False),
     "appointment.cancelled": ("appointment_cancelled", False),
@@ -56,7 +57,7 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
                     queue=NOTIFICATIONS_QUEUE,
                 )
         if event.name.startswith("appointment.") and "starts_at" in payload:
-            await jobs_repo.drop_reminders(conn, UUID(payload["id"]))
+            await repo.drop_reminders(conn, UUID(payload["id"]))
             if payload.get("status") == "booked":
                 starts_at = datetime.fromisoformat(payload["starts_at"])
                 now = datetime.now(UTC)
@@ -98,7 +99,7 @@ class Plan:
 
 
 async def create_for_event(
-    db: Database, settings: Settings, event: str, subject_id: UUID, source: UUID
+    db: Database, settings: Settings, event: EventName, subject_id: UUID, source: UUID
 ) -> list[UUID]:
     """The messages of `event` about its subject (an appointment, a ticket, a waitlist entry),
     from what the database says now: nothing when the subject is no longer in the state the

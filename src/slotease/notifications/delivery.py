@@ -13,11 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import httpx
+from redis.asyncio import Redis
+
 from slotease.appointments import calendar
+from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
-from slotease.kit.events import DomainEvent, bus
+from slotease.kit.events import DomainEvent, EventBus
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import (
     Attachment,
@@ -26,8 +30,14 @@ from slotease.notifications.channels.base import (
     Message,
     Provider,
 )
-from slotease.notifications.channels.breaker import Breaker, CircuitOpen
-from slotease.notifications.channels.registry import not_configured_reason
+from slotease.notifications.channels.breaker import (
+    Breaker,
+    BreakerStore,
+    CircuitOpen,
+    MemoryBreakerStore,
+    RedisBreakerStore,
+)
+from slotease.notifications.channels.registry import build_providers, not_configured_reason
 from slotease.notifications.quiet import quiet_until
 from slotease.notifications.templates import Rendered, TemplateRefused, Templates
 from slotease.privacy.consents import granted
@@ -118,6 +128,8 @@ class Deliverer:
     providers: dict[Channel, Provider]
     breaker: Breaker
     templates: Templates
+    # Shows a delivered in-app message at once (the realtime subscriber), after its commit.
+    events: EventBus
 
     async def deliver(
         self, ids: list[UUID], *, last_attempt: bool, queue: str = NOTIFICATIONS_QUEUE
@@ -151,7 +163,7 @@ class Deliverer:
                 error=outcome.error,
             )
             if delivered and outcome.rendered is not None:
-                await bus.publish(created_event(row, outcome.rendered))
+                await self.events.publish(created_event(row, outcome.rendered))
             return False
         if not row[f"pref_{channel}"]:
             await self._record(row, "skipped", error=TURNED_OFF)
@@ -299,6 +311,23 @@ class Deliverer:
                 last_error=error,
                 attempted=provider is not None and provider != "in_app",
             )
+
+
+def build_deliverer(
+    settings: Settings, db: Database, http: httpx.AsyncClient, events: EventBus, redis: Redis | None
+) -> Deliverer:
+    """The worker's deliverer: its breakers shared through Redis when there is one, so every
+    worker process holds off a failing provider together."""
+    store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
+    return Deliverer(
+        db=db,
+        providers=build_providers(settings, http),
+        breaker=Breaker(
+            store, threshold=settings.breaker_failures, cooldown=settings.breaker_cooldown_seconds
+        ),
+        templates=Templates(),
+        events=events,
+    )
 
 
 def _address(row: dict[str, Any]) -> str | None:

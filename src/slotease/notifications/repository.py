@@ -293,3 +293,12 @@ async def waitlist_entry_facts(conn: Connection, entry_id: UUID) -> Row | None:
         " w.offer_expires_at from public.waitlist_entries w where w.id = %s",
         (entry_id,),
     )
+
+
+async def drop_reminders(conn: Connection, appointment_id: UUID) -> int:
+    """Cancel the appointment's reminder jobs not yet started: a reschedule enqueues new ones."""
+    row = await fetch_row(
+        conn, "select app.drop_reminders(%(id)s) as dropped", {"id": appointment_id}
+    )
+    dropped: int = row["dropped"]
+    return dropped

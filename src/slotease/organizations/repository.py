@@ -15,10 +15,28 @@ from uuid import UUID
 from psycopg import errors, sql
 from psycopg.rows import DictRow
 
+from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.kit.dberrors import (
+    CHECK_VIOLATION,
+    INSUFFICIENT_PRIVILEGE,
+    Refusal,
+    RuleKey,
+    refused_as,
+)
+from slotease.kit.problems import Forbidden, Unprocessable
 
 SLUG_CONSTRAINT = "organizations_slug_key"
+
+# The refusals of the writes below: a check constraint our validation missed (422), a
+# policy's WITH CHECK (403), the last-admin trigger (409).
+_REFUSALS: dict[RuleKey, Refusal] = {
+    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
+    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
+    **refusals_of(SqlState.LAST_ADMIN),
+}
+refused = refused_as(_REFUSALS)
 
 _ORGANIZATION = sql.SQL(
     "o.id, o.name, o.slug, o.kind, o.timezone, o.address,"
@@ -60,6 +78,7 @@ def _after(sort_key: str, after: Sequence[Any] | None, params: dict[str, Any]) -
 # ---------------------------------------------------------------------------------------
 # Organizations
 # ---------------------------------------------------------------------------------------
+@refused
 async def insert_organization(
     conn: Connection,
     *,
@@ -120,6 +139,7 @@ async def is_super_admin(conn: Connection) -> bool:
     return bool(row and row["yes"])
 
 
+@refused
 async def update_organization(
     conn: Connection, org_id: UUID, columns: dict[str, Any], location: tuple[float, float] | None
 ) -> DictRow | None:
@@ -237,6 +257,7 @@ async def list_members(
     return await fetch_all(conn, query, params)
 
 
+@refused
 async def update_member_role(
     conn: Connection, org_id: UUID, user_id: UUID, role: str
 ) -> DictRow | None:
@@ -252,6 +273,7 @@ async def update_member_role(
     )
 
 
+@refused
 async def delete_member(conn: Connection, org_id: UUID, user_id: UUID) -> bool:
     row = await fetch_one(
         conn,
@@ -273,6 +295,7 @@ _INVITATION = sql.SQL(
 )
 
 
+@refused
 async def replace_invitation(
     conn: Connection, org_id: UUID, *, email: str, role: str, token_hash: str, ttl: timedelta
 ) -> DictRow:
@@ -312,6 +335,7 @@ async def list_invitations(
     return await fetch_all(conn, query, params)
 
 
+@refused
 async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow | None:
     return await fetch_one(
         conn,
@@ -346,6 +370,7 @@ async def invitation_to_mail(conn: Connection, invitation_id: UUID, org_id: UUID
 # ---------------------------------------------------------------------------------------
 # Services and their week
 # ---------------------------------------------------------------------------------------
+@refused
 async def insert_service(conn: Connection, org_id: UUID, columns: dict[str, Any]) -> UUID:
     names = sql.SQL(", ").join(sql.Identifier(name) for name in columns)
     values = sql.SQL(", ").join(sql.Placeholder(name) for name in columns)
@@ -361,6 +386,7 @@ async def insert_service(conn: Connection, org_id: UUID, columns: dict[str, Any]
     return service_id
 
 
+@refused
 async def replace_working_hours(
     conn: Connection, org_id: UUID, service_id: UUID, week: Sequence[tuple[int, str, str]]
 ) -> None:
@@ -434,6 +460,7 @@ async def list_active_services(
     return [row for row in rows if row["id"] is not None]
 
 
+@refused
 async def update_service(conn: Connection, service_id: UUID, columns: dict[str, Any]) -> bool:
     """False when RLS did not let the caller change the row."""
     row = await fetch_one(
@@ -449,6 +476,7 @@ async def update_service(conn: Connection, service_id: UUID, columns: dict[str, 
 # ---------------------------------------------------------------------------------------
 # Closures
 # ---------------------------------------------------------------------------------------
+@refused
 async def insert_closure(
     conn: Connection,
     org_id: UUID,
@@ -502,6 +530,7 @@ async def list_closures(
     return await fetch_all(conn, query, params)
 
 
+@refused
 async def delete_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> bool:
     row = await fetch_one(
         conn,

@@ -16,13 +16,6 @@ from psycopg.rows import DictRow
 
 from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
-from slotease.kit.dberrors import (
-    CHECK_VIOLATION,
-    INSUFFICIENT_PRIVILEGE,
-    Refusal,
-    RuleKey,
-    refusals,
-)
 from slotease.kit.pagination import decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 from slotease.organizations import repository
@@ -41,7 +34,6 @@ from slotease.organizations.schemas import (
     WorkingHours,
 )
 
-LAST_ADMIN_SQLSTATE = "P0409"
 SLUG_MAX_LENGTH = 50
 SLUG_ATTEMPTS = 5
 # The same mean Earth radius as app.haversine_km, so the box never cuts inside the radius.
@@ -52,15 +44,6 @@ INVITATION_TOKEN_PREFIX = "inv_"
 INVITATION_TTL = timedelta(days=7)
 
 _PREFIX_WORD = re.compile(r"[^\W_]+")
-
-
-# A check constraint our validation missed (422), a policy's WITH CHECK (403), the
-# last-admin trigger (409).
-_REFUSALS: dict[RuleKey, Refusal] = {
-    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
-    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
-    LAST_ADMIN_SQLSTATE: lambda _: Conflict("An organization must keep at least one admin."),
-}
 
 
 async def require_admin(
@@ -126,17 +109,16 @@ async def create_organization(conn: Connection, body: OrganizationCreate) -> Dic
     base = slugify(body.name)
     for attempt in range(SLUG_ATTEMPTS):
         slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
-        with refusals(_REFUSALS):
-            row = await repository.insert_organization(
-                conn,
-                name=body.name,
-                slug=slug,
-                kind=body.kind,
-                timezone=body.timezone,
-                address=body.address,
-                lat=body.location.lat if body.location else None,
-                lng=body.location.lng if body.location else None,
-            )
+        row = await repository.insert_organization(
+            conn,
+            name=body.name,
+            slug=slug,
+            kind=body.kind,
+            timezone=body.timezone,
+            address=body.address,
+            lat=body.location.lat if body.location else None,
+            lng=body.location.lng if body.location else None,
+        )
         if row is not None:
             return row
     raise Conflict("Could not find a free slug for this name; try another name.")
@@ -160,8 +142,7 @@ async def update_organization(conn: Connection, org_id: UUID, body: Organization
             columns["location"] = None
         else:
             location = (body.location.lat, body.location.lng)
-    with refusals(_REFUSALS):
-        row = await repository.update_organization(conn, org_id, columns, location)
+    row = await repository.update_organization(conn, org_id, columns, location)
     if row is None:
         raise Forbidden("Only the organization's admins may do this.")
     return row
@@ -247,8 +228,7 @@ async def change_member_role(
     conn: Connection, org_id: UUID, user_id: UUID, body: MemberRoleChange
 ) -> DictRow:
     await require_admin(conn, org_id)
-    with refusals(_REFUSALS):
-        row = await repository.update_member_role(conn, org_id, user_id, body.role)
+    row = await repository.update_member_role(conn, org_id, user_id, body.role)
     if row is None:
         raise NotFound("No such member.")
     return row
@@ -256,8 +236,7 @@ async def change_member_role(
 
 async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
     await require_admin(conn, org_id)
-    with refusals(_REFUSALS):
-        removed = await repository.delete_member(conn, org_id, user_id)
+    removed = await repository.delete_member(conn, org_id, user_id)
     if not removed:
         raise NotFound("No such member.")
 
@@ -270,15 +249,14 @@ async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> Dict
     the link goes out either way, and an invitee without one signs up to accept."""
     await require_admin(conn, org_id)
     token = INVITATION_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with refusals(_REFUSALS):
-        row = await repository.replace_invitation(
-            conn,
-            org_id,
-            email=body.email,
-            role=body.role,
-            token_hash=hash_secret(token),
-            ttl=INVITATION_TTL,
-        )
+    row = await repository.replace_invitation(
+        conn,
+        org_id,
+        email=body.email,
+        role=body.role,
+        token_hash=hash_secret(token),
+        ttl=INVITATION_TTL,
+    )
     await enqueue_invitation_mail(conn, row["invitation_id"], org_id, token)
     return row
 
@@ -303,8 +281,7 @@ async def my_invitations(
 async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow:
     """The address is compared, not yet proven: until sign-up verifies addresses, whoever
     signs up with an invited address may accept for it."""
-    with refusals(_REFUSALS):
-        row = await repository.accept_invitation(conn, invitation_id)
+    row = await repository.accept_invitation(conn, invitation_id)
     if row is None:
         raise NotFound("No such invitation.")
     return row
@@ -332,9 +309,8 @@ async def get_service(conn: Connection, service_id: UUID) -> DictRow:
 
 async def create_service(conn: Connection, org_id: UUID, body: ServiceCreate) -> DictRow:
     await require_admin(conn, org_id)
-    with refusals(_REFUSALS):
-        service_id = await repository.insert_service(conn, org_id, body.columns())
-        await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
+    service_id = await repository.insert_service(conn, org_id, body.columns())
+    await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
     return await get_service(conn, service_id)
 
 
@@ -350,13 +326,12 @@ async def list_services(
 
 async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate) -> DictRow:
     access = await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        if not await repository.update_service(conn, service_id, body.columns()):
-            raise Forbidden("Only the organization's admins may do this.")
-        if body.working_hours is not None:
-            await repository.replace_working_hours(
-                conn, access["organization_id"], service_id, _week(body.working_hours)
-            )
+    if not await repository.update_service(conn, service_id, body.columns()):
+        raise Forbidden("Only the organization's admins may do this.")
+    if body.working_hours is not None:
+        await repository.replace_working_hours(
+            conn, access["organization_id"], service_id, _week(body.working_hours)
+        )
     return await get_service(conn, service_id)
 
 
@@ -365,15 +340,14 @@ async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate
 # ---------------------------------------------------------------------------------------
 async def add_closure(conn: Connection, service_id: UUID, body: ClosureCreate) -> DictRow:
     access = await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        return await repository.insert_closure(
-            conn,
-            access["organization_id"],
-            service_id,
-            starts_at=body.starts_at,
-            ends_at=body.ends_at,
-            reason=body.reason,
-        )
+    return await repository.insert_closure(
+        conn,
+        access["organization_id"],
+        service_id,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        reason=body.reason,
+    )
 
 
 async def list_closures(
@@ -397,7 +371,6 @@ async def list_closures(
 
 async def remove_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> None:
     await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        removed = await repository.delete_closure(conn, service_id, closure_id)
+    removed = await repository.delete_closure(conn, service_id, closure_id)
     if not removed:
         raise NotFound("No such closure.")

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 
-from slotease.auth.deps import ContextDep, CurrentUser, DbDep
+from slotease.auth.deps import CurrentUser, DbDep
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.privacy import service
 from slotease.privacy.schemas import (
@@ -59,10 +59,8 @@ async def export_my_data(user: CurrentUser, db: DbDep) -> Response:
         409: {"description": "The caller is the only admin of an organization"},
     },
 )
-async def erase_my_account(
-    body: ErasureRequest, user: CurrentUser, db: DbDep, context: ContextDep
-) -> ErasureAccepted:
-    return await service.request_erasure(db, context.settings.waitlist_offer_minutes, user, body)
+async def erase_my_account(body: ErasureRequest, user: CurrentUser, db: DbDep) -> ErasureAccepted:
+    return await service.request_erasure(db, user, body)
 
 
 @router.get("/me/consents")

@@ -15,7 +15,7 @@ from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
 from slotease.jobs.queues import MAINTENANCE
-from slotease.kit.events import service_transaction
+from slotease.kit.events import EventBus, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.organizations.service import require_admin
@@ -47,21 +47,21 @@ async def _refuse_sole_admin(conn: Connection, user_id: UUID) -> None:
         )
 
 
-async def give_up_bookings(conn: Connection, offer_minutes: int, principal: Principal) -> None:
+async def give_up_bookings(conn: Connection, principal: Principal) -> None:
     """Upcoming appointments and live tickets are cancelled, waitlist places left, each the
     way its holder would do it: places free up, waiters get offers, subscribers hear of it."""
     assert principal.user_id is not None
     # Waitlist places first: a place their own cancellation frees must not be offered to them.
     for entry_id in await repo.live_waitlist_entries(conn, principal.user_id):
-        await waitlist.leave(conn, offer_minutes, principal, entry_id)
+        await waitlist.leave(conn, principal, entry_id)
     for appointment_id in await repo.upcoming_appointments(conn, principal.user_id):
-        await appointments.cancel_appointment(conn, offer_minutes, appointment_id)
+        await appointments.cancel_appointment(conn, appointment_id)
     for ticket_id in await repo.active_tickets(conn, principal.user_id):
         await queues.cancel_ticket(conn, ticket_id)
 
 
 async def request_erasure(
-    conn: Connection, offer_minutes: int, principal: Principal, body: ErasureRequest
+    conn: Connection, principal: Principal, body: ErasureRequest
 ) -> ErasureAccepted:
     """`DELETE /v1/me`: the person's bookings are given up and their sessions end in this
     request; the worker then erases what their role cannot reach (`erase_account`)."""
@@ -70,7 +70,7 @@ async def request_erasure(
     if not await to_thread.run_sync(verify_password, stored_hash, body.password):
         raise Forbidden("The password is incorrect.")
     await _refuse_sole_admin(conn, principal.user_id)
-    await give_up_bookings(conn, offer_minutes, principal)
+    await give_up_bookings(conn, principal)
     await repo.close_own_account(conn)
     await jobs_repo.enqueue(
         conn, ERASE_TASK, {"user_id": str(principal.user_id)}, queue=MAINTENANCE
@@ -78,14 +78,14 @@ async def request_erasure(
     return ErasureAccepted(id=principal.user_id)
 
 
-async def erase_account(db: Database, offer_minutes: int, user_id: UUID) -> dict[str, int]:
+async def erase_account(db: Database, bus: EventBus, user_id: UUID) -> dict[str, int]:
     """The whole erasure as service_role (the worker's job, `slotease gdpr erase`), in two
     steps that may each run again: anything still booked is given up, and once that has
     committed (with the webhook deliveries and messages it causes), every copy of the person
     is erased, those included."""
-    async with service_transaction(db) as conn:
+    async with service_transaction(db, bus) as conn:
         await _refuse_sole_admin(conn, user_id)
-        await give_up_bookings(conn, offer_minutes, Principal(identity=SERVICE, user_id=user_id))
+        await give_up_bookings(conn, Principal(identity=SERVICE, user_id=user_id))
     async with db.transaction(SERVICE) as conn:
         counts = await repo.erase_user(conn, user_id)
     if counts is None:

@@ -11,6 +11,7 @@ from uuid import UUID
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one
 from slotease.kit.dberrors import (
@@ -20,23 +21,16 @@ from slotease.kit.dberrors import (
     Refusal,
     RuleKey,
     refusals,
-    sentence,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 Row = dict[str, Any]
 
-# SQLSTATEs raised by the 0004 functions and triggers.
-INVALID_TRANSITION = "SETKT"
-CHECK_IN_REFUSED = "SECHK"
-QUEUE_NOT_FOUND = "SEQNF"
 ONE_ACTIVE_TICKET = "tickets_one_active_per_user"
 
 # What the 0004 functions' and constraints' refusals mean to a caller; anything else is a bug.
 _REFUSALS: dict[RuleKey, Refusal] = {
-    INVALID_TRANSITION: lambda exc: Conflict(sentence(exc)),
-    CHECK_IN_REFUSED: lambda exc: Conflict(sentence(exc)),
-    QUEUE_NOT_FOUND: lambda _: NotFound("No such queue."),
+    **refusals_of(SqlState.INVALID_TRANSITION, SqlState.CHECK_IN_REFUSED, SqlState.QUEUE_NOT_FOUND),
     (UNIQUE_VIOLATION, ONE_ACTIVE_TICKET): lambda _: Conflict(
         "You already hold an active ticket in this queue."
     ),

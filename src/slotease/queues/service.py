@@ -11,7 +11,8 @@ from uuid import UUID
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
-from slotease.kit.events import DomainEvent, emit, service_transaction
+from slotease.kit.events import DomainEvent, EventBus, emit, service_transaction
+from slotease.kit.eventtypes import TicketEventName
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.organizations import repository as organizations
@@ -38,7 +39,7 @@ from slotease.queues.schemas import (
 Row = dict[str, Any]
 
 # The status each staff action moves a ticket to, and the event that announces it.
-_ACTIONS: dict[str, tuple[str, str]] = {
+_ACTIONS: dict[str, tuple[str, TicketEventName]] = {
     "call": ("called", "ticket.called"),
     "start": ("serving", "ticket.serving"),
     "complete": ("served", "ticket.served"),
@@ -131,7 +132,10 @@ _PAYLOAD_FIELDS = {
 
 
 def _announce(
-    queue: Row, before: dict[UUID, int], view: LineView, changed: Iterable[tuple[str, Row]]
+    queue: Row,
+    before: dict[UUID, int],
+    view: LineView,
+    changed: Iterable[tuple[TicketEventName, Row]],
 ) -> None:
     """Emit the events of one change: each changed ticket, every other waiting ticket whose
     position moved, and the queue's public state."""
@@ -265,9 +269,9 @@ async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) 
     return len(expired)
 
 
-async def expire_called_tickets_on_time(db: Database) -> int:
+async def expire_called_tickets_on_time(db: Database, bus: EventBus) -> int:
     """The periodic sweep over every queue, so that no-shows happen without anyone calling."""
-    async with service_transaction(db) as conn:
+    async with service_transaction(db, bus) as conn:
         return await expire_called_tickets(conn)
 
 
@@ -366,7 +370,7 @@ async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
         if row["status"] != "waiting":
             raise Conflict("Only a waiting ticket's priority can change.")
         changes: Row = {"priority": body.priority}
-        event = "ticket.moved"
+        event: TicketEventName = "ticket.moved"
     else:
         status, event = _ACTIONS[body.action]
         if row["status"] == status:

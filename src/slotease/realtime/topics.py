@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 from uuid import UUID
 
 from slotease.kit.events import DomainEvent
+from slotease.kit.eventtypes import APPOINTMENT_EVENTS, TICKET_EVENTS
 
 TopicKind = Literal["queue", "ticket", "appointment", "organization", "user"]
 TOPIC_KINDS: frozenset[str] = frozenset(get_args(TopicKind))
@@ -14,14 +15,6 @@ TOPIC_KINDS: frozenset[str] = frozenset(get_args(TopicKind))
 # What a queue's public board may show of a ticket: anyone, even anonymous, can follow a
 # queue, so nothing here may identify the person holding the ticket.
 PUBLIC_TICKET_FIELDS = ("number", "status", "counter")
-
-TICKET_EVENTS = frozenset(
-    f"ticket.{change}"
-    for change in ("created", "called", "serving", "served", "no_show", "cancelled", "moved")
-)
-APPOINTMENT_EVENTS = frozenset(
-    f"appointment.{change}" for change in ("created", "rescheduled", "cancelled", "status_changed")
-)
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,6 @@ _ENTRY_COLUMNS = (
 _WITH_TIMEZONE = " left join public.organizations o on o.id = w.organization_id"
 
 
-async def use_offer_minutes(conn: Connection, minutes: int) -> None:
-    """How long offers made in this transaction hold their place (read by the database)."""
-    await conn.execute(
-        "select set_config('slotease.waitlist_offer_minutes', %(minutes)s, true)",
-        {"minutes": str(minutes)},
-    )
-
-
 async def take_offers_made(conn: Connection) -> list[Row]:
     """The offers the database made so far in this transaction, each reported once."""
     cursor = await conn.execute(

@@ -7,7 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from slotease.auth.deps import ContextDep, CurrentUser, DbDep
+from slotease.auth.deps import CurrentUser, DbDep
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.waitlist import service
 from slotease.waitlist.schemas import AcceptedOffer, WaitlistEntry, WaitlistJoin
@@ -29,18 +29,15 @@ async def join_waitlist(payload: WaitlistJoin, _: CurrentUser, db: DbDep) -> Wai
 async def list_waitlist(
     _: CurrentUser,
     db: DbDep,
-    context: ContextDep,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[WaitlistEntry]:
-    return await service.list_own(db, context.settings.waitlist_offer_minutes, cursor, limit)
+    return await service.list_own(db, cursor, limit)
 
 
 @router.delete("/waitlist/{entry_id}", status_code=204)
-async def leave_waitlist(
-    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
-) -> Response:
-    await service.leave(db, context.settings.waitlist_offer_minutes, user, entry_id)
+async def leave_waitlist(entry_id: UUID, user: CurrentUser, db: DbDep) -> Response:
+    await service.leave(db, user, entry_id)
     return Response(status_code=204)
 
 
@@ -51,9 +48,9 @@ async def leave_waitlist(
     responses={409: {"description": "No live offer, or the place was taken first."}},
 )
 async def accept_offer(
-    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
+    entry_id: UUID, user: CurrentUser, db: DbDep
 ) -> AcceptedOffer | JSONResponse:
-    outcome = await service.accept(db, context.settings.waitlist_offer_minutes, user, entry_id)
+    outcome = await service.accept(db, user, entry_id)
     # A refusal is answered without raising: the expiry or loss of the offer it reports is
     # committed with this request.
     return outcome if isinstance(outcome, AcceptedOffer) else outcome.response()

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from slotease.appointments import service as appointments
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
-from slotease.kit.events import service_transaction
+from slotease.kit.events import EventBus, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unprocessable
 from slotease.waitlist import repository as repo
@@ -37,19 +37,18 @@ def _entry(row: repo.Row) -> WaitlistEntry:
     return WaitlistEntry.model_validate(row | local)
 
 
-async def expire_due_offers(conn: Connection, offer_minutes: int) -> None:
+async def expire_due_offers(conn: Connection) -> None:
     """Expire the offers whose hold ran out and pass their places on; lazily, before any
     waitlist read or write, so nobody sees or takes an offer that is over."""
-    await repo.use_offer_minutes(conn, offer_minutes)
     await repo.expire_offers(conn)
     await appointments.announce_waitlist_offers(conn)
 
 
-async def expire_offers_on_time(db: Database, offer_minutes: int) -> None:
+async def expire_offers_on_time(db: Database, bus: EventBus) -> None:
     """The periodic sweep, so that an offer passes on when its hold ends, without anyone
     calling a waitlist route."""
-    async with service_transaction(db) as conn:
-        await expire_due_offers(conn, offer_minutes)
+    async with service_transaction(db, bus) as conn:
+        await expire_due_offers(conn)
 
 
 async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> repo.Row:
@@ -77,10 +76,8 @@ async def join(conn: Connection, payload: WaitlistJoin) -> WaitlistEntry:
     return _entry(row)
 
 
-async def list_own(
-    conn: Connection, offer_minutes: int, cursor: str | None, limit: int
-) -> Page[WaitlistEntry]:
-    await expire_due_offers(conn, offer_minutes)
+async def list_own(conn: Connection, cursor: str | None, limit: int) -> Page[WaitlistEntry]:
+    await expire_due_offers(conn)
     after = None
     position = decode_cursor(cursor, 2)
     if position is not None:
@@ -93,9 +90,9 @@ async def list_own(
     return Page[WaitlistEntry](items=[_entry(r) for r in items], next_cursor=next_cursor)
 
 
-async def leave(conn: Connection, offer_minutes: int, principal: Principal, entry_id: UUID) -> None:
+async def leave(conn: Connection, principal: Principal, entry_id: UUID) -> None:
     """Leaving with an offer in hand passes it to the next waiter (a database trigger)."""
-    await expire_due_offers(conn, offer_minutes)
+    await expire_due_offers(conn)
     entry = await _own_entry(conn, principal, entry_id)
     if entry["status"] not in ("waiting", "offered"):
         raise Conflict(f"This entry is {entry['status']}: there is nothing to leave.")
@@ -107,9 +104,9 @@ async def leave(conn: Connection, offer_minutes: int, principal: Principal, entr
 
 
 async def accept(
-    conn: Connection, offer_minutes: int, principal: Principal, entry_id: UUID
+    conn: Connection, principal: Principal, entry_id: UUID
 ) -> AcceptedOffer | Conflict:
-    await expire_due_offers(conn, offer_minutes)
+    await expire_due_offers(conn)
     entry = await _own_entry(conn, principal, entry_id)
     if entry["status"] == "offered":
         # The slot must still be one the service offers (hours, closures, notice).

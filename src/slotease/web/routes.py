@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
 from uuid import UUID
 
@@ -22,9 +22,9 @@ from slotease.auth import service as auth_service
 from slotease.auth.deps import ClientAddressDep, ContextDep, ServiceDbDep
 from slotease.auth.schemas import PasswordGrant, SignupRequest
 from slotease.context import app_context
+from slotease.kit.eventtypes import WEBHOOK_EVENTS
 from slotease.kit.problems import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
 from slotease.web import service
-from slotease.webhooks.schemas import WebhookEvent
 
 HERE = Path(__file__).parent
 STATIC = (HERE / "static").resolve()
@@ -328,9 +328,7 @@ async def admin_section(request: Request, org_id: UUID, section: str) -> Respons
     template = ADMIN_SECTIONS.get(section)
     if template is None:
         raise NotFound("No such page.")
-    return _signed_in_page(
-        request, template, org_id=org_id, section=section, events=get_args(WebhookEvent)
-    )
+    return _signed_in_page(request, template, org_id=org_id, section=section, events=WEBHOOK_EVENTS)
 
 
 @router.get("/static/{path:path}")

@@ -26,8 +26,8 @@ from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.jobs.retry import JitteredBackoff
 from slotease.kit.events import DomainEvent
+from slotease.kit.eventtypes import WEBHOOK_EVENTS
 from slotease.webhooks import repository as repo
-from slotease.webhooks.schemas import WEBHOOK_EVENTS
 from slotease.webhooks.signing import signature_header
 from slotease.webhooks.ssrf import UnsafeUrl, target
 

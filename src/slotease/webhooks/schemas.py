@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-# The domain events an organization may subscribe to: those the API emits inside a request's
-# transaction with the organization's id in their payload.
-# `ticket.position` is left out on purpose: one call-next moves every waiting ticket, so it is
-# a live signal for the realtime topics, not something to POST to every subscriber n times.
-WebhookEvent = Literal[
-    "appointment.created",
-    "appointment.rescheduled",
-    "appointment.cancelled",
-    "appointment.status_changed",
-    "ticket.created",
-    "ticket.called",
-    "ticket.serving",
-    "ticket.served",
-    "ticket.no_show",
-    "ticket.cancelled",
-    "ticket.moved",
-    "queue.updated",
-    "waitlist.offered",
-]
-WEBHOOK_EVENTS: frozenset[str] = frozenset(get_args(WebhookEvent))
+from slotease.kit.eventtypes import WEBHOOK_EVENTS, EventName
+
+# The domain events an organization may subscribe to, as the catalogue marks them; a Literal
+# at run time so that the API validates and documents the values.
+if TYPE_CHECKING:
+    WebhookEvent = EventName
+else:
+    WebhookEvent = Literal[WEBHOOK_EVENTS]
 
 Url = Annotated[str, Field(min_length=1, max_length=2000)]
 DeliveryStatus = Literal["pending", "delivered", "failed"]

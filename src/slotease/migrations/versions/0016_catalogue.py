@@ -1,4 +1,4 @@
-"""Error and session-variable catalogue.
+"""Error and session-variable catalogue: the last-admin refusal gets a SQLSTATE of class SE.
 
 Revision ID: 0016
 Revises: 0015
