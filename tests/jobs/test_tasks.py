@@ -33,6 +33,7 @@ def test_periodic_tasks_keep_their_names_and_schedules() -> None:
         "jobs.remove_old": "17 3 * * *",
         "ops.refresh_analytics": "5 * * * *",
         "ops.maintain_partitions": "30 3 * * *",
+        "ops.apply_text_retention": "45 3 * * *",
         "ops.analyze_hot_tables": "15 */6 * * *",
         "ops.purge_expired_keys": "41 * * * *",
         "waitlist.expire_offers": "* * * * *",

@@ -87,6 +87,7 @@ class SessionVariable(StrEnum):
     WAITLIST_OFFER_MINUTES = "slotease.waitlist_offer_minutes"
     WAITLIST_OFFERS = "slotease.waitlist_offers"
     MOVED_APPOINTMENT = "slotease.moved_appointment"
+    AUDIT_REWRITE = "slotease.audit_rewrite"
     TRANSACTION_ISOLATION = "transaction_isolation"
 
 
@@ -135,6 +136,11 @@ SESSION_VARIABLES: dict[SessionVariable, Variable] = {
     SessionVariable.MOVED_APPOINTMENT: Variable(
         "the appointment whose move the analytics trigger already recorded, so it is counted"
         " once", "app.record_appointment_event", "app.record_appointment_event",
+    ),
+    SessionVariable.AUDIT_REWRITE: Variable(
+        "'on' while erasure or retention blanks personal fields of the append-only audit log",
+        "app.erase_user, app.apply_text_retention (transaction-local)",
+        "app.reject_audit_change",
     ),
     SessionVariable.TRANSACTION_ISOLATION: Variable(
         "PostgreSQL's own isolation level", "the client (BEGIN ISOLATION LEVEL ...)",
