@@ -70,7 +70,13 @@ def session_options(*, statement_timeout: float, idle_in_transaction_timeout: fl
 
 class Database:
     def __init__(
-        self, conninfo: str, *, min_size: int = 2, max_size: int = 20, options: str = ""
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        options: str = "",
+        name: str = "slotease",
     ) -> None:
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if options:
@@ -82,7 +88,7 @@ class Database:
             open=False,
             kwargs=kwargs,
             connection_class=AsyncConnection[DictRow],
-            name="slotease",
+            name=name,
         )
 
     async def open(self) -> None:
