@@ -3,6 +3,7 @@ servers' own statement logs (`log_statement = all`), or from data only one of th
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -25,11 +26,19 @@ pytestmark = pytest.mark.anyio
 AppFactory = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+def wait_for(condition: Callable[[], bool], what: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.05)
+
+
+async def caught_up(standby: Cluster, primary: Cluster) -> None:
+    """Wait (letting the app's checks run) until the standby replayed all the primary wrote."""
+    deadline = time.monotonic() + 20
+    while not replayed_everything(standby, primary):
+        assert time.monotonic() < deadline, "the standby did not catch up"
+        await asyncio.sleep(0.05)
 
 
 def replayed_everything(standby: Cluster, primary: Cluster) -> bool:
@@ -120,11 +129,11 @@ async def replica_state(client: httpx.AsyncClient) -> str:
     return state
 
 
-async def wait_for_state(client: httpx.AsyncClient, wanted: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for_state(client: httpx.AsyncClient, wanted: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
     while (state := await replica_state(client)) != wanted:
         assert time.monotonic() < deadline, f"the replica stayed {state}, never {wanted}"
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
 async def test_lag_tolerant_reads_are_served_by_the_replica(
@@ -199,7 +208,7 @@ async def test_a_booking_is_read_back_from_the_primary(
         await wait_for_state(client, "ok")
         with psycopg.connect(logged_primary.url(DATABASE), autocommit=True) as owner:
             customer, other = make_user(owner), make_user(owner)
-        wait_for(lambda: replayed_everything(standby, logged_primary), "the users replicated")
+        await caught_up(standby, logged_primary)
         day = soon(clinic, days=6)
         starts_at = clinic.at(day, "10:00")
         params = {"service_id": str(clinic.service_id), "from": str(day), "to": str(day)}
@@ -229,7 +238,7 @@ async def test_a_booking_is_read_back_from_the_primary(
             assert await remaining(other.headers) == 1
         finally:
             on_standby(standby, "select pg_wal_replay_resume()")
-        wait_for(lambda: replayed_everything(standby, logged_primary), "the booking replicated")
+        await caught_up(standby, logged_primary)
         assert await remaining(other.headers) == 0
 
 
@@ -252,4 +261,4 @@ async def test_reads_continue_on_the_primary_when_the_replica_stops(
             assert [s["id"] for s in services.json()["items"]] == [str(clinic.service_id)]
         finally:
             standby.start()
-        await wait_for_state(client, "ok", timeout=60)
+        await wait_for_state(client, "ok", seconds=60)
