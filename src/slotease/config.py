@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     )
     pool_min_size: int = Field(default=2, ge=1, validation_alias="SLOTEASE_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=20, ge=1, validation_alias="SLOTEASE_POOL_MAX_SIZE")
+    # How long a request waits for a pooled connection before a 503 (the database is down or
+    # every connection busy).
+    pool_timeout_seconds: float = Field(default=5.0, gt=0, validation_alias="SLOTEASE_POOL_TIMEOUT")
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="SLOTEASE_MAX_BODY_BYTES"
     )
@@ -178,6 +181,11 @@ class Settings(BaseSettings):
     # holding every other slot never make a person wait.
     worker_interactive_concurrency: int = Field(
         default=1, ge=0, validation_alias="SLOTEASE_WORKER_INTERACTIVE_CONCURRENCY"
+    )
+    # How often a worker records that it is alive; one silent for three beats is taken for dead
+    # and its jobs run again (jobs.retry_stalled, every minute).
+    worker_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="SLOTEASE_WORKER_HEARTBEAT"
     )
     job_max_attempts: int = Field(default=8, ge=1, validation_alias="SLOTEASE_JOB_MAX_ATTEMPTS")
     # Notifications: reminder offsets before an appointment ("24h,1h"; units d, h, m) and the

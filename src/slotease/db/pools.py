@@ -38,6 +38,7 @@ def api_database(settings: Settings) -> Database:
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         options=api_session_options(settings),
+        timeout=settings.pool_timeout_seconds,
     )
 
 
@@ -62,6 +63,7 @@ def read_routing(settings: Settings, primary: Database, redis: Redis | None) -> 
                 max_size=settings.pool_max_size,
                 options=api_session_options(settings),
                 name=f"slotease-replica-{index}",
+                timeout=settings.pool_timeout_seconds,
             ),
         )
         for index, conninfo in enumerate(strip_driver(url) for url in settings.read_database_urls)

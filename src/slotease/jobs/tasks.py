@@ -15,7 +15,7 @@ from slotease.auth import service as auth_service
 from slotease.jobs import runtime
 from slotease.jobs.queues import MAINTENANCE, priority_of
 from slotease.jobs.retry import JitteredBackoff
-from slotease.jobs.service import recover_stalled_jobs
+from slotease.jobs.service import recover_stalled_jobs, stalled_after_seconds
 from slotease.notifications.automatic import (
     NOTIFY_TASK,
     REMIND_TASK,
@@ -105,7 +105,7 @@ async def deliver_webhook(delivery_id: str) -> None:
 async def retry_stalled(context: JobContext, timestamp: int) -> None:
     """A worker that died mid-job leaves it `doing`; once its heartbeat is stale the job
     runs again (procrastinate's stalled-job recipe)."""
-    await recover_stalled_jobs(context.app)
+    await recover_stalled_jobs(context.app, stalled_after_seconds(runtime.current().settings))
 
 
 @jobs.periodic(cron="17 3 * * *")

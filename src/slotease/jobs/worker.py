@@ -16,6 +16,7 @@ from slotease.db.pools import worker_database, worker_session_options
 from slotease.db.urls import worker_conninfo
 from slotease.jobs import runtime
 from slotease.jobs.queues import INTERACTIVE
+from slotease.jobs.service import stalled_after_seconds
 from slotease.jobs.tasks import RETRY, jobs
 from slotease.kit.background import running
 from slotease.notifications.channels.breaker import (
@@ -77,6 +78,8 @@ def worker_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return {
         "concurrency": settings.worker_concurrency,
         "install_signal_handlers": False,
+        "update_heartbeat_interval": settings.worker_heartbeat_seconds,
+        "stalled_worker_timeout": stalled_after_seconds(settings),
         **overrides,
     }
 
