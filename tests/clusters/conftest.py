@@ -7,11 +7,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.clusters.pgcluster import Cluster, scratch_directory
-from tests.clusters.slotease import migrate
+from tests.clusters.slotease import DATABASE, migrate
+from tests.notifications.support import Mailbox, smtp_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -68,3 +71,17 @@ def slotease_primary(module_scratch: Path) -> Iterator[Cluster]:
     with started_cluster(module_scratch) as cluster:
         migrate(cluster)
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def owner(slotease_primary: Cluster) -> Iterator[psycopg.Connection[Any]]:
+    """The SlotEase database's owner, for arranging and checking data."""
+    with psycopg.connect(slotease_primary.url(DATABASE), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server (its mailbox and port) for the processes of a module."""
+    with smtp_server() as server:
+        yield server

@@ -7,19 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 
 from slotease.config import Settings
 from slotease.migrations import runner
 from tests.clusters.pgcluster import Cluster, free_port
-from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import TEST_JWT_SECRET, wait_until_serving
+from tests.notifications.support import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
 DATABASE = "slotease"
@@ -100,17 +99,16 @@ class Process:
         return self.log.read_text(errors="replace")
 
 
-def wait_until_ready(url: str, process: Process, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if process.popen.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start:\n{process.output()}")
-        time.sleep(0.2)
+def confirmed(mailbox: Mailbox, addresses: set[str]) -> list[str]:
+    """The recipients among `addresses` of each booking confirmation received, repeats kept
+    (earlier tests' bookings may be confirmed meanwhile: only these addresses count)."""
+    return [
+        recipient
+        for recipients, message in list(mailbox.messages)
+        if message["Subject"].startswith("Booking confirmed")
+        for recipient in recipients
+        if recipient in addresses
+    ]
 
 
 @contextmanager
@@ -124,7 +122,8 @@ def serving(
     process = Process(argv, env, logs / f"serve-{port}.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_ready(url, process)
+        if not wait_until_serving(url, process.popen, 60):
+            raise RuntimeError(f"the server did not start:\n{process.output()}")
         yield url, process
     finally:
         process.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -18,23 +17,11 @@ import pytest
 
 from tests.appointments.arrange import make_clinic, max_overlap, soon
 from tests.clusters.pgcluster import Cluster
-from tests.clusters.slotease import DATABASE, environment, serving, working
+from tests.clusters.slotease import confirmed, environment, serving, working
 from tests.factories import make_user
-from tests.notifications.support import Mailbox, smtp_server
+from tests.notifications.support import Mailbox
 
 CAPACITY = 2
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def owner(slotease_primary: Cluster) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(slotease_primary.url(DATABASE), autocommit=True) as conn:
-        yield conn
 
 
 @pytest.fixture
@@ -151,15 +138,6 @@ def test_a_worker_killed_during_jobs_loses_none_and_sends_none_twice(
             )
             assert response.status_code == 201, response.text
 
-    def confirmed() -> list[str]:
-        return [
-            recipient
-            for recipients, message in list(mailbox.messages)
-            if message["Subject"].startswith("Booking confirmed")
-            for recipient in recipients
-            if recipient in addresses
-        ]
-
     def unfinished() -> int:
         # Reminders wait for their time; what was due runs at once.
         row = owner.execute(
@@ -186,12 +164,12 @@ def test_a_worker_killed_during_jobs_loses_none_and_sends_none_twice(
     with working(env, tmp_path, "survivor"):
         # The survivor's periodic jobs.retry_stalled (every minute) runs the dead one's jobs.
         wait_until(
-            lambda: len(confirmed()) >= len(customers) and unfinished() == 0,
+            lambda: len(confirmed(mailbox, addresses)) >= len(customers) and unfinished() == 0,
             "every confirmation went out",
             100,
         )
         time.sleep(1)  # time for a duplicate, were one coming
-    assert sorted(confirmed()) == sorted(addresses)
+    assert sorted(confirmed(mailbox, addresses)) == sorted(addresses)
     emails = owner.execute(
         "select user_id, status from public.notifications"
         " where channel = 'email' and user_id = any(%s)",

@@ -17,20 +17,14 @@ from websockets.asyncio.client import connect
 
 from tests.appointments.arrange import Clinic, make_clinic, soon
 from tests.clusters.pgcluster import Cluster
-from tests.clusters.slotease import DATABASE, environment, serving, working
+from tests.clusters.slotease import confirmed, environment, serving, working
 from tests.factories import User, make_user
-from tests.notifications.support import Mailbox, smtp_server
+from tests.notifications.support import Mailbox
 from tests.realtime.conftest import receive, subscribe, ws_url
 
 pytestmark = pytest.mark.anyio
 
 USER_LIMIT = 12
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[tuple[Mailbox, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +55,6 @@ def system(
         working(env, logs, "two"),
     ):
         yield api_a, api_b
-
-
-@pytest.fixture(scope="module")
-def owner(slotease_primary: Cluster) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(slotease_primary.url(DATABASE), autocommit=True) as conn:
-        yield conn
 
 
 def book(base: str, user: User, clinic: Clinic, starts_at: Any) -> httpx.Response:
@@ -140,23 +128,15 @@ def test_jobs_enqueued_by_either_api_run_once_across_both_workers(
 
     addresses = {c.email for c in customers}
 
-    def confirmations() -> list[str]:
-        # Earlier tests' bookings may still be confirmed meanwhile: only these customers count.
-        return [
-            recipient
-            for recipients, message in list(mailbox.messages)
-            if message["Subject"].startswith("Booking confirmed")
-            for recipient in recipients
-            if recipient in addresses
-        ]
-
     deadline = time.monotonic() + 60
-    while len(confirmations()) < len(customers):
-        assert time.monotonic() < deadline, f"only {len(confirmations())} confirmations arrived"
+    while len(confirmed(mailbox, addresses)) < len(customers):
+        assert time.monotonic() < deadline, (
+            f"only {len(confirmed(mailbox, addresses))} confirmations arrived"
+        )
         time.sleep(0.2)
     # Time for a duplicate to show up, had a job run twice.
     time.sleep(2)
-    assert sorted(confirmations()) == sorted(addresses)
+    assert sorted(confirmed(mailbox, addresses)) == sorted(addresses)
     emails = owner.execute(
         "select user_id, count(*) from public.notifications"
         " where channel = 'email' and user_id = any(%s) group by user_id",

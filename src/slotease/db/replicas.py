@@ -15,11 +15,11 @@ marker lives in Redis when configured, so it holds on every API process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import time
 from collections import deque
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from slotease.db.database import Database
+from slotease.kit.background import running
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class ReadRouting:
         # (monotonic time, primary WAL position), oldest first; what is older than any lag we
         # would still accept is of no use.
         self._samples: deque[tuple[float, int]] = deque()
-        self._task: asyncio.Task[None] | None = None
+        self._checking = AsyncExitStack()
 
     @property
     def enabled(self) -> bool:
@@ -144,14 +145,10 @@ class ReadRouting:
             # Not waited for: a replica that is down must not keep the API from starting.
             await replica.database.pool.open(wait=False)
         await self.check()
-        self._task = asyncio.create_task(self._check_periodically(), name="replica-lag")
+        await self._checking.enter_async_context(running(self._check_periodically()))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._checking.aclose()
         for replica in self.replicas:
             await replica.database.close()
 
