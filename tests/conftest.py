@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -184,6 +186,20 @@ def owner(owner_conninfo: str) -> Iterator[psycopg.Connection[tuple[object, ...]
     """A superuser connection to this module's database, for arranging and checking data."""
     with psycopg.connect(owner_conninfo, autocommit=True) as conn:
         yield conn
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the server `process` started answers `/ready` at `url` within `seconds`; False
+    as soon as the process has ended."""
+    deadline = time.monotonic() + seconds
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return False
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from slotease.auth.routes import router as auth_router
 from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
-from slotease.db.pools import api_database
+from slotease.db.pools import api_database, read_routing
 from slotease.jobs.worker import in_process_worker
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     context = AppContext(
         settings=settings,
         db=db,
+        reads=read_routing(settings, db, redis),
         jwt_secret=settings.resolved_jwt_secret(),
         metrics=metrics,
         redis=redis,
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
+        await context.reads.start()
         await context.realtime.start()
         await context.realtime_access.start()
         events = context.events
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             unsubscribe_realtime()
             await context.realtime_access.stop()
             await context.realtime.stop()
+            await context.reads.stop()
             await context.db.close()
             if context.redis is not None:
                 await context.redis.aclose()

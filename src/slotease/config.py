@@ -69,6 +69,19 @@ class Settings(BaseSettings):
         default=60.0, ge=0, validation_alias="SLOTEASE_DB_IDLE_IN_TRANSACTION_TIMEOUT"
     )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Streaming replicas for the reads that tolerate lag (comma-separated libpq URLs, used as
+    # given: the API's login role on each replica, a physical copy of the primary's roles). A
+    # replica serves only while it has replayed what the primary had written at most
+    # `replica_max_lag_seconds` ago, checked every `replica_check_seconds` (see db.replicas).
+    read_database_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="SLOTEASE_READ_DATABASE_URL"
+    )
+    replica_max_lag_seconds: float = Field(
+        default=2.0, gt=0, validation_alias="SLOTEASE_REPLICA_MAX_LAG"
+    )
+    replica_check_seconds: float = Field(
+        default=0.5, gt=0, validation_alias="SLOTEASE_REPLICA_CHECK_INTERVAL"
+    )
     data_dir: Path = Field(default=Path(".data"), validation_alias="SLOTEASE_DATA_DIR")
     jwt_secret: str | None = Field(
         default=None, validation_alias=AliasChoices("SLOTEASE_JWT_SECRET", "SUPABASE_JWT_SECRET")
@@ -115,6 +128,9 @@ class Settings(BaseSettings):
     )
     pool_min_size: int = Field(default=2, ge=1, validation_alias="SLOTEASE_POOL_MIN_SIZE")
     pool_max_size: int = Field(default=20, ge=1, validation_alias="SLOTEASE_POOL_MAX_SIZE")
+    # How long a request waits for a pooled connection before a 503 (the database is down or
+    # every connection busy).
+    pool_timeout_seconds: float = Field(default=5.0, gt=0, validation_alias="SLOTEASE_POOL_TIMEOUT")
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, validation_alias="SLOTEASE_MAX_BODY_BYTES"
     )
@@ -174,6 +190,11 @@ class Settings(BaseSettings):
     # holding every other slot never make a person wait.
     worker_interactive_concurrency: int = Field(
         default=1, ge=0, validation_alias="SLOTEASE_WORKER_INTERACTIVE_CONCURRENCY"
+    )
+    # How often a worker records that it is alive; one silent for three beats is taken for dead
+    # and its jobs run again (jobs.retry_stalled, every minute).
+    worker_heartbeat_seconds: float = Field(
+        default=10.0, gt=0, validation_alias="SLOTEASE_WORKER_HEARTBEAT"
     )
     job_max_attempts: int = Field(default=8, ge=1, validation_alias="SLOTEASE_JOB_MAX_ATTEMPTS")
     # Notifications: reminder offsets before an appointment ("24h,1h"; units d, h, m) and the
@@ -293,11 +314,11 @@ class Settings(BaseSettings):
             raise ValueError("expected a limit like '1000/hour' or '20/minute'")
         return value.replace(" ", "")
 
-    @field_validator("jwt_accepted_issuers", mode="before")
+    @field_validator("jwt_accepted_issuers", "read_database_urls", mode="before")
     @classmethod
-    def _split_issuers(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [issuer.strip() for issuer in value.split(",") if issuer.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("reminder_offsets")

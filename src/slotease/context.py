@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.db.replicas import ReadRouting
 from slotease.kit.events import EventBus
 from slotease.kit.metrics import Metrics
 from slotease.kit.ratelimit import RateLimiter
@@ -21,6 +22,8 @@ from slotease.realtime.broker import Broker
 class AppContext:
     settings: Settings
     db: Database
+    # Where lag-tolerant reads go: a replica that keeps up, or `db`.
+    reads: ReadRouting
     jwt_secret: str
     metrics: Metrics
     # Shared by every Redis user in the process; None when REDIS_URL is not set.

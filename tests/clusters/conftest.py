@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from tests.clusters.pgcluster import Cluster, scratch_directory
+from tests.clusters.slotease import DATABASE, migrate
+from tests.notifications.support import Mailbox, smtp_server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -19,20 +24,64 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.clusters)
 
 
-@pytest.fixture
-def scratch() -> Iterator[Path]:
-    """A directory for clusters, backups and archives, removed at the end."""
+@contextmanager
+def scratch_root() -> Iterator[Path]:
     root = scratch_directory()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def primary(scratch: Path) -> Iterator[Cluster]:
-    """A started cluster of its own, stopped (whatever the test did to it) at the end."""
-    cluster = Cluster.create(scratch, wal_level="replica", max_wal_senders="5")
+@contextmanager
+def started_cluster(root: Path) -> Iterator[Cluster]:
+    cluster = Cluster.create(root, wal_level="replica", max_wal_senders="5")
     cluster.start()
     try:
         yield cluster
     finally:
         cluster.stop("immediate")
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A directory for clusters, backups and archives, removed at the end."""
+    with scratch_root() as root:
+        yield root
+
+
+@pytest.fixture
+def primary(scratch: Path) -> Iterator[Cluster]:
+    """A started cluster of its own, stopped (whatever the test did to it) at the end."""
+    with started_cluster(scratch) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def module_scratch() -> Iterator[Path]:
+    """Like `scratch`, shared by the tests of a module."""
+    with scratch_root() as root:
+        yield root
+
+
+@pytest.fixture(scope="module")
+def slotease_primary(module_scratch: Path) -> Iterator[Cluster]:
+    """A cluster holding a migrated SlotEase database (tests.clusters.slotease.DATABASE), shared
+    by the tests of a module: migrating costs more than any one of them."""
+    with started_cluster(module_scratch) as cluster:
+        migrate(cluster)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def owner(slotease_primary: Cluster) -> Iterator[psycopg.Connection[Any]]:
+    """The SlotEase database's owner, for arranging and checking data."""
+    with psycopg.connect(slotease_primary.url(DATABASE), autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[tuple[Mailbox, int]]:
+    """A local SMTP server (its mailbox and port) for the processes of a module."""
+    with smtp_server() as server:
+        yield server

@@ -53,7 +53,7 @@ async def test_a_job_of_a_dead_worker_runs_again(owner: Owner, settings: Setting
     assert worker is not None
     _enqueue_doing(owner, notification, worker[0])
     async with worker_app(settings) as (app, _):
-        recovered = await service.recover_stalled_jobs(app)
+        recovered = await service.recover_stalled_jobs(app, service.stalled_after_seconds(settings))
         assert recovered == [jobs(owner, "notifications.deliver")[0][0]]
         assert [j[2] for j in jobs(owner, "notifications.deliver")] == ["todo"]
         await run_jobs(app)

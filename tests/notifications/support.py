@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -41,8 +42,28 @@ def free_port() -> int:
 @dataclass
 class Mailbox:
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    # Cleared by `hold()`: messages then wait for `release()` before they are answered, and
+    # how many wait is counted in `held`.
+    accepting: threading.Event = field(default_factory=threading.Event)
+    held: int = 0
+
+    def __post_init__(self) -> None:
+        self.accepting.set()
+
+    def hold(self) -> None:
+        self.accepting.clear()
+
+    def release(self) -> None:
+        self.accepting.set()
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self.accepting.is_set():
+            self.held += 1
+            await asyncio.to_thread(self.accepting.wait)
+            if server.transport is None or server.transport.is_closing():
+                # The sender went away before hearing "250": as for any SMTP server, the
+                # message was never accepted.
+                return "421 Connection lost"
         content = envelope.original_content or b""
         message = message_from_bytes(content, policy=policy.default)
         assert isinstance(message, EmailMessage)

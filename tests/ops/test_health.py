@@ -26,3 +26,8 @@ async def test_unknown_route_is_a_problem_document(client: httpx.AsyncClient) ->
     assert body["status"] == 404
     assert body["title"] == "Not Found"
     assert set(body) >= {"type", "title", "status", "detail"}
+
+
+async def test_ready_lists_no_replicas_when_none_is_configured(client: httpx.AsyncClient) -> None:
+    response = await client.get("/ready")
+    assert response.json() == {"status": "ok", "database": "ok", "replicas": []}

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import TEST_JWT_SECRET, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ServerFactory = Callable[..., AbstractContextManager[str]]
@@ -81,16 +80,8 @@ def start_server(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the test server did not start")
-                time.sleep(0.1)
+            if not wait_until_serving(url, process, 30):
+                raise RuntimeError("the test server did not start")
             yield url
         finally:
             process.terminate()

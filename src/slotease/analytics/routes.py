@@ -22,7 +22,7 @@ from slotease.analytics.schemas import (
     ReportCreate,
     Trends,
 )
-from slotease.auth.deps import DbDep, SignedIn
+from slotease.auth.deps import DbDep, ReadDbDep, SignedIn
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -40,7 +40,7 @@ async def record_event(payload: EventCreate, principal: SignedIn, db: DbDep) -> 
 async def dashboard(
     organization_id: UUID,
     _: SignedIn,
-    db: DbDep,
+    db: ReadDbDep,
     day: Annotated[
         date | None,
         Query(alias="date", description="A local date; today in the organization by default."),
@@ -56,7 +56,7 @@ async def dashboard(
     responses={403: {"description": "Only the organization's admins read these figures."}},
 )
 async def performance(
-    organization_id: UUID, _: SignedIn, db: DbDep, from_day: FromDay, to_day: ToDay
+    organization_id: UUID, _: SignedIn, db: ReadDbDep, from_day: FromDay, to_day: ToDay
 ) -> Performance:
     return await service.performance(db, organization_id, from_day, to_day)
 
@@ -69,7 +69,7 @@ async def performance(
 async def trends(
     organization_id: UUID,
     _: SignedIn,
-    db: DbDep,
+    db: ReadDbDep,
     metric: Metric,
     from_day: FromDay,
     to_day: ToDay,
@@ -85,7 +85,7 @@ async def request_report(payload: ReportCreate, principal: SignedIn, db: DbDep) 
 
 
 @router.get("/report/{report_id}", response_model=Report, response_model_by_alias=True)
-async def get_report(report_id: UUID, _: SignedIn, db: DbDep) -> Report:
+async def get_report(report_id: UUID, _: SignedIn, db: ReadDbDep) -> Report:
     return await service.get_report(db, report_id)
 
 
@@ -100,7 +100,7 @@ async def get_report(report_id: UUID, _: SignedIn, db: DbDep) -> Report:
         409: {"description": "The report is not ready."},
     },
 )
-async def download_report(report_id: UUID, _: SignedIn, db: DbDep) -> Response:
+async def download_report(report_id: UUID, _: SignedIn, db: ReadDbDep) -> Response:
     content, content_type, filename = await service.download(db, report_id)
     return Response(
         content,

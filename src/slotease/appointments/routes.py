@@ -27,6 +27,8 @@ from slotease.auth.deps import (
     CurrentUser,
     DbDep,
     PrincipalDep,
+    ReadDatabaseDep,
+    ReadDbDep,
     SignedIn,
     caller_transaction,
 )
@@ -64,20 +66,21 @@ async def available_slots(
     principal: PrincipalDep,
     context: ContextDep,
     cache: CacheDep,
+    db: ReadDatabaseDep,
     service_id: UUID,
     from_day: Annotated[date, Query(alias="from", description="First local date, inclusive.")],
     to_day: Annotated[date, Query(alias="to", description="Last local date, inclusive.")],
 ) -> Response:
     # The most frequent read of the product: a cached answer is sent as stored, after one
     # read of the service's availability version and without a transaction; only a miss
-    # opens one, as the caller.
-    question = await service.slots_request(context.db, service_id, from_day, to_day)
+    # opens one, as the caller. A replica may answer: the version it holds keys what it computes.
+    question = await service.slots_request(db, service_id, from_day, to_day)
     if not principal.is_api_key:
         cached = await service.cached_slots_json(cache, question)
         if cached is not None:
             return Response(cached, media_type="application/json")
     # A miss, or an API key, which the database must accept before anything is served.
-    async with caller_transaction(context, principal) as conn:
+    async with caller_transaction(context, principal, db) as conn:
         body = await service.cached_slots_json(cache, question)
         if body is None:
             body = await service.compute_slots_json(conn, cache, question)
@@ -152,7 +155,7 @@ async def give_feedback(
 
 
 @router.get("/services/{service_id}/ratings", response_model=Ratings)
-async def service_ratings(service_id: UUID, db: DbDep) -> Ratings:
+async def service_ratings(service_id: UUID, db: ReadDbDep) -> Ratings:
     return await service.ratings(db, service_id)
 
 

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from slotease.auth import repository
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
-from slotease.db.database import ANONYMOUS, Connection
+from slotease.db.database import ANONYMOUS, Connection, Database
 from slotease.kit.clientaddress import client_address
 from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Unauthorized
@@ -49,11 +49,11 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 @asynccontextmanager
 async def caller_transaction(
-    context: AppContext, principal: Principal
+    context: AppContext, principal: Principal, db: Database | None = None
 ) -> AsyncIterator[Connection]:
-    """A transaction acting as the caller, whose API key (if any) is checked first by the same
-    function the policies use."""
-    async with context.db.transaction(principal.identity) as conn:
+    """A transaction acting as the caller on `db` (the primary by default), whose API key (if
+    any) is checked first by the same function the policies use."""
+    async with (db or context.db).transaction(principal.identity) as conn:
         key_hash = principal.identity.api_key_hash
         if key_hash is not None:
             if not await repository.api_key_is_live(conn):
@@ -63,19 +63,48 @@ async def caller_transaction(
         yield conn
 
 
-async def db_session(principal: PrincipalDep, context: ContextDep) -> AsyncIterator[Connection]:
-    """One transaction per request, acting as the caller; committed before the response leaves
-    (scope="function"), so a client never sees an answer whose change could still roll back.
-    Transactional event handlers run last inside the transaction (jobs are enqueued there);
-    work collected for after the commit (events, cache invalidation) runs once it succeeded."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def db_session(
+    request: Request, principal: PrincipalDep, context: ContextDep
+) -> AsyncIterator[Connection]:
+    """One transaction per request on the primary, acting as the caller; committed before the
+    response leaves (scope="function"), so a client never sees an answer whose change could
+    still roll back. Transactional event handlers run last inside the transaction (jobs are
+    enqueued there); work collected for after the commit (events, cache invalidation) runs
+    once it succeeded. A committed change marks the caller for read-your-writes."""
     async with after_commit_scope(context.events) as after_commit:
         async with caller_transaction(context, principal) as conn:
             yield conn
             await after_commit.before_commit(conn)
+        if request.method not in SAFE_METHODS:
+            await context.reads.wrote(principal.rate_limit_key)
         await after_commit.run()
 
 
 DbDep = Annotated[Connection, Depends(db_session, scope="function")]
+
+
+async def read_database(principal: PrincipalDep, context: ContextDep) -> Database:
+    """Where a read that tolerates replication lag goes (see db.replicas)."""
+    return await context.reads.database_for(principal.rate_limit_key)
+
+
+ReadDatabaseDep = Annotated[Database, Depends(read_database)]
+
+
+async def read_session(
+    principal: PrincipalDep, context: ContextDep, db: ReadDatabaseDep
+) -> AsyncIterator[Connection]:
+    """A read-only request's transaction, acting as the caller like `db_session`, on a replica
+    that keeps up unless the caller has just written. Routes opt in for reads whose answer may
+    be a moment old: never for bookings, queue calls or what decides a change."""
+    async with caller_transaction(context, principal, db) as conn:
+        yield conn
+
+
+ReadDbDep = Annotated[Connection, Depends(read_session, scope="function")]
 
 
 async def require_user(principal: PrincipalDep) -> Principal:

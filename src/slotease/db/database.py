@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, OperationalError
 from psycopg.errors import QueryCanceled
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from slotease.db.catalogue import SessionVariable
 from slotease.kit.problems import Problem
@@ -31,6 +31,23 @@ class StatementTimedOut(Problem):
     wrong, so the caller may try again."""
 
     status, slug = 503, "database-timeout"
+
+
+class DatabaseUnavailable(Problem):
+    """No connection to the database could be had or kept (it is down or restarting): the
+    request changed nothing, and the pool reconnects by itself."""
+
+    status, slug = 503, "database-unavailable"
+
+
+def lost_the_database(exc: Exception) -> bool:
+    """Whether `exc` says the database is out of reach rather than refusing a statement: the
+    pool's wait for a connection ran out, a connection broke (no SQLSTATE), or the server
+    refused connections or is shutting down (classes 08 and 57)."""
+    if not isinstance(exc, OperationalError):
+        return False
+    state = exc.sqlstate
+    return isinstance(exc, PoolTimeout) or state is None or state[:2] in {"08", "57"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,8 @@ class Database:
         max_size: int = 20,
         options: str = "",
         variables: Mapping[SessionVariable, str] | None = None,
+        name: str = "slotease",
+        timeout: float = 30.0,
     ) -> None:
         # Set in every transaction's first statement: the one place Python sets what the
         # database's functions read (see db.catalogue.SESSION_VARIABLES).
@@ -103,7 +122,10 @@ class Database:
             open=False,
             kwargs=kwargs,
             connection_class=AsyncConnection[DictRow],
-            name="slotease",
+            name=name,
+            # How long a request waits for a connection: while the database is down, each
+            # waits this long before its 503.
+            timeout=timeout,
         )
 
     async def open(self) -> None:

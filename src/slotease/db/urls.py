@@ -20,7 +20,7 @@ def _embedded(data_dir: str) -> str:
 def owner_conninfo(settings: Settings) -> str:
     """The schema owner's connection: it runs migrations and nothing on the request path."""
     if settings.database_url:
-        return make_conninfo(_strip_driver(settings.database_url))
+        return make_conninfo(strip_driver(settings.database_url))
     return make_conninfo(_embedded(str(settings.data_dir)))
 
 
@@ -42,7 +42,7 @@ def worker_conninfo(settings: Settings) -> str:
 def _login_conninfo(settings: Settings, url: str | None, role: str, password: str | None) -> str:
     """`url` when configured, else the owner's connection with the user swapped for `role`."""
     if url:
-        return make_conninfo(_strip_driver(url))
+        return make_conninfo(strip_driver(url))
     params = {k: str(v) for k, v in conninfo_to_dict(owner_conninfo(settings)).items()}
     params.pop("password", None)
     params["user"] = role
@@ -51,8 +51,8 @@ def _login_conninfo(settings: Settings, url: str | None, role: str, password: st
     return make_conninfo(**params)
 
 
-def _strip_driver(url: str) -> str:
-    # Accept SQLAlchemy-style URLs (postgresql+psycopg://) as well as libpq ones.
+def strip_driver(url: str) -> str:
+    """A libpq URL from a libpq or SQLAlchemy-style (`postgresql+psycopg://`) one."""
     scheme, sep, rest = url.partition("://")
     if sep and "+" in scheme:
         return f"{scheme.split('+', 1)[0]}://{rest}"

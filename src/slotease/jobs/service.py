@@ -7,8 +7,14 @@ from typing import Any
 
 from procrastinate import App, utils
 
-# A worker beats every 10 s (procrastinate's default); three missed beats mean it is gone.
-STALLED_AFTER_SECONDS = 30.0
+from slotease.config import Settings
+
+# Beats a worker may miss before it is taken for dead.
+MISSED_BEATS = 3
+
+
+def stalled_after_seconds(settings: Settings) -> float:
+    return MISSED_BEATS * settings.worker_heartbeat_seconds
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,7 @@ async def retry_failed(app: App, job_id: int) -> None:
     await app.job_manager.retry_job_by_id_async(job_id=job_id, retry_at=utils.utcnow())
 
 
-async def recover_stalled_jobs(
-    app: App, seconds_since_heartbeat: float = STALLED_AFTER_SECONDS
-) -> list[int]:
+async def recover_stalled_jobs(app: App, seconds_since_heartbeat: float) -> list[int]:
     stalled = list(
         await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat)
     )

@@ -10,8 +10,9 @@ from __future__ import annotations
 from procrastinate import App, Blueprint, JobContext
 from procrastinate.exceptions import TaskAlreadyRegistered
 
+from slotease.jobs import runtime
 from slotease.jobs.queues import maintenance_task
-from slotease.jobs.service import recover_stalled_jobs
+from slotease.jobs.service import recover_stalled_jobs, stalled_after_seconds
 
 blueprint = Blueprint()
 
@@ -39,7 +40,7 @@ def add_tasks(app: App, feature: Blueprint) -> None:
 async def retry_stalled(context: JobContext, timestamp: int) -> None:
     """A worker that died mid-job leaves it `doing`; once its heartbeat is stale the job
     runs again (procrastinate's stalled-job recipe)."""
-    await recover_stalled_jobs(context.app)
+    await recover_stalled_jobs(context.app, stalled_after_seconds(runtime.current().settings))
 
 
 @blueprint.periodic(cron="17 3 * * *")

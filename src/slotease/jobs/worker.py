@@ -20,6 +20,7 @@ from slotease.jobs import runtime
 from slotease.jobs import tasks as jobs_tasks
 from slotease.jobs.queues import INTERACTIVE
 from slotease.jobs.retry import RETRY
+from slotease.jobs.service import stalled_after_seconds
 from slotease.kit.background import running
 from slotease.kit.events import EventBus
 from slotease.notifications import tasks as notifications_tasks
@@ -89,6 +90,8 @@ def worker_options(settings: Settings, **overrides: Any) -> dict[str, Any]:
     return {
         "concurrency": settings.worker_concurrency,
         "install_signal_handlers": False,
+        "update_heartbeat_interval": settings.worker_heartbeat_seconds,
+        "stalled_worker_timeout": stalled_after_seconds(settings),
         **overrides,
     }
 

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from slotease.db.database import DatabaseUnavailable, lost_the_database
 from slotease.kit.problems import Conflict, NotFound, Problem, Unprocessable
 
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
@@ -107,12 +108,16 @@ def missing_reference(exc: psycopg.Error, fields: frozenset[str]) -> Problem:
 
 
 def install_database_refusals(app: FastAPI) -> None:
-    """What no feature's own rules caught: a reference to a row that does not exist, and a
+    """What no feature's own rules caught: the database out of reach (503), a reference to a row that does not exist, and a
     value the database cannot hold (NUL in text, a number or date out of range), which are
     the caller's input, never a server error."""
 
     @app.exception_handler(psycopg.Error)
     async def _refused(request: Request, exc: psycopg.Error) -> JSONResponse:
+        if lost_the_database(exc):
+            return DatabaseUnavailable(
+                "The database is unavailable; try again shortly.", headers={"Retry-After": "1"}
+            ).response()
         if exc.sqlstate == FOREIGN_KEY_VIOLATION:
             return missing_reference(exc, body_fields(request.scope.get("route"))).response()
         if isinstance(exc, psycopg.DataError):

@@ -9,7 +9,8 @@ really has and adds the refusals that come from the shared layers:
 - 404 (an id that names no visible row) where the path has parameters or the query or body
   carries an id (`..._id`);
 - 413 (body limit), 422 (validation, NUL characters, values out of range) everywhere;
-- 429 (rate limit) wherever the limiter counts.
+- 429 (rate limit) wherever the limiter counts;
+- 503 (the database unreachable, or too slow to answer) on the API.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _shared_statuses(
     if "requestBody" in operation:
         statuses.append(400)
     if path.startswith("/v1/"):
-        statuses.append(401)
+        statuses += [401, 503]
         if method in WRITES:
             statuses += [403, 409]
     if _names_an_id(operation, components):

@@ -26,18 +26,31 @@ async def health() -> dict[str, str]:
 @router.get(
     "/ready",
     responses={
+        200: {
+            "description": "The primary answers; `degraded` when a read replica is down or "
+            "lagging (its reads then go to the primary)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
         503: {
             "description": "The database is unreachable",
             "content": {"application/json": {"schema": {"type": "object"}}},
-        }
+        },
     },
 )
 async def ready(context: ContextDep) -> JSONResponse:
+    # The replicas' state is the background check's last verdict, not a query of each.
+    replicas = context.reads.report()
     try:
         await context.db.ping()
     except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+        return JSONResponse(
+            {"status": "unavailable", "database": "unreachable", "replicas": replicas},
+            status_code=503,
+        )
+    degraded = any(replica["state"] != "ok" for replica in replicas)
+    return JSONResponse(
+        {"status": "degraded" if degraded else "ok", "database": "ok", "replicas": replicas}
+    )
 
 
 @router.get(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from slotease.auth.deps import CurrentUser, DbDep, SignedIn
+from slotease.auth.deps import CurrentUser, DbDep, ReadDbDep, SignedIn
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.organizations import service
 from slotease.organizations.schemas import (
@@ -56,7 +56,7 @@ async def create_organization(
 
 @router.get("/organizations")
 async def list_organizations(
-    search: Annotated[OrganizationSearch, Query()], conn: DbDep
+    search: Annotated[OrganizationSearch, Query()], conn: ReadDbDep
 ) -> Page[OrganizationListItem]:
     """The directory: full-text `q` (the last word also matches as a prefix), `kind`, and with
     `near=LAT,LNG` the nearest first with `distance_km`, optionally within `radius_km`.
@@ -68,7 +68,7 @@ async def list_organizations(
 
 
 @router.get("/organizations/{org_id}", responses=NOT_FOUND)
-async def get_organization(org_id: UUID, conn: DbDep) -> Organization:
+async def get_organization(org_id: UUID, conn: ReadDbDep) -> Organization:
     return Organization.model_validate(await service.get_organization(conn, org_id))
 
 
@@ -187,7 +187,7 @@ async def create_service(org_id: UUID, body: ServiceCreate, _: SignedIn, conn: D
 
 @router.get("/organizations/{org_id}/services", responses=NOT_FOUND)
 async def list_services(
-    org_id: UUID, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+    org_id: UUID, conn: ReadDbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[Service]:
     """The organization's active services with their working hours, by name."""
     rows, next_cursor = await service.list_services(conn, org_id, limit=limit, cursor=cursor)
@@ -195,7 +195,7 @@ async def list_services(
 
 
 @router.get("/services/{service_id}", responses=NOT_FOUND)
-async def get_service(service_id: UUID, conn: DbDep) -> Service:
+async def get_service(service_id: UUID, conn: ReadDbDep) -> Service:
     return Service.model_validate(await service.get_service(conn, service_id))
 
 
