@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from psycopg import AsyncConnection, OperationalError
+from psycopg import AsyncConnection
 from psycopg.errors import QueryCanceled
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from slotease.db.catalogue import SessionVariable
 from slotease.kit.problems import Problem
@@ -31,23 +31,6 @@ class StatementTimedOut(Problem):
     wrong, so the caller may try again."""
 
     status, slug = 503, "database-timeout"
-
-
-class DatabaseUnavailable(Problem):
-    """No connection to the database could be had or kept (it is down or restarting): the
-    request changed nothing, and the pool reconnects by itself."""
-
-    status, slug = 503, "database-unavailable"
-
-
-def lost_the_database(exc: Exception) -> bool:
-    """Whether `exc` says the database is out of reach rather than refusing a statement: the
-    pool's wait for a connection ran out, a connection broke (no SQLSTATE), or the server
-    refused connections or is shutting down (classes 08 and 57)."""
-    if not isinstance(exc, OperationalError):
-        return False
-    state = exc.sqlstate
-    return isinstance(exc, PoolTimeout) or state is None or state[:2] in {"08", "57"}
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from typing import ParamSpec, TypeVar
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
-from slotease.db.database import DatabaseUnavailable, lost_the_database
 from slotease.kit.problems import Conflict, NotFound, Problem, Unprocessable
 
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
@@ -30,6 +30,23 @@ UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 CHECK_VIOLATION = "23514"
 INSUFFICIENT_PRIVILEGE = "42501"
+
+
+class DatabaseUnavailable(Problem):
+    """No connection to the database could be had or kept (it is down or restarting): the
+    request changed nothing, and the pool reconnects by itself."""
+
+    status, slug = 503, "database-unavailable"
+
+
+def lost_the_database(exc: Exception) -> bool:
+    """Whether `exc` says the database is out of reach rather than refusing a statement: the
+    pool's wait for a connection ran out, a connection broke (no SQLSTATE), or the server
+    refused connections or is shutting down (classes 08 and 57)."""
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = exc.sqlstate
+    return isinstance(exc, PoolTimeout) or state is None or state[:2] in {"08", "57"}
 
 
 def sentence(exc: psycopg.Error, default: str = "The change was refused.") -> str:
