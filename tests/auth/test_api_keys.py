@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from slotease.auth.tokens import hash_secret
+from slotease.kit.secrets import hash_secret
 from tests.auth.support import assert_problem, issue_api_key
 from tests.factories import User, add_member, make_organization, make_user
 
