@@ -50,9 +50,9 @@ lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
-	$(BIN)/lint-imports
 	node_modules/.bin/eslint src/slotease/web/static/js
 	SQUAWK=$(BIN)/squawk scripts/lint-migrations
+	$(BIN)/lint-imports
 
 # Rewrites both locks from pyproject.toml, keeping the pinned versions that still fit;
 # `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release.
