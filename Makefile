@@ -3,14 +3,26 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+# Locked dependencies (`make lock` writes them from pyproject.toml): the dev lock has every
+# extra that `make run`, `make test` and `make lint` need; the runtime lock is a deployment's.
+DEV_LOCK := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+LOCK_FLAGS ?=
 
-.PHONY: run test test-clusters fuzz browser screenshots lint format clean
+.PHONY: run test test-clusters fuzz browser screenshots lint lock format clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# The JavaScript linter, from package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $(NODE_STAMP)
 
 run: $(STAMP)
 	$(BIN)/slotease serve --demo
@@ -39,14 +51,25 @@ browser:
 screenshots: $(STAMP) browser
 	$(BIN)/python -m scripts.screenshots
 
-lint: $(STAMP)
+lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	node_modules/.bin/eslint src/slotease/web/static/js
+	SQUAWK=$(BIN)/squawk scripts/lint-migrations
+	$(BIN)/lint-imports
+
+# Rewrites both locks from pyproject.toml, keeping the pinned versions that still fit;
+# `make lock LOCK_FLAGS=--upgrade` moves every pin to the newest release.
+lock: $(STAMP)
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock' $(LOCK_FLAGS) pyproject.toml -o $(RUNTIME_LOCK)
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+		--custom-compile-command 'make lock' $(LOCK_FLAGS) --extra dev pyproject.toml -o $(DEV_LOCK)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench scripts
 	$(BIN)/ruff format src tests bench scripts
 
 clean:
-	rm -rf $(VENV) .data .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .data .mypy_cache .ruff_cache .pytest_cache

@@ -24,8 +24,9 @@ import psycopg
 from bench.common import Stats, app_role_conninfo, fresh_database, machine, pgbench, wrk
 from bench.server import BENCH_JWT_SECRET, api_server
 from slotease.appointments.repository import CLOSURES_SQL, INSERT_SQL, SCHEDULE_SQL
-from slotease.appointments.slots import Schedule, WorkingHours, candidate_starts, day_window
+from slotease.appointments.slots import Schedule, WorkingHours, candidate_starts
 from slotease.auth.tokens import mint_access_token
+from slotease.kit.days import day_window
 
 USERS = 200
 CAPACITY = 1000

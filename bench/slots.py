@@ -35,8 +35,8 @@ from slotease.appointments.repository import (
     SCHEDULE_SQL,
     availability_version,
 )
-from slotease.appointments.slots import day_window
 from slotease.db.database import ANONYMOUS, Database
+from slotease.kit.days import day_window
 
 ZONE = ZoneInfo("Europe/Paris")
 WINDOW_DAYS = 30

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
 from slotease.analytics.routes import router as analytics_router
 from slotease.appointments.routes import router as appointments_router
+from slotease.auth.principal import resolve_principal
 from slotease.auth.routes import router as auth_router
 from slotease.auth.throttle import LoginThrottle
 from slotease.config import Settings, get_settings
@@ -130,7 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RateLimitMiddleware,
         limiter=context.limiter,
-        jwt_secret=context.jwt_secret,
+        identify=partial(
+            resolve_principal,
+            jwt_secret=context.jwt_secret,
+            issuers=settings.accepted_jwt_issuers,
+        ),
         settings=settings,
     )
     app.add_middleware(AccessMiddleware, metrics=metrics, settings=settings)

@@ -13,10 +13,15 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from slotease.auth.tokens import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS
 from slotease.kit.durations import parse_duration
+from slotease.kit.offsets import parse_offsets
 
 log = logging.getLogger(__name__)
+
+# The issuer of the tokens this service mints (SLOTEASE_JWT_ISSUER changes it).
+DEFAULT_ISSUER = "slotease"
+# No token lives longer than this, whatever its signer chose: a leaked token must expire soon.
+MAX_ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
 
 RATE_LIMIT_PATTERN = re.compile(r"^\s*\d+\s*/\s*(second|minute|hour|day)s?\s*$")
 
@@ -324,8 +329,6 @@ class Settings(BaseSettings):
     @field_validator("reminder_offsets")
     @classmethod
     def _check_reminder_offsets(cls, value: str) -> str:
-        from slotease.notifications.offsets import parse_offsets
-
         parse_offsets(value)
         return value
 

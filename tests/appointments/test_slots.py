@@ -11,13 +11,13 @@ from hypothesis import strategies as st
 
 from slotease.appointments.slots import (
     Busy,
-    Interval,
     Schedule,
     Slot,
     WorkingHours,
     available_slots,
     is_offered,
 )
+from slotease.kit.days import Interval
 
 ZONES = [
     "Europe/Paris",
@@ -139,6 +139,58 @@ def test_offered_slots_obey_the_schedule(
         assert slot.remaining == schedule.capacity - peak
         assert 0 < slot.remaining <= schedule.capacity
         assert is_offered(schedule, slot.starts_at, now)
+
+
+def _every_bookable_start(
+    schedule: Schedule, first_day: date, last_day: date, now: datetime, places: list[Interval]
+) -> dict[datetime, int]:
+    """Brute force from the definition: each wall-clock start on the grid of each working
+    period that exists in the zone (first occurrence), ends in its period, misses every
+    closure, is within the notice and advance limits and has a place left, with the places
+    left."""
+    zone = schedule.timezone
+    bookable: dict[datetime, int] = {}
+    day = first_day
+    while day <= last_day:
+        for hours in schedule.working_hours:
+            if hours.weekday != day.weekday():
+                continue
+            period_end = datetime.combine(day, hours.end).replace(tzinfo=zone).astimezone(UTC)
+            minute = _wall_minutes(hours.start)
+            while minute < _wall_minutes(hours.end):
+                wall = datetime.combine(day, _minutes(minute))
+                minute += schedule.slot_interval_minutes
+                start = wall.replace(tzinfo=zone).astimezone(UTC)
+                if start.astimezone(zone).replace(tzinfo=None) != wall:
+                    continue  # skipped when the clocks spring forward
+                end = start + schedule.duration
+                left = schedule.capacity - _peak(start, end + schedule.buffer, places)
+                if (
+                    end <= period_end
+                    and not any(c.starts_at < end and start < c.ends_at for c in schedule.closures)
+                    and start >= now + timedelta(minutes=schedule.min_notice_minutes)
+                    and start <= now + timedelta(days=schedule.max_advance_days)
+                    and left > 0
+                ):
+                    bookable[start] = left
+        day += timedelta(days=1)
+    return bookable
+
+
+@settings(max_examples=120, deadline=None)
+@given(schedules())
+def test_every_bookable_slot_is_offered(
+    case: tuple[Schedule, date, date, datetime, list[Busy]],
+) -> None:
+    """Completeness, the converse of the property above: an engine that offers too little (or
+    nothing at all) fails here."""
+    schedule, first_day, last_day, now, busy = case
+    places = [
+        Interval(b.starts_at, b.ends_at + schedule.buffer) for b in busy for _ in range(b.places)
+    ]
+    slots = available_slots(schedule, first_day, last_day, now, busy)
+    offered = {s.starts_at: s.remaining for s in slots}
+    assert offered == _every_bookable_start(schedule, first_day, last_day, now, places)
 
 
 @settings(max_examples=60, deadline=None)

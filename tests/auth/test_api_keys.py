@@ -11,7 +11,7 @@ import httpx
 import psycopg
 import pytest
 
-from slotease.auth.tokens import hash_secret
+from slotease.kit.secrets import hash_secret
 from tests.auth.support import assert_problem, issue_api_key
 from tests.factories import User, add_member, make_organization, make_user
 
@@ -194,7 +194,19 @@ async def test_a_super_admin_manages_any_organization_keys(
         keys_url(organization), json={"name": "ops", "role": "admin"}, headers=operator.headers
     )
 
-    assert created.status_code == 201
+    assert created.status_code == 201, created.text
+    key = created.json()
+    # The key belongs to the organization, not to the operator, and acts as its admin.
+    row = owner.execute(
+        "select organization_id, role from public.api_keys where id = %s", (key["id"],)
+    ).fetchone()
+    assert row == (organization, "admin")
+    listed = await client.get(keys_url(organization), headers={"apikey": key["key"]})
+    assert listed.status_code == 200
+    assert key["id"] in [item["id"] for item in listed.json()["items"]]
+    revoked = await client.delete(f"{keys_url(organization)}/{key['id']}", headers=operator.headers)
+    assert revoked.status_code == 204
+    assert_problem(await client.get(keys_url(organization), headers={"apikey": key["key"]}), 401)
 
 
 async def test_anonymous_callers_are_unauthorized(

@@ -11,7 +11,9 @@ import pytest
 from argon2 import PasswordHasher
 
 from slotease.auth.passwords import needs_rehash
-from slotease.auth.tokens import DEFAULT_ISSUER, hash_secret, verify_access_token
+from slotease.auth.tokens import verify_access_token
+from slotease.config import DEFAULT_ISSUER
+from slotease.kit.secrets import hash_secret
 from tests.auth.support import PASSWORD, assert_problem, count_users, new_email, sign_up
 from tests.conftest import TEST_JWT_SECRET
 

@@ -11,8 +11,7 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from slotease.auth.tokens import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS
-from slotease.config import Settings
+from slotease.config import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS, Settings
 from tests.auth.support import assert_problem, sign_up
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import Owner, make_user

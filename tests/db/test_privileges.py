@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from slotease.auth.tokens import hash_secret
+from slotease.kit.secrets import hash_secret
 from tests.db.acting import ANONYMOUS, SERVICE, acting_as, as_user
 from tests.db.world import World
 from tests.factories import Owner, make_user

@@ -13,8 +13,8 @@ from typing import Any
 
 from psycopg.abc import Params
 
-from slotease.auth.tokens import hash_secret
 from slotease.db.database import DbIdentity
+from slotease.kit.secrets import hash_secret
 from tests.db.acting import ANONYMOUS, as_api_key, as_user
 from tests.factories import Owner, User, add_member, make_organization, make_service, make_user
 

@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
-from slotease.auth.tokens import hash_secret
 from slotease.config import Settings
+from slotease.kit.secrets import hash_secret
 from tests.factories import Owner, make_organization, make_user
 from tests.notifications.support import Mailbox, body_of, run_jobs, with_smtp, worker_app
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -173,6 +174,12 @@ async def test_alerts_notify_platform_admins_once_an_hour(owner: Owner, db: Data
     assert monitoring.pool_saturation({"pool_size": 10, "pool_available": 1}, 10) == 0.9
 
 
+def _alert_loops() -> list[asyncio.Task[Any]]:
+    """This process's running tasks that check the alert rules."""
+    prefix = f"{monitoring.periodic_alert_rules.__qualname__}."
+    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.startswith(prefix)]
+
+
 async def _alerts_of(owner: Owner, user_id: object, seconds: float) -> set[str]:
     """The alerts the user has been notified of, waiting up to `seconds` for the first one."""
     deadline = asyncio.get_running_loop().time() + seconds
@@ -191,12 +198,11 @@ async def test_a_serving_process_that_runs_jobs_checks_the_alert_rules(
     owner: Owner, settings: Settings
 ) -> None:
     admin = make_user(owner, super_admin=True)
-    quiet = build_app(settings, alert_interval_seconds=0.05)
-    async with served(quiet):
-        quiet.state.context.metrics.observe("GET", "/v1/x", 500, 0.01)
-        assert await _alerts_of(owner, admin.id, 0.5) == set()
+    async with served(build_app(settings, alert_interval_seconds=0.05)):
+        assert _alert_loops() == []
 
     app = build_app(settings, run_worker=True, alert_interval_seconds=0.05)
     async with served(app):
+        assert len(_alert_loops()) == 1
         app.state.context.metrics.observe("GET", "/v1/x", 500, 0.01)
         assert "error_rate" in await _alerts_of(owner, admin.id, 10)

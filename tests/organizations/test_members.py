@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from slotease.auth.tokens import hash_secret
+from slotease.kit.secrets import hash_secret
 from tests.factories import Owner, User, add_member, make_organization, make_user
 from tests.organizations.arrange import two_tenants
 from tests.organizations.checks import assert_invalid, assert_problem

@@ -154,7 +154,7 @@ async def test_logout_revokes_the_session(client: httpx.AsyncClient) -> None:
 
 
 async def test_static_files_stay_inside_their_folder(client: httpx.AsyncClient) -> None:
-    script = await client.get("/static/js/api.js")
+    script = await client.get("/static/js/http.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert (await client.get("/static/../routes.py")).status_code == 404

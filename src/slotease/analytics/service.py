@@ -24,10 +24,10 @@ from slotease.analytics.schemas import (
     StaffFigures,
     Trends,
 )
-from slotease.appointments.slots import day_window
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
+from slotease.kit.days import day_window
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 
 log = logging.getLogger(__name__)

@@ -29,21 +29,20 @@ from slotease.appointments.schemas import (
 )
 from slotease.appointments.slots import (
     Busy,
-    Interval,
     Schedule,
     WorkingHours,
     available_slots,
-    day_window,
     is_offered,
 )
 from slotease.auth.principal import Principal
-from slotease.auth.tokens import hash_secret
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.cache import Cache
+from slotease.kit.days import Interval, day_window
 from slotease.kit.events import DomainEvent, emit
 from slotease.kit.eventtypes import AppointmentEventName
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
+from slotease.kit.secrets import hash_secret
 from slotease.waitlist import repository as waitlist_repo
 
 MAX_RANGE_DAYS = 62

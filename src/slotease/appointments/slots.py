@@ -20,18 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from slotease.kit.days import Interval
+
 
 @dataclass(frozen=True)
 class WorkingHours:
     weekday: int  # 0 = Monday, as date.weekday()
     start: time
     end: time
-
-
-@dataclass(frozen=True)
-class Interval:
-    starts_at: datetime
-    ends_at: datetime
 
 
 @dataclass(frozen=True)
@@ -77,13 +73,6 @@ def to_utc(local: datetime, zone: ZoneInfo) -> datetime | None:
     if instant.astimezone(zone).replace(tzinfo=None) != local:
         return None
     return instant
-
-
-def day_window(first_day: date, last_day: date, zone: ZoneInfo) -> Interval:
-    """From the start of `first_day` to the end of `last_day`, local time, as instants."""
-    start = datetime.combine(first_day, time.min, tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
-    return Interval(start, end)
 
 
 def _steady_offset(day: date, zone: ZoneInfo) -> timedelta | None:

@@ -10,9 +10,10 @@ from uuid import UUID
 
 from starlette.requests import HTTPConnection
 
-from slotease.auth.tokens import InvalidToken, hash_secret, verify_access_token
+from slotease.auth.tokens import InvalidToken, verify_access_token
 from slotease.db.database import ANONYMOUS, DbIdentity
 from slotease.kit.problems import Unauthorized
+from slotease.kit.secrets import hash_secret
 
 API_KEY_PREFIX = "sk_"
 

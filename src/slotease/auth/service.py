@@ -24,11 +24,12 @@ from slotease.auth.schemas import (
     SessionUser,
     SignupRequest,
 )
-from slotease.auth.tokens import hash_secret, mint_access_token, new_secret
+from slotease.auth.tokens import mint_access_token
 from slotease.context import AppContext
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unauthorized
+from slotease.kit.secrets import hash_secret, new_secret
 from slotease.organizations.service import require_admin
 
 REFRESH_TOKEN_PREFIX = "rt_"
@@ -125,18 +126,49 @@ async def _start_session(
         token_hash=hash_secret(refresh_token),
         ttl_days=context.settings.refresh_token_ttl_days,
     )
-    ttl = context.settings.access_token_ttl_seconds
     return SessionOut(
         user=SessionUser(id=user["id"], email=user["email"], full_name=user["full_name"]),
-        access_token=mint_access_token(
-            context.jwt_secret,
-            user_id=user["id"],
-            email=user["email"],
-            ttl_seconds=ttl,
-            issuer=context.settings.jwt_issuer,
-        ),
+        access_token=_access_token(context, user["id"], user["email"]),
         refresh_token=refresh_token,
-        expires_in=ttl,
+        expires_in=context.settings.access_token_ttl_seconds,
+    )
+
+
+def _access_token(context: AppContext, user_id: UUID, email: str) -> str:
+    return mint_access_token(
+        context.jwt_secret,
+        user_id=user_id,
+        email=email,
+        ttl_seconds=context.settings.access_token_ttl_seconds,
+        issuer=context.settings.jwt_issuer,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Web sessions: the cookie holds a refresh token, and pages trade it for access tokens.
+#
+# The session cookie is not rotated when a page asks for an access token: a page (or several
+# tabs) may ask concurrently, and rotation would make the second request look like a replayed
+# token and revoke the whole family. The cookie is HttpOnly, SameSite=Lax, and every request
+# that uses it carries a CSRF token (web.routes), so it stands in for a classic server session.
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PageToken:
+    access_token: str
+    expires_in: int
+
+
+async def access_token_for_session(
+    conn: Connection, context: AppContext, refresh_token: str
+) -> PageToken | None:
+    """A short-lived access token for the session's user, or None when the session is over
+    (unknown, spent by a replay, revoked by logout, or expired)."""
+    token = await repository.session_user(conn, hash_secret(refresh_token))
+    if token is None:
+        return None
+    return PageToken(
+        access_token=_access_token(context, token["user_id"], token["email"]),
+        expires_in=context.settings.access_token_ttl_seconds,
     )
 
 

@@ -24,9 +24,9 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from slotease.auth.tokens import hash_secret
 from slotease.config import Settings
 from slotease.kit.problems import TooManyRequests
+from slotease.kit.secrets import hash_secret
 
 KEY_PREFIX = "slotease:signin"
 WINDOW_SECONDS = 15 * 60

@@ -1,9 +1,7 @@
-"""Access tokens: HS256 JWTs compatible with Supabase's, and opaque secrets stored as hashes."""
+"""Access tokens: HS256 JWTs compatible with Supabase's (opaque secrets are in kit.secrets)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from collections.abc import Collection
 from typing import Any
@@ -11,11 +9,10 @@ from uuid import UUID
 
 import jwt
 
+from slotease.config import DEFAULT_ISSUER, MAX_ACCESS_TOKEN_TTL_SECONDS
+
 ALGORITHM = "HS256"
 AUDIENCE = "authenticated"
-DEFAULT_ISSUER = "slotease"
-# No token lives longer than this, whatever its signer chose: a leaked token must expire soon.
-MAX_ACCESS_TOKEN_TTL_SECONDS = 24 * 3600
 
 
 class InvalidToken(Exception):
@@ -66,13 +63,3 @@ def verify_access_token(secret: str, token: str, *, issuers: Collection[str]) ->
     except ValueError as exc:
         raise InvalidToken("the token's subject is not a user id") from exc
     return claims
-
-
-def new_secret(prefix: str, nbytes: int = 32) -> str:
-    return f"{prefix}{secrets.token_urlsafe(nbytes)}"
-
-
-def hash_secret(secret: str) -> str:
-    """Refresh tokens and API keys are high-entropy, so a fast unsalted hash is enough to make
-    a stolen table useless while keeping lookups an index probe."""
-    return hashlib.sha256(secret.encode()).hexdigest()

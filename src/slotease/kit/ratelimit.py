@@ -16,7 +16,9 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -27,13 +29,28 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from slotease.auth.principal import Principal, resolve_principal
 from slotease.config import Settings
+from slotease.db.database import DbIdentity
 from slotease.kit.clientaddress import client_address
 from slotease.kit.metrics import Metrics
 from slotease.kit.problems import TooManyRequests, Unauthorized
 
 log = logging.getLogger(__name__)
+
+
+class Caller(Protocol):
+    """What the limiter needs of a request's credentials; auth's Principal is one. The app
+    passes the function that reads them, so that kit depends on no feature."""
+
+    @property
+    def identity(self) -> DbIdentity: ...
+
+    @property
+    def is_api_key(self) -> bool: ...
+
+    @property
+    def rate_limit_key(self) -> str | None: ...
+
 
 KEY_PREFIX = "slotease:ratelimit"
 # Probes and scrapes must keep working for a caller that exhausted its allowance.
@@ -113,7 +130,7 @@ class RateLimiter:
     def key_refused(self, key_hash: str) -> None:
         self._verified_keys.pop(key_hash, None)
 
-    def bucket(self, principal: Principal | None, client_ip: str) -> tuple[str, str]:
+    def bucket(self, principal: Caller | None, client_ip: str) -> tuple[str, str]:
         """The kind of caller and the key its requests are counted under."""
         key = principal.rate_limit_key if principal else None
         if principal is None or key is None:
@@ -161,12 +178,13 @@ class RateLimitMiddleware:
         app: ASGIApp,
         *,
         limiter: RateLimiter,
-        jwt_secret: str,
+        identify: Callable[[HTTPConnection], Caller],
         settings: Settings,
     ) -> None:
         self.app = app
         self.limiter = limiter
-        self.jwt_secret = jwt_secret
+        # Raises Unauthorized for credentials that are present but bad.
+        self.identify = identify
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -176,11 +194,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        principal: Principal | None
+        principal: Caller | None
         try:
-            principal = resolve_principal(
-                connection, self.jwt_secret, self.settings.accepted_jwt_issuers
-            )
+            principal = self.identify(connection)
         except Unauthorized:
             # The route answers 401; until then the caller is counted by address.
             principal = None

@@ -18,10 +18,10 @@ from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, TransactionalHandler
 from slotease.kit.eventtypes import EventName
+from slotease.kit.offsets import parse_offsets
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import EXTERNAL_CHANNELS, Channel
 from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
-from slotease.notifications.offsets import parse_offsets
 from slotease.queues.service import display_number
 
 NOTIFY_TASK = "notifications.notify_event"

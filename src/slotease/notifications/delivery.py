@@ -16,12 +16,13 @@ from uuid import UUID, uuid4
 import httpx
 from redis.asyncio import Redis
 
-from slotease.appointments import calendar
+from slotease.appointments import service as appointments
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, EventBus
+from slotease.kit.problems import NotFound
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import (
     Attachment,
@@ -222,25 +223,10 @@ class Deliverer:
         if row["template"] not in _CALENDAR_TEMPLATES or not appointment_id:
             return ()
         async with self.db.transaction(SERVICE) as conn:
-            facts = await repo.appointment_facts(conn, UUID(appointment_id))
-        if facts is None:
-            return ()
-        ics = calendar.render(
-            [
-                calendar.CalendarEntry(
-                    id=facts["id"],
-                    starts_at=facts["starts_at"],
-                    ends_at=facts["ends_at"],
-                    status=facts["status"],
-                    revision=facts["revision"],
-                    updated_at=facts["updated_at"],
-                    service_name=facts["service"],
-                    organization_name=facts["organization"],
-                    address=facts["address"],
-                    timezone=facts["timezone"] or "UTC",
-                )
-            ]
-        )
+            try:
+                ics = await appointments.appointment_calendar(conn, UUID(appointment_id))
+            except NotFound:
+                return ()
         return (Attachment("appointment.ics", "text/calendar", ics),)
 
     def _next_channel(self, row: dict[str, Any]) -> Channel | None:

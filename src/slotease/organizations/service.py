@@ -14,10 +14,10 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
-from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
 from slotease.kit.pagination import decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.kit.secrets import hash_secret
 from slotease.organizations import repository
 from slotease.organizations.invitation_mail import enqueue_invitation_mail
 from slotease.organizations.repository import Nearby, TextQuery

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from slotease.auth.tokens import new_secret
+from slotease.kit.secrets import new_secret
 
 SECRET_PREFIX = "whsec_"
 

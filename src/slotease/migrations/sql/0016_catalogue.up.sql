@@ -1,3 +1,6 @@
+-- Wait briefly for locks rather than queue every other statement behind this migration.
+set local lock_timeout = '5s';
+
 -- The last-admin refusal takes a SQLSTATE of the SlotEase class SE (see db/catalogue.py):
 -- P0409 sat in PL/pgSQL's own class P0, where PostgreSQL may one day define it.
 create or replace function app.keep_one_admin() returns trigger

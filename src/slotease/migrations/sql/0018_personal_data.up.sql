@@ -1,3 +1,6 @@
+-- Wait briefly for locks rather than queue every other statement behind this migration.
+set local lock_timeout = '5s';
+
 -- Personal data: consents with their history, erasure of a person everywhere their data was
 -- copied, retention of free text, and the audit trail as the organization's admins read it.
 

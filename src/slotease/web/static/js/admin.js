@@ -1,8 +1,10 @@
-import { addDays, api, dataset, dayKey, el, failed, formatDay } from "./api.js";
+import { addDays, dayKey, formatDay } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed } from "./status.js";
 import { lineChart } from "./charts.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 const HISTORY_DAYS = 42;
 
 function figure(value, suffix = "") {

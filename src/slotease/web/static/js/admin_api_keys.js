@@ -1,8 +1,10 @@
-import { api, dataset, el, failed, formatDateTime, say } from "./api.js";
+import { formatDateTime } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 import { hideSecret, showSecret } from "./secret.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 let timezone;
 
 const when = (iso) => (iso ? formatDateTime(iso, timezone) : "–");

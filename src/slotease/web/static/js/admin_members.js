@@ -1,7 +1,9 @@
-import { api, dataset, el, failed, formatDateTime, say } from "./api.js";
+import { formatDateTime } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 let timezone;
 
 async function load() {

@@ -1,7 +1,9 @@
-import { api, dataset, dayKey, el, failed, formatDateTime, say, wallClockToIso } from "./api.js";
+import { dayKey, formatDateTime, wallClockToIso } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 const WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const NUMBERS = ["duration_minutes", "capacity", "buffer_minutes", "min_notice_minutes", "max_advance_days"];
 let org = null;

@@ -1,6 +1,9 @@
-import { addDays, api, dayKey, el, failed, formatDateTime, say } from "./api.js";
+import { addDays, dayKey, formatDateTime } from "./dates.js";
+import { $, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
-const list = document.getElementById("appointments");
+const list = $("appointments");
 const names = new Map();
 
 // Service and organization names, fetched once each however many appointments share them.
@@ -78,7 +81,7 @@ async function load() {
   const from = addDays(dayKey(new Date(), Intl.DateTimeFormat().resolvedOptions().timeZone), -1);
   const page = await api(`/v1/appointments?${new URLSearchParams({ from, limit: "200" })}`);
   list.replaceChildren(...(await Promise.all(page.items.map(row))));
-  document.getElementById("empty").hidden = page.items.length > 0;
+  $("empty").hidden = page.items.length > 0;
 }
 
 load().catch(failed);

@@ -1,9 +1,10 @@
-import { api, dataset, el, failed } from "./api.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed } from "./status.js";
 import { Live } from "./realtime.js";
 import { chime, enableSound } from "./sound.js";
 
 const { queueId } = dataset();
-const $ = (id) => document.getElementById(id);
 let latest = null;
 
 function render(state) {

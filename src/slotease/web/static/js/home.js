@@ -1,6 +1,8 @@
-import { api, el, failed, say } from "./api.js";
+import { $, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
-const results = document.getElementById("results");
+const results = $("results");
 
 function show(organizations) {
   results.replaceChildren(
@@ -29,13 +31,13 @@ async function search(query) {
   }
 }
 
-document.getElementById("search").addEventListener("submit", (event) => {
+$("search").addEventListener("submit", (event) => {
   event.preventDefault();
-  const q = document.getElementById("q").value.trim();
+  const q = $("q").value.trim();
   search(q ? { q } : {});
 });
 
-document.getElementById("near").addEventListener("click", () => {
+$("near").addEventListener("click", () => {
   if (!navigator.geolocation) {
     say("This browser cannot share its location.", "error");
     return;

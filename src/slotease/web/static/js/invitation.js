@@ -1,7 +1,8 @@
-import { api, dataset, el, failed, say } from "./api.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
 const { invitationId } = dataset();
-const $ = (id) => document.getElementById(id);
 const roleName = (role) => (role === "admin" ? "an admin" : "staff");
 
 async function answer(invitation, accepted) {

@@ -1,4 +1,6 @@
-import { api, dataset, el, failed } from "./api.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed } from "./status.js";
 
 const { orgId } = dataset();
 
@@ -9,9 +11,9 @@ async function load() {
     api(`/v1/organizations/${orgId}/queues`, { auth: false }),
   ]);
   document.title = `${org.name} · SlotEase`;
-  document.getElementById("org-name").textContent = org.name;
-  document.getElementById("org-address").textContent = [org.address, org.timezone].filter(Boolean).join(" · ");
-  document.getElementById("services").replaceChildren(
+  $("org-name").textContent = org.name;
+  $("org-address").textContent = [org.address, org.timezone].filter(Boolean).join(" · ");
+  $("services").replaceChildren(
     ...services.items.map((service) =>
       el(
         "li",
@@ -25,7 +27,7 @@ async function load() {
     ),
   );
   const activeQueues = queues.items.filter((queue) => queue.is_active);
-  document.getElementById("queues").replaceChildren(
+  $("queues").replaceChildren(
     ...(activeQueues.length
       ? activeQueues.map((queue) =>
           el(

@@ -1,8 +1,7 @@
 // The "shown only once" box of the API key and webhook pages: a read-only field and a Copy
 // button, with the value left selected when the clipboard is out of reach.
-import { failed, say } from "./api.js";
-
-const $ = (id) => document.getElementById(id);
+import { $ } from "./dom.js";
+import { failed, say } from "./status.js";
 
 export function showSecret(value) {
   $("secret").hidden = false;

@@ -1,8 +1,11 @@
-import { addDays, api, dataset, dayKey, el, failed, formatDateTime, formatDay, formatTime, say, weekdayOf } from "./api.js";
+import { addDays, dayKey, formatDateTime, formatDay, formatTime, weekdayOf } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed, say } from "./status.js";
 
 const { orgId, serviceId, signedIn } = dataset();
-const week = document.getElementById("week");
-const confirmBox = document.getElementById("confirm");
+const week = $("week");
+const confirmBox = $("confirm");
 let timeZone = "UTC";
 let thisMonday = null;
 let monday = null;
@@ -10,8 +13,8 @@ let chosen = null;
 
 async function showWeek() {
   const to = addDays(monday, 6);
-  document.getElementById("week-label").textContent = `${formatDay(monday)} – ${formatDay(to)}`;
-  document.getElementById("prev-week").disabled = monday <= thisMonday;
+  $("week-label").textContent = `${formatDay(monday)} – ${formatDay(to)}`;
+  $("prev-week").disabled = monday <= thisMonday;
   week.setAttribute("aria-busy", "true");
   const answer = await api(`/v1/available-slots?${new URLSearchParams({ service_id: serviceId, from: monday, to })}`, { auth: false });
   const byDay = new Map();
@@ -58,9 +61,9 @@ async function showWeek() {
 
 function choose(slot) {
   chosen = slot;
-  document.getElementById("confirm-text").textContent = `${formatDateTime(slot.starts_at, timeZone)} (${timeZone})`;
+  $("confirm-text").textContent = `${formatDateTime(slot.starts_at, timeZone)} (${timeZone})`;
   confirmBox.hidden = false;
-  document.getElementById("book").focus();
+  $("book").focus();
 }
 
 async function book() {
@@ -68,10 +71,10 @@ async function book() {
     location.assign(`/login?next=${encodeURIComponent(location.pathname)}`);
     return;
   }
-  const button = document.getElementById("book");
+  const button = $("book");
   button.disabled = true;
   try {
-    const notes = document.getElementById("notes").value.trim();
+    const notes = $("notes").value.trim();
     await api("/v1/appointments", {
       method: "POST",
       // A retried click after a lost answer must not book twice.
@@ -96,24 +99,24 @@ async function start() {
   ]);
   timeZone = org.timezone;
   document.title = `${service.name} · ${org.name} · SlotEase`;
-  document.getElementById("service-name").textContent = `${service.name} · ${org.name}`;
-  document.getElementById("service-info").textContent = `${service.duration_minutes} minutes · times shown in ${timeZone}`;
+  $("service-name").textContent = `${service.name} · ${org.name}`;
+  $("service-info").textContent = `${service.duration_minutes} minutes · times shown in ${timeZone}`;
   const today = dayKey(new Date(), timeZone);
   thisMonday = addDays(today, -weekdayOf(today));
   monday = thisMonday;
   await showWeek();
 }
 
-document.getElementById("prev-week").addEventListener("click", () => {
+$("prev-week").addEventListener("click", () => {
   monday = addDays(monday, -7);
   showWeek().catch(failed);
 });
-document.getElementById("next-week").addEventListener("click", () => {
+$("next-week").addEventListener("click", () => {
   monday = addDays(monday, 7);
   showWeek().catch(failed);
 });
-document.getElementById("book").addEventListener("click", book);
-document.getElementById("cancel-choice").addEventListener("click", () => {
+$("book").addEventListener("click", book);
+$("cancel-choice").addEventListener("click", () => {
   confirmBox.hidden = true;
 });
 

@@ -1,8 +1,10 @@
-import { accessToken, api, dataset, dayKey, el, failed, formatTime, say } from "./api.js";
+import { dayKey, formatTime } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { accessToken, api } from "./http.js";
+import { failed, say } from "./status.js";
 import { Live } from "./realtime.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 const queueSelect = $("queue");
 const counterInput = $("counter");
 let timeZone = "UTC";

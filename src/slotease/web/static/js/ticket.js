@@ -1,9 +1,10 @@
-import { accessToken, api, dataset, failed } from "./api.js";
+import { $, dataset } from "./dom.js";
+import { accessToken, api } from "./http.js";
+import { failed } from "./status.js";
 import { Live } from "./realtime.js";
 import { chime, enableSound } from "./sound.js";
 
 const { ticketId } = dataset();
-const $ = (id) => document.getElementById(id);
 const STATUS_LABELS = {
   waiting: "Waiting",
   called: "Called",
