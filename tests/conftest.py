@@ -133,25 +133,27 @@ def worker_conninfo(owner_conninfo: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(
-    owner_conninfo: str,
-    app_conninfo: str,
-    worker_conninfo: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Settings:
-    return Settings(
-        env="test",
-        database_url=owner_conninfo,
-        app_database_url=app_conninfo,
-        worker_database_url=worker_conninfo,
-        jwt_secret=TEST_JWT_SECRET,
-        data_dir=tmp_path_factory.mktemp("data"),
-        rate_limit_api_key="100000/hour",
-        rate_limit_user="100000/hour",
-        rate_limit_anon="100000/hour",
-        pool_min_size=1,
-        pool_max_size=10,
-    )
+def settings(owner_conninfo: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return settings_for(owner_conninfo, tmp_path_factory.mktemp("data"))
+
+
+def settings_for(owner_conninfo: str, data_dir: Path, **overrides: object) -> Settings:
+    """The settings of the app under test on the database of `owner_conninfo`, its login roles
+    being that database's with the user swapped; `overrides` by field name."""
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": owner_conninfo,
+        "app_database_url": _as_login(owner_conninfo, "slotease_app"),
+        "worker_database_url": _as_login(owner_conninfo, "slotease_worker"),
+        "jwt_secret": TEST_JWT_SECRET,
+        "data_dir": data_dir,
+        "rate_limit_api_key": "100000/hour",
+        "rate_limit_user": "100000/hour",
+        "rate_limit_anon": "100000/hour",
+        "pool_min_size": 1,
+        "pool_max_size": 10,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import run_cli  # noqa: F401 - the `slotease` command, run in-process
 from tests.clusters.pgcluster import Cluster, scratch_directory
 
 

@@ -53,10 +53,17 @@ class ProgramFailed(RuntimeError):
 
 def run_pg(binary: str, *args: str, timeout: float = 120) -> str:
     """One PostgreSQL program as the server account; its output, or ProgramFailed."""
-    argv = _as_server_account([str(PG_BIN / binary), *args])
+    return run_as_server_account(str(PG_BIN / binary), *args, timeout=timeout)
+
+
+def run_as_server_account(program: str, *args: str, timeout: float = 120) -> str:
+    """Any program (the PITR scripts) as the server account, with `PG_BIN` set to the
+    binaries in use; its output, or ProgramFailed."""
+    argv = _as_server_account(["env", f"PG_BIN={PG_BIN}", program, *args])
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise ProgramFailed(f"{binary} {' '.join(args)}: {done.stderr or done.stdout}")
+        name = Path(program).name
+        raise ProgramFailed(f"{name} {' '.join(args)}: {done.stderr or done.stdout}")
     return done.stdout
 
 
