@@ -8,6 +8,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -159,6 +160,12 @@ def settings_for(owner_conninfo: str, data_dir: Path, **overrides: object) -> Se
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in this process, with its lifespan (pool) running."""
+    async with app_client(settings) as http:
+        yield http
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
