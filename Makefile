@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-clusters fuzz browser screenshots lint format clean
+.PHONY: run test test-clusters fuzz browser pgbouncer screenshots lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ test: $(STAMP) browser
 
 # The tests that start PostgreSQL clusters, PgBouncer or processes of their own (tests/clusters):
 # they do not depend on the server under test, so CI runs them once.
-test-clusters: $(STAMP)
+test-clusters: $(STAMP) pgbouncer
 	$(BIN)/pytest -m clusters tests/clusters
 
 # The real server fuzzed against its OpenAPI document for 3 minutes (see scripts/fuzz.py), on
@@ -34,6 +34,12 @@ fuzz: $(STAMP)
 browser:
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && apt-get install -y chromium)
+
+# PgBouncer for the pooling tests (tests/clusters/test_pgbouncer.py): Debian's, installed when
+# missing as root; otherwise those tests skip, except in CI where they fail.
+pgbouncer:
+	@[ -x /usr/sbin/pgbouncer ] || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && apt-get install -y pgbouncer)
 
 # Pictures of every page for the README, from a server started with `make run`.
 screenshots: $(STAMP) browser

@@ -24,6 +24,9 @@ from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent
 REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
+# "host:port" of a PgBouncer in transaction mode in front of the server under test: the API's
+# login role connects through it, everything else directly (tests/clusters/test_pgbouncer.py).
+POOLER = os.environ.get("SLOTEASE_TEST_POOLER")
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
@@ -123,8 +126,13 @@ def _as_login(owner_conninfo: str, role: str) -> str:
 
 @pytest.fixture(scope="module")
 def app_conninfo(owner_conninfo: str) -> str:
-    """The same database as the API's NOINHERIT login role (anon and authenticated only)."""
-    return _as_login(owner_conninfo, "slotease_app")
+    """The same database as the API's NOINHERIT login role (anon and authenticated only),
+    through the pooler when one is given."""
+    conninfo = _as_login(owner_conninfo, "slotease_app")
+    if POOLER is None:
+        return conninfo
+    host, _, port = POOLER.rpartition(":")
+    return make_conninfo(conninfo, host=host, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +142,15 @@ def worker_conninfo(owner_conninfo: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def settings(owner_conninfo: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings_for(owner_conninfo, tmp_path_factory.mktemp("data"))
+def settings(
+    owner_conninfo: str, app_conninfo: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    return settings_for(
+        owner_conninfo,
+        tmp_path_factory.mktemp("data"),
+        app_database_url=app_conninfo,
+        db_pooler="none" if POOLER is None else "transaction",
+    )
 
 
 def settings_for(owner_conninfo: str, data_dir: Path, **overrides: object) -> Settings:

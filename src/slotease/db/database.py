@@ -70,11 +70,21 @@ def session_options(*, statement_timeout: float, idle_in_transaction_timeout: fl
 
 class Database:
     def __init__(
-        self, conninfo: str, *, min_size: int = 2, max_size: int = 20, options: str = ""
+        self,
+        conninfo: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 20,
+        options: str = "",
+        prepare: bool = True,
     ) -> None:
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if options:
             kwargs["options"] = options
+        if not prepare:
+            # A pooler in transaction mode hands each transaction any server connection: a
+            # statement prepared on one is missing on (or clashes with) the next.
+            kwargs["prepare_threshold"] = None
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,

@@ -23,11 +23,14 @@ def worker_session_options(settings: Settings) -> str:
 
 
 def api_database(settings: Settings) -> Database:
+    pooled = settings.db_pooler == "transaction"
     return Database(
         app_conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        options=api_session_options(settings),
+        # PgBouncer refuses a connection that sends startup options it does not know.
+        options="" if pooled else api_session_options(settings),
+        prepare=not pooled,
     )
 
 
