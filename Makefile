@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-clusters fuzz browser pgbouncer screenshots lint format clean
+.PHONY: run test test-clusters fuzz browser pgbouncer screenshots deploy-check lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,18 @@ pgbouncer:
 # Pictures of every page for the README, from a server started with `make run`.
 screenshots: $(STAMP) browser
 	$(BIN)/python -m scripts.screenshots
+
+# The deployment files (Dockerfile, compose.yaml): the Dockerfile linted and, where Docker works,
+# the image built; compose.yaml checked against the Compose specification, and by `docker
+# compose config` where that exists (with stand-in secrets).
+deploy-check: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	@if docker info >/dev/null 2>&1; then docker build --quiet --tag slotease:check .; \
+		else echo "no Docker daemon: the image is not built"; fi
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+	@if docker compose version >/dev/null 2>&1; then \
+		POSTGRES_PASSWORD=x REPLICATION_PASSWORD=x APP_DB_PASSWORD=x WORKER_DB_PASSWORD=x \
+		SLOTEASE_JWT_SECRET=x docker compose config --quiet; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
