@@ -5,6 +5,7 @@ database that is not empty, a damaged dump and a schema newer than the code."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,11 @@ def backup_dir(
     result = run_cli("db", "backup", "--to", str(directory), env=_env(owner_conninfo))
     assert result.exit_code == 0, result.output
     assert f"at revision {runner.head()}" in result.output
+    return directory
+
+
+def _copy(backup_dir: Path, directory: Path) -> Path:
+    shutil.copytree(backup_dir, directory)
     return directory
 
 
@@ -85,9 +91,7 @@ def test_a_restore_refuses_a_database_that_is_not_empty(
 def test_a_restore_refuses_a_damaged_dump(
     run_cli: RunCli, backup_dir: Path, empty_conninfo: str, tmp_path: Path
 ) -> None:
-    damaged = tmp_path / "damaged"
-    damaged.mkdir()
-    (damaged / MANIFEST).write_bytes((backup_dir / MANIFEST).read_bytes())
+    damaged = _copy(backup_dir, tmp_path / "damaged")
     dump = bytearray((backup_dir / DUMP).read_bytes())
     dump[len(dump) // 2] ^= 0xFF
     (damaged / DUMP).write_bytes(bytes(dump))
@@ -100,9 +104,7 @@ def test_a_restore_refuses_a_damaged_dump(
 def test_a_restore_refuses_a_schema_newer_than_the_code(
     run_cli: RunCli, backup_dir: Path, empty_conninfo: str, tmp_path: Path
 ) -> None:
-    newer = tmp_path / "newer"
-    newer.mkdir()
-    (newer / DUMP).write_bytes((backup_dir / DUMP).read_bytes())
+    newer = _copy(backup_dir, tmp_path / "newer")
     manifest = json.loads((backup_dir / MANIFEST).read_text())
     (newer / MANIFEST).write_text(json.dumps(manifest | {"schema_revision": "9999"}))
     result = run_cli("db", "restore", str(newer), env=_env(empty_conninfo))

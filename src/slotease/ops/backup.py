@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from slotease.migrations import runner
 
@@ -26,31 +27,17 @@ DUMP = "database.dump"
 MANIFEST = "manifest.json"
 FORMAT = 1
 
-# The roles of the head revision with their memberships (0001 creates them, 0011 moves
-# service_role from slotease_app to slotease_worker), created where the cluster lacks them.
-ROLES_SQL = """
-do $$
-begin
-  if not exists (select 1 from pg_roles where rolname = 'anon') then
-    create role anon nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'authenticated') then
-    create role authenticated nologin noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'service_role') then
-    create role service_role nologin noinherit bypassrls;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'slotease_app') then
-    create role slotease_app login noinherit;
-  end if;
-  if not exists (select 1 from pg_roles where rolname = 'slotease_worker') then
-    create role slotease_worker login noinherit;
-  end if;
-end
-$$;
-grant anon, authenticated to slotease_app;
-grant service_role to slotease_worker;
-"""
+# The roles of the head revision with their attributes and memberships (0001 creates them,
+# 0011 moves service_role from slotease_app to slotease_worker), created where the cluster
+# lacks them.
+ROLES = {
+    "anon": "nologin noinherit",
+    "authenticated": "nologin noinherit",
+    "service_role": "nologin noinherit bypassrls",
+    "slotease_app": "login noinherit",
+    "slotease_worker": "login noinherit",
+}
+MEMBERSHIPS_SQL = "grant anon, authenticated to slotease_app; grant service_role to slotease_worker"
 
 # Relations a fresh database has none of outside the system schemas.
 _USER_RELATIONS_SQL = """
@@ -144,6 +131,15 @@ def _run(argv: list[str | Path]) -> str:
     return done.stdout
 
 
+def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    rows = conn.execute("select rolname from pg_roles where rolname = any(%s)", (list(ROLES),))
+    existing = {row[0] for row in rows.fetchall()}
+    for name, attributes in ROLES.items():
+        if name not in existing:
+            conn.execute(sql.SQL("create role {} " + attributes).format(sql.Identifier(name)))
+    conn.execute(MEMBERSHIPS_SQL)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as file:
@@ -201,7 +197,7 @@ def restore(conninfo: str, directory: Path) -> Manifest:
                 f"database {server.database} is not empty ({row[0]} relations): restore into"
                 " a new, empty database"
             )
-        conn.execute(ROLES_SQL)
+        _ensure_roles(conn)
     pg_restore = client_program("pg_restore", server.major)
     # The restoring user owns what it restores, as the migrating user owns a migrated schema.
     _run([pg_restore, "--single-transaction", "--exit-on-error", "--no-owner",
