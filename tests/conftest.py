@@ -27,6 +27,7 @@ REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
 # "host:port" of a PgBouncer in transaction mode in front of the server under test: the API's
 # login role connects through it, everything else directly (tests/clusters/test_pgbouncer.py).
 POOLER = os.environ.get("SLOTEASE_TEST_POOLER")
+DB_POOLER = "none" if POOLER is None else "transaction"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
@@ -149,7 +150,7 @@ def settings(
         owner_conninfo,
         tmp_path_factory.mktemp("data"),
         app_database_url=app_conninfo,
-        db_pooler="none" if POOLER is None else "transaction",
+        db_pooler=DB_POOLER,
     )
 
 

@@ -70,6 +70,7 @@ def migrated(primary: Cluster) -> str:
     return primary.url("slotease")
 
 
+@pytest.mark.timeout(1500)
 def test_the_api_suite_passes_through_pgbouncer(primary: Cluster, scratch: Path) -> None:
     pooler = PgBouncer(scratch, primary, users=USERS, pool_size=10)
     pooler.start()
@@ -79,7 +80,16 @@ def test_the_api_suite_passes_through_pgbouncer(primary: Cluster, scratch: Path)
             "SLOTEASE_TEST_POOLER": f"127.0.0.1:{pooler.port}",
         }
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *POOLED_SUITE],
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--durations=15",
+                *POOLED_SUITE,
+            ],
             cwd=ROOT,
             env=env,
             capture_output=True,
@@ -96,6 +106,7 @@ def test_the_api_suite_passes_through_pgbouncer(primary: Cluster, scratch: Path)
             }
     finally:
         pooler.stop()
+    print(done.stdout[-8000:])
     tail = done.stdout[-3000:]
     assert done.returncode == 0, tail
     assert " passed" in tail
