@@ -101,15 +101,29 @@ def test_a_restore_refuses_a_damaged_dump(
     assert _user_relations(empty_conninfo) == 0
 
 
-def test_a_restore_refuses_a_schema_newer_than_the_code(
-    run_cli: RunCli, backup_dir: Path, empty_conninfo: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("field", "value", "refusal"),
+    [
+        ("schema_revision", "9999", "9999 is newer than this SlotEase's"),
+        ("server_version", "99.1", "restore it into PostgreSQL 99 or newer"),
+        ("format", 2, "is a backup of format 2"),
+    ],
+)
+def test_a_restore_refuses_what_this_code_or_server_cannot_take(
+    run_cli: RunCli,
+    backup_dir: Path,
+    empty_conninfo: str,
+    tmp_path: Path,
+    field: str,
+    value: object,
+    refusal: str,
 ) -> None:
     newer = _copy(backup_dir, tmp_path / "newer")
     manifest = json.loads((backup_dir / MANIFEST).read_text())
-    (newer / MANIFEST).write_text(json.dumps(manifest | {"schema_revision": "9999"}))
+    (newer / MANIFEST).write_text(json.dumps(manifest | {field: value}))
     result = run_cli("db", "restore", str(newer), env=_env(empty_conninfo))
     assert result.exit_code == 1
-    assert "9999 is newer than this SlotEase's" in result.output
+    assert refusal in result.output
     assert _user_relations(empty_conninfo) == 0
 
 

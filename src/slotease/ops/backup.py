@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from slotease.migrations import runner
 
@@ -123,9 +125,19 @@ def _major_of(program: Path) -> int:
     return int(found.group(1)) if found else 0
 
 
-def _run(argv: list[str | Path]) -> str:
+def _run(argv: list[str | Path], conninfo: str | None = None) -> str:
+    """Run a client program; `conninfo` becomes its `--dbname` with the password passed in
+    the environment instead, where other local users cannot read it (they can see argv)."""
+    env = None
+    if conninfo is not None:
+        params = {key: str(value) for key, value in conninfo_to_dict(conninfo).items()}
+        password = params.pop("password", None)
+        argv = [*argv, f"--dbname={make_conninfo(**params)}"]
+        env = os.environ | ({"PGPASSWORD": password} if password else {})
     # No shell: the arguments are passed as they are, and the programs are PostgreSQL's own.
-    done = subprocess.run([str(arg) for arg in argv], capture_output=True, text=True)  # noqa: S603
+    done = subprocess.run(  # noqa: S603
+        [str(arg) for arg in argv], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         raise BackupError(f"{Path(argv[0]).name} failed: {done.stderr.strip() or done.stdout}")
     return done.stdout
@@ -160,7 +172,7 @@ def backup(conninfo: str, directory: Path) -> Manifest:
     pg_dump = client_program("pg_dump", server.major)
     directory.mkdir(parents=True, exist_ok=True)
     dump = directory / DUMP
-    _run([pg_dump, "--format=custom", f"--file={dump}", f"--dbname={conninfo}"])
+    _run([pg_dump, "--format=custom", f"--file={dump}"], conninfo)
     manifest = Manifest(
         format=FORMAT,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -179,6 +191,8 @@ def restore(conninfo: str, directory: Path) -> Manifest:
     """Restore the backup in `directory` into the empty database of `conninfo`, in one
     transaction: a failure leaves the database as empty as it was."""
     manifest = Manifest.read(directory)
+    if manifest.format != FORMAT:
+        raise BackupError(f"{directory} is a backup of format {manifest.format}, not {FORMAT}")
     dump = directory / DUMP
     if not dump.is_file():
         raise BackupError(f"{directory} holds no {DUMP}")
@@ -190,6 +204,12 @@ def restore(conninfo: str, directory: Path) -> Manifest:
             f" SlotEase's ({runner.head()}): restore it with the version that made it"
         )
     server = inspect(conninfo)
+    source_major = int(manifest.server_version.split(".", 1)[0])
+    if source_major > server.major:
+        raise BackupError(
+            f"the backup comes from PostgreSQL {manifest.server_version}: restore it into"
+            f" PostgreSQL {source_major} or newer, not {server.version}"
+        )
     with psycopg.connect(conninfo, autocommit=True) as conn:
         row = conn.execute(_USER_RELATIONS_SQL).fetchone()
         if row is not None and row[0] > 0:
@@ -200,8 +220,7 @@ def restore(conninfo: str, directory: Path) -> Manifest:
         _ensure_roles(conn)
     pg_restore = client_program("pg_restore", server.major)
     # The restoring user owns what it restores, as the migrating user owns a migrated schema.
-    _run([pg_restore, "--single-transaction", "--exit-on-error", "--no-owner",
-          f"--dbname={conninfo}", dump])  # fmt: skip
+    _run([pg_restore, "--single-transaction", "--exit-on-error", "--no-owner", dump], conninfo)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         # A restore carries no planner statistics: without them the first queries plan blind.
         conn.execute("analyze")
