@@ -1,6 +1,7 @@
 """`slotease db backup|restore` on the server under test (the embedded one in `make test`'s
 second run, whose own pg_dump is used): a round trip keeps every row, and a restore refuses a
-database that is not empty, a damaged dump and a schema newer than the code."""
+database that is not empty, a damaged dump, a schema newer than the code and a dump from a newer
+server."""
 
 from __future__ import annotations
 
