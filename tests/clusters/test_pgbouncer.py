@@ -6,6 +6,7 @@ client. Without the setting, psycopg's prepared statements clash on shared conne
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -106,15 +107,15 @@ def test_the_api_suite_passes_through_pgbouncer(primary: Cluster, scratch: Path)
             }
     finally:
         pooler.stop()
-    print(done.stdout[-8000:])
     tail = done.stdout[-3000:]
     assert done.returncode == 0, tail
-    assert " passed" in tail
+    passed = re.search(r"(\d+) passed", tail)
+    assert passed is not None, tail
     assert "skipped" not in tail
-    # Every test module's database was reached through PgBouncer, by many transactions.
+    # Every test module's database was reached through PgBouncer, at least once per test.
     test_databases = {name: count for name, count in served.items() if "slotease_test" in name}
     assert len(test_databases) >= len(POOLED_SUITE), served
-    assert sum(test_databases.values()) > 1000
+    assert sum(test_databases.values()) >= int(passed.group(1)) > 200
 
 
 async def test_no_identity_is_left_on_a_shared_server_connection(
