@@ -10,7 +10,7 @@ DEV_LOCK := requirements/dev.lock
 RUNTIME_LOCK := requirements/runtime.lock
 LOCK_FLAGS ?=
 
-.PHONY: run test test-clusters fuzz browser screenshots lint lock format clean
+.PHONY: run test test-clusters fuzz browser pgbouncer screenshots deploy-check lint lock format clean
 
 $(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ test: $(STAMP) browser
 
 # The tests that start PostgreSQL clusters, PgBouncer or processes of their own (tests/clusters):
 # they do not depend on the server under test, so CI runs them once.
-test-clusters: $(STAMP)
+test-clusters: $(STAMP) pgbouncer
 	$(BIN)/pytest -m clusters tests/clusters
 
 # The real server fuzzed against its OpenAPI document for 3 minutes (see scripts/fuzz.py), on
@@ -47,9 +47,27 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
 		(apt-get update && apt-get install -y chromium)
 
+# PgBouncer for the pooling tests (tests/clusters/test_pgbouncer.py): Debian's, installed when
+# missing as root; otherwise those tests skip, except in CI where they fail.
+pgbouncer:
+	@[ -x /usr/sbin/pgbouncer ] || [ "$$(id -u)" != 0 ] || \
+		(apt-get update && apt-get install -y pgbouncer)
+
 # Pictures of every page for the README, from a server started with `make run`.
 screenshots: $(STAMP) browser
 	$(BIN)/python -m scripts.screenshots
+
+# The deployment files (Dockerfile, compose.yaml): the Dockerfile linted and, where Docker works,
+# the image built; compose.yaml checked against the Compose specification, and by `docker
+# compose config` where that exists (with stand-in secrets).
+deploy-check: $(STAMP)
+	$(BIN)/hadolint Dockerfile
+	@if docker info >/dev/null 2>&1; then docker build --quiet --tag slotease:check .; \
+		else echo "no Docker daemon: the image is not built"; fi
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose.yaml
+	@if docker compose version >/dev/null 2>&1; then \
+		POSTGRES_PASSWORD=x REPLICATION_PASSWORD=x APP_DB_PASSWORD=x WORKER_DB_PASSWORD=x \
+		SLOTEASE_JWT_SECRET=x docker compose config --quiet; fi
 
 lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check src tests bench scripts

@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -27,6 +28,10 @@ from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent
 REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
+# "host:port" of a PgBouncer in transaction mode in front of the server under test: the API's
+# login role connects through it, everything else directly (tests/clusters/test_pgbouncer.py).
+POOLER = os.environ.get("SLOTEASE_TEST_POOLER")
+DB_POOLER = "none" if POOLER is None else "transaction"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
@@ -126,8 +131,13 @@ def _as_login(owner_conninfo: str, role: str) -> str:
 
 @pytest.fixture(scope="module")
 def app_conninfo(owner_conninfo: str) -> str:
-    """The same database as the API's NOINHERIT login role (anon and authenticated only)."""
-    return _as_login(owner_conninfo, "slotease_app")
+    """The same database as the API's NOINHERIT login role (anon and authenticated only),
+    through the pooler when one is given."""
+    conninfo = _as_login(owner_conninfo, "slotease_app")
+    if POOLER is None:
+        return conninfo
+    host, _, port = POOLER.rpartition(":")
+    return make_conninfo(conninfo, host=host, port=port)
 
 
 @pytest.fixture(scope="module")
@@ -138,24 +148,33 @@ def worker_conninfo(owner_conninfo: str) -> str:
 
 @pytest.fixture(scope="module")
 def settings(
-    owner_conninfo: str,
-    app_conninfo: str,
-    worker_conninfo: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    owner_conninfo: str, app_conninfo: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Settings:
-    return Settings(
-        env="test",
-        database_url=owner_conninfo,
+    return settings_for(
+        owner_conninfo,
+        tmp_path_factory.mktemp("data"),
         app_database_url=app_conninfo,
-        worker_database_url=worker_conninfo,
-        jwt_secret=TEST_JWT_SECRET,
-        data_dir=tmp_path_factory.mktemp("data"),
-        rate_limit_api_key="100000/hour",
-        rate_limit_user="100000/hour",
-        rate_limit_anon="100000/hour",
-        pool_min_size=1,
-        pool_max_size=10,
+        db_pooler=DB_POOLER,
     )
+
+
+def settings_for(owner_conninfo: str, data_dir: Path, **overrides: object) -> Settings:
+    """The settings of the app under test on the database of `owner_conninfo`, its login roles
+    being that database's with the user swapped; `overrides` by field name."""
+    values: dict[str, object] = {
+        "env": "test",
+        "database_url": owner_conninfo,
+        "app_database_url": _as_login(owner_conninfo, "slotease_app"),
+        "worker_database_url": _as_login(owner_conninfo, "slotease_worker"),
+        "jwt_secret": TEST_JWT_SECRET,
+        "data_dir": data_dir,
+        "rate_limit_api_key": "100000/hour",
+        "rate_limit_user": "100000/hour",
+        "rate_limit_anon": "100000/hour",
+        "pool_min_size": 1,
+        "pool_max_size": 10,
+    }
+    return Settings(**(values | overrides))  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -174,6 +193,13 @@ def bus(app: FastAPI) -> EventBus:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in this process, with its lifespan (pool) running."""
+    async with app_client(app) as http:
+        yield http
+
+
+@asynccontextmanager
+async def app_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to `app` in this process, with its lifespan running."""
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, nullcontext
+from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
@@ -274,6 +275,55 @@ def db_maintenance() -> None:
 
     for line in _with_worker_database(settings, run):
         typer.echo(line)
+
+
+@db.command("backup")
+def db_backup(
+    to: Annotated[
+        Path | None,
+        typer.Option(
+            "--to",
+            help="A new directory for the backup (default: SLOTEASE_DATA_DIR/backups/<time>).",
+        ),
+    ] = None,
+) -> None:
+    """Back up the database (pg_dump -Fc) with a manifest: checksum, schema revision, server."""
+    from datetime import UTC, datetime
+
+    from slotease.db.urls import owner_conninfo
+    from slotease.ops import backup
+
+    settings = load_settings()
+    directory = to or backup.default_directory(settings.data_dir, datetime.now(UTC))
+    try:
+        manifest = backup.backup(owner_conninfo(settings), directory)
+    except backup.BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"backed up {manifest.database} at revision {manifest.schema_revision} to {directory}"
+        f" ({manifest.size_bytes} bytes, sha256 {manifest.sha256})"
+    )
+
+
+@db.command("restore")
+def db_restore(
+    path: Annotated[Path, typer.Argument(help="A directory `slotease db backup` wrote.")],
+) -> None:
+    """Restore a backup into the configured database, which must be empty."""
+    from slotease.db.urls import owner_conninfo
+    from slotease.migrations import runner
+    from slotease.ops import backup
+
+    settings = load_settings()
+    try:
+        manifest = backup.restore(owner_conninfo(settings), path)
+    except backup.BackupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"restored {manifest.database} at revision {manifest.schema_revision}")
+    if manifest.schema_revision != runner.head():
+        typer.echo(f"run `slotease migrate` to bring it to revision {runner.head()}")
 
 
 @db.command("stats")

@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     db_idle_in_transaction_timeout_seconds: float = Field(
         default=60.0, ge=0, validation_alias="SLOTEASE_DB_IDLE_IN_TRANSACTION_TIMEOUT"
     )
+    # `transaction`: the API's connections go through a pooler in transaction mode (PgBouncer
+    # 1.18), which keeps no prepared statement and passes no startup options on: the API's
+    # pool prepares nothing and sends no options (put the timeouts on the role instead, see
+    # docs/operations.md). The worker's URL must stay direct: LISTEN and session locks.
+    db_pooler: Literal["none", "transaction"] = Field(
+        default="none", validation_alias="SLOTEASE_DB_POOLER"
+    )
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
     # Streaming replicas for the reads that tolerate lag (comma-separated libpq URLs, used as
     # given: the API's login role on each replica, a physical copy of the primary's roles). A

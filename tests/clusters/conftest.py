@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.cli.conftest import run_cli  # noqa: F401 - the `slotease` command, run in-process
 from tests.clusters.pgcluster import Cluster, scratch_directory
 from tests.clusters.slotease import DATABASE, migrate
 from tests.notifications.support import Mailbox, smtp_server

@@ -91,6 +91,7 @@ class Database:
         variables: Mapping[SessionVariable, str] | None = None,
         name: str = "slotease",
         timeout: float = 30.0,
+        prepare: bool = True,
     ) -> None:
         # Set in every transaction's first statement: the one place Python sets what the
         # database's functions read (see db.catalogue.SESSION_VARIABLES).
@@ -98,6 +99,10 @@ class Database:
         kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
         if options:
             kwargs["options"] = options
+        if not prepare:
+            # A pooler in transaction mode hands each transaction any server connection: a
+            # statement prepared on one is missing on (or clashes with) the next.
+            kwargs["prepare_threshold"] = None
         self.pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             conninfo,
             min_size=min_size,

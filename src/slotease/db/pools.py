@@ -39,11 +39,14 @@ def database_variables(settings: Settings) -> dict[SessionVariable, str]:
 
 
 def api_database(settings: Settings) -> Database:
+    pooled = settings.db_pooler == "transaction"
     return Database(
         app_conninfo(settings),
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        options=api_session_options(settings),
+        # PgBouncer refuses a connection that sends startup options it does not know.
+        options="" if pooled else api_session_options(settings),
+        prepare=not pooled,
         variables=database_variables(settings),
         timeout=settings.pool_timeout_seconds,
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 HERE = Path(__file__).parent
 
@@ -31,3 +33,21 @@ def offline_sql(revision: str = "head") -> str:
     buffer = io.StringIO()
     command.upgrade(_config(output=buffer), revision, sql=True)
     return buffer.getvalue()
+
+
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
+def head() -> str:
+    revision = _scripts().get_current_head()
+    assert revision is not None
+    return revision
+
+
+def is_known(revision: str) -> bool:
+    """Whether `revision` is one of this code's (a database at an unknown one is newer)."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
