@@ -4,6 +4,7 @@ translated here into the problems the API answers."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -321,3 +322,15 @@ async def calendar_feed_owner(conn: Connection, token_hash: str) -> UUID | None:
 async def delete_expired_idempotency_keys(conn: Connection) -> int:
     cursor = await conn.execute("delete from public.idempotency_keys where expires_at <= now()")
     return cursor.rowcount
+
+
+async def take_offers_made(conn: Connection) -> list[Row]:
+    """The waitlist offers the database made so far in this transaction (a place this
+    transaction freed goes to the first waiter of its slot), each reported once."""
+    cursor = await conn.execute(
+        "select current_setting('slotease.waitlist_offers', true) as offers,"
+        " set_config('slotease.waitlist_offers', '', true)"
+    )
+    row = await cursor.fetchone()
+    offers: list[Row] = json.loads(row["offers"]) if row and row["offers"] else []
+    return offers

@@ -43,7 +43,6 @@ from slotease.kit.eventtypes import AppointmentEventName
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.kit.secrets import hash_secret
-from slotease.waitlist import repository as waitlist_repo
 
 MAX_RANGE_DAYS = 62
 # The feed shows the recent past too, so a calendar keeps what just happened.
@@ -283,7 +282,7 @@ async def list_appointments(
 async def announce_waitlist_offers(conn: Connection) -> None:
     """Announce the waitlist offers the database made in this transaction (a freed place goes
     to the first waiter of its slot), once it commits."""
-    for offer in await waitlist_repo.take_offers_made(conn):
+    for offer in await repo.take_offers_made(conn):
         emit(DomainEvent("waitlist.offered", offer))
 
 

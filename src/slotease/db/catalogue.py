@@ -131,7 +131,7 @@ SESSION_VARIABLES: dict[SessionVariable, Variable] = {
     SessionVariable.WAITLIST_OFFERS: Variable(
         "the offers made so far in this transaction, as a JSON array, for Python to announce",
         "app.offer_waitlist_places (appends)",
-        "waitlist.repository.take_offers_made (reads and empties)",
+        "appointments.repository.take_offers_made (reads and empties)",
     ),
     SessionVariable.MOVED_APPOINTMENT: Variable(
         "the appointment whose move the analytics trigger already recorded, so it is counted"

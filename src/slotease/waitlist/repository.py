@@ -3,7 +3,6 @@ transaction that frees a place; this module reads what they did and asks for exp
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,17 +19,6 @@ _ENTRY_COLUMNS = (
     "   then app.waitlist_ahead(w.service_id, w.starts_at, w.created_at, w.id) + 1 end as position"
 )
 _WITH_TIMEZONE = " left join public.organizations o on o.id = w.organization_id"
-
-
-async def take_offers_made(conn: Connection) -> list[Row]:
-    """The offers the database made so far in this transaction, each reported once."""
-    cursor = await conn.execute(
-        "select current_setting('slotease.waitlist_offers', true) as offers,"
-        " set_config('slotease.waitlist_offers', '', true)"
-    )
-    row = await cursor.fetchone()
-    offers: list[Row] = json.loads(row["offers"]) if row and row["offers"] else []
-    return offers
 
 
 async def expire_offers(conn: Connection) -> None:
