@@ -32,16 +32,6 @@ async def insert_event(
     )
 
 
-async def access(conn: Connection, organization_id: UUID) -> Row | None:
-    """The organization's timezone and the caller's standing in it, or None if invisible."""
-    return await fetch_one(
-        conn,
-        "select o.timezone, app.is_org_member(o.id) as member, app.is_org_admin(o.id) as admin"
-        " from public.organizations o where o.id = %s",
-        (organization_id,),
-    )
-
-
 async def live_appointments(
     conn: Connection, organization_id: UUID, starts: datetime, ends: datetime
 ) -> Row:

@@ -31,6 +31,7 @@ from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.organizations import access
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,13 @@ async def record_event(conn: Connection, principal: Principal, payload: EventCre
 async def _organization(conn: Connection, organization_id: UUID, *, admin: bool) -> ZoneInfo:
     """The organization's timezone, for its members (admins when `admin`); 404 for anyone who
     does not belong to it, 403 for staff asking for admin figures."""
-    row = await repo.access(conn, organization_id)
-    if row is None or not row["member"]:
-        raise NotFound("No such organization.")
-    if admin and not row["admin"]:
-        raise Forbidden("Only the organization's admins may read these figures.")
-    return ZoneInfo(row["timezone"])
+    found = access.require(
+        await access.standing(conn, organization_id),
+        "admin" if admin else "staff",
+        private=True,
+        forbidden="Only the organization's admins may read these figures.",
+    )
+    return ZoneInfo(found.timezone)
 
 
 def _ratio(total: float, count: float) -> float | None:

@@ -30,7 +30,7 @@ from slotease.db.database import Connection, Database
 from slotease.kit.events import service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unauthorized
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import require_admin
 
 REFRESH_TOKEN_PREFIX = "rt_"
 API_KEY_VISIBLE_CHARS = 12

@@ -83,18 +83,6 @@ async def audience(
     return [row["customer_id"] for row in await cursor.fetchall()]
 
 
-async def is_org_admin(conn: Connection, organization_id: UUID) -> bool:
-    cursor = await conn.execute("select app.is_org_admin(%s) as admin", (organization_id,))
-    row = await cursor.fetchone()
-    return bool(row and row["admin"])
-
-
-async def is_super_admin(conn: Connection) -> bool:
-    cursor = await conn.execute("select app.is_super_admin() as super")
-    row = await cursor.fetchone()
-    return bool(row and row["super"])
-
-
 async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
     """Ids are chosen by the caller: staff may insert a notification but not read it back."""
     async with conn.cursor() as cursor:

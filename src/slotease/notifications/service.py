@@ -28,7 +28,7 @@ from slotease.notifications.schemas import (
     Sent,
 )
 from slotease.notifications.templates import Templates
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import is_super_admin, require_admin
 
 # One delivery job per this many notifications: big sends spread over the workers, and a
 # retry re-reads only its own batch.
@@ -55,19 +55,23 @@ async def send(conn: Connection, request: SendRequest) -> Sent:
         raise Unprocessable(f"There is no template {request.template!r}.")
     organizations = await repo.organizations_dealing_with(conn, request.user_id)
     if request.organization_id is not None:
-        if request.organization_id not in organizations and not await repo.is_super_admin(conn):
+        if request.organization_id not in organizations and not await is_super_admin(conn):
             raise NotFound("No such user in this organization.")
         organization_id: UUID | None = request.organization_id
     elif organizations:
         organization_id = organizations[0]
-    elif await repo.is_super_admin(conn):
+    elif await is_super_admin(conn):
         organization_id = None
     else:
         raise NotFound("No such user in your organizations.")
-    if request.urgent and not await repo.is_super_admin(conn):
-        assert organization_id is not None
-        if not await repo.is_org_admin(conn, organization_id):
-            raise Forbidden("Only the organization's admins may send urgent messages.")
+    # Without an organization the sender is a super admin, who may send urgent messages.
+    if request.urgent and organization_id is not None:
+        await require_admin(
+            conn,
+            organization_id,
+            "Only the organization's admins may send urgent messages.",
+            private=True,
+        )
     data: dict[str, Any] = {"urgent": request.urgent, "context": request.data}
     rows = [
         _row(organization_id, request.user_id, channel, request.template, request.subject,
@@ -106,8 +110,12 @@ async def _deliver_in_app(conn: Connection, ids: list[UUID]) -> None:
 
 
 async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
+    # Its people are what the organization shows only to its members: 404 to anyone else.
     await require_admin(
-        conn, request.organization_id, "Only the organization's admins may send in bulk."
+        conn,
+        request.organization_id,
+        "Only the organization's admins may send in bulk.",
+        private=True,
     )
     if request.audience is not None:
         recipients = await repo.audience(
@@ -141,7 +149,7 @@ async def list_for_user(
     cursor: str | None,
     limit: int,
 ) -> Page[Notification]:
-    if principal.user_id != user_id and not await repo.is_super_admin(conn):
+    if principal.user_id != user_id and not await is_super_admin(conn):
         raise NotFound("No such user.")
     after = decode_cursor(cursor, 2)
     try:

@@ -1,4 +1,4 @@
-"""HTTP routes of organizations, members, services, working hours and closures."""
+"""HTTP routes of organizations, their members and invitations."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from slotease.auth.deps import CurrentUser, DbDep, SignedIn
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.organizations import service
 from slotease.organizations.schemas import (
-    Closure,
-    ClosureCreate,
-    ClosureRange,
     Invitation,
     InvitationCreate,
     InvitationSent,
@@ -25,9 +22,6 @@ from slotease.organizations.schemas import (
     OrganizationListItem,
     OrganizationSearch,
     OrganizationUpdate,
-    Service,
-    ServiceCreate,
-    ServiceUpdate,
 )
 
 router = APIRouter(tags=["organizations"])
@@ -175,60 +169,4 @@ async def delete_invitation(invitation_id: UUID, _: SignedIn, conn: DbDep) -> Re
 )
 async def remove_member(org_id: UUID, user_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     await service.remove_member(conn, org_id, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post(
-    "/organizations/{org_id}/services", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
-)
-async def create_service(org_id: UUID, body: ServiceCreate, _: SignedIn, conn: DbDep) -> Service:
-    return Service.model_validate(await service.create_service(conn, org_id, body))
-
-
-@router.get("/organizations/{org_id}/services", responses=NOT_FOUND)
-async def list_services(
-    org_id: UUID, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
-) -> Page[Service]:
-    """The organization's active services with their working hours, by name."""
-    rows, next_cursor = await service.list_services(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Service.model_validate(row) for row in rows], next_cursor=next_cursor)
-
-
-@router.get("/services/{service_id}", responses=NOT_FOUND)
-async def get_service(service_id: UUID, conn: DbDep) -> Service:
-    return Service.model_validate(await service.get_service(conn, service_id))
-
-
-@router.patch("/services/{service_id}", responses=ADMIN_ONLY)
-async def update_service(
-    service_id: UUID, body: ServiceUpdate, _: SignedIn, conn: DbDep
-) -> Service:
-    """Change any field; `working_hours`, when given, replaces the whole week."""
-    return Service.model_validate(await service.update_service(conn, service_id, body))
-
-
-@router.post(
-    "/services/{service_id}/closures", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
-)
-async def add_closure(service_id: UUID, body: ClosureCreate, _: SignedIn, conn: DbDep) -> Closure:
-    """Close the service for a period: no slot is offered inside it."""
-    return Closure.model_validate(await service.add_closure(conn, service_id, body))
-
-
-@router.get("/services/{service_id}/closures", responses=NOT_FOUND)
-async def list_closures(
-    service_id: UUID, window: Annotated[ClosureRange, Query()], conn: DbDep
-) -> Page[Closure]:
-    """Closures overlapping the days `from`..`to` (inclusive, in the organization's timezone)."""
-    rows, next_cursor = await service.list_closures(conn, service_id, window)
-    return Page(items=[Closure.model_validate(row) for row in rows], next_cursor=next_cursor)
-
-
-@router.delete(
-    "/services/{service_id}/closures/{closure_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ADMIN_ONLY,
-)
-async def remove_closure(service_id: UUID, closure_id: UUID, _: SignedIn, conn: DbDep) -> Response:
-    await service.remove_closure(conn, service_id, closure_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""Rules of organizations, members, services and closures. No SQL here and no commit: the
+"""Rules of organizations, their members and invitations. No SQL here and no commit: the
 request owns the transaction, and row-level security decides what the caller sees."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID
 
 from psycopg.rows import DictRow
@@ -23,22 +21,18 @@ from slotease.kit.dberrors import (
     RuleKey,
     refusals,
 )
-from slotease.kit.pagination import decode_cursor, page_of
+from slotease.kit.pagination import cursor_key, number_key, page_of, text_key, timestamp_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
-from slotease.organizations import repository
+from slotease.organizations import access, repository
+from slotease.organizations.access import require_admin
 from slotease.organizations.invitation_mail import enqueue_invitation_mail
 from slotease.organizations.repository import Nearby, TextQuery
 from slotease.organizations.schemas import (
-    ClosureCreate,
-    ClosureRange,
     InvitationCreate,
     MemberRoleChange,
     OrganizationCreate,
     OrganizationSearch,
     OrganizationUpdate,
-    ServiceCreate,
-    ServiceUpdate,
-    WorkingHours,
 )
 
 LAST_ADMIN_SQLSTATE = "P0409"
@@ -61,55 +55,6 @@ _REFUSALS: dict[RuleKey, Refusal] = {
     INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
     LAST_ADMIN_SQLSTATE: lambda _: Conflict("An organization must keep at least one admin."),
 }
-
-
-async def require_admin(
-    conn: Connection, org_id: UUID, forbidden: str = "Only the organization's admins may do this."
-) -> None:
-    """404 when the caller cannot see the organization, 403 (`forbidden`) when it sees but does
-    not run it. Every feature's admin-only action checks through here; the write that follows
-    still goes through RLS."""
-    access = await repository.organization_access(conn, org_id)
-    if not access["visible"]:
-        raise NotFound("No such organization.")
-    if not access["is_admin"]:
-        raise Forbidden(forbidden)
-
-
-async def _require_service_admin(conn: Connection, service_id: UUID) -> DictRow:
-    access = await repository.service_access(conn, service_id)
-    if access is None:
-        raise NotFound("No such service.")
-    if not access["is_admin"]:
-        raise Forbidden("Only the organization's admins may do this.")
-    return access
-
-
-def _text_key(value: Any) -> str:
-    if not isinstance(value, str) or "\x00" in value:
-        raise ValueError("not a text key")
-    return value
-
-
-def _number_key(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("not a number key")
-    return float(value)
-
-
-def _timestamp_key(value: Any) -> datetime:
-    return datetime.fromisoformat(_text_key(value))
-
-
-def _cursor_key(cursor: str | None, parse_key: Callable[[Any], Any]) -> tuple[Any, UUID] | None:
-    """The (sort value, id) of a cursor, checked so that a forged one is a 422, not a 500."""
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return parse_key(values[0]), UUID(_text_key(values[1]))
-    except ValueError:
-        raise Unprocessable("The cursor is not valid.") from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -151,7 +96,7 @@ async def get_organization(conn: Connection, org_id: UUID) -> DictRow:
 
 async def update_organization(conn: Connection, org_id: UUID, body: OrganizationUpdate) -> DictRow:
     await require_admin(conn, org_id)
-    if "is_active" in body.model_fields_set and not await repository.is_super_admin(conn):
+    if "is_active" in body.model_fields_set and not await access.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
     columns = body.model_dump(include=body.model_fields_set - {"location"})
     location = None
@@ -213,7 +158,7 @@ async def search_organizations(
         if search.radius_km is not None:
             box = bounding_box(near.lat, near.lng, search.radius_km)
         nearby = Nearby(lat=near.lat, lng=near.lng, radius_km=search.radius_km, box=box)
-    after = _cursor_key(search.cursor, _number_key if nearby else _text_key)
+    after = cursor_key(search.cursor, number_key if nearby else text_key)
     rows = await repository.search_organizations(
         conn,
         text=text_query(search.q) if search.q else None,
@@ -231,15 +176,15 @@ async def search_organizations(
 async def list_members(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
 ) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _text_key)
+    after = cursor_key(cursor, text_key)
     rows = await repository.list_members(conn, org_id, after=after, limit=limit + 1)
     if not rows:
         # Only an empty page costs the check: members always see at least themselves.
-        access = await repository.organization_access(conn, org_id)
-        if not access["visible"]:
-            raise NotFound("No such organization.")
-        if not access["is_member"]:
-            raise Forbidden("Only the organization's members may see its members.")
+        access.require(
+            await access.standing(conn, org_id),
+            "staff",
+            forbidden="Only the organization's members may see its members.",
+        )
     return page_of(rows, limit, ["full_name", "user_id"])
 
 
@@ -287,7 +232,7 @@ async def list_invitations(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
 ) -> tuple[list[DictRow], str | None]:
     await require_admin(conn, org_id, "Only the organization's admins may see its invitations.")
-    after = _cursor_key(cursor, _timestamp_key)
+    after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, org_id, after=after, limit=limit + 1)
     return page_of(rows, limit, ["created_at", "invitation_id"])
 
@@ -295,7 +240,7 @@ async def list_invitations(
 async def my_invitations(
     conn: Connection, *, limit: int, cursor: str | None
 ) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _timestamp_key)
+    after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, None, after=after, limit=limit + 1)
     return page_of(rows, limit, ["created_at", "invitation_id"])
 
@@ -314,90 +259,3 @@ async def delete_invitation(conn: Connection, invitation_id: UUID) -> None:
     """An admin revokes, the invitee declines: either may see it, and either may remove it."""
     if not await repository.delete_invitation(conn, invitation_id):
         raise NotFound("No such invitation.")
-
-
-# ---------------------------------------------------------------------------------------
-# Services
-# ---------------------------------------------------------------------------------------
-def _week(hours: list[WorkingHours]) -> list[tuple[int, str, str]]:
-    return [(h.weekday, h.start, h.end) for h in hours]
-
-
-async def get_service(conn: Connection, service_id: UUID) -> DictRow:
-    row = await repository.get_service(conn, service_id)
-    if row is None:
-        raise NotFound("No such service.")
-    return row
-
-
-async def create_service(conn: Connection, org_id: UUID, body: ServiceCreate) -> DictRow:
-    await require_admin(conn, org_id)
-    with refusals(_REFUSALS):
-        service_id = await repository.insert_service(conn, org_id, body.columns())
-        await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
-    return await get_service(conn, service_id)
-
-
-async def list_services(
-    conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _text_key)
-    rows = await repository.list_active_services(conn, org_id, after=after, limit=limit + 1)
-    if rows is None:
-        raise NotFound("No such organization.")
-    return page_of(rows, limit, ["name", "id"])
-
-
-async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate) -> DictRow:
-    access = await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        if not await repository.update_service(conn, service_id, body.columns()):
-            raise Forbidden("Only the organization's admins may do this.")
-        if body.working_hours is not None:
-            await repository.replace_working_hours(
-                conn, access["organization_id"], service_id, _week(body.working_hours)
-            )
-    return await get_service(conn, service_id)
-
-
-# ---------------------------------------------------------------------------------------
-# Closures
-# ---------------------------------------------------------------------------------------
-async def add_closure(conn: Connection, service_id: UUID, body: ClosureCreate) -> DictRow:
-    access = await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        return await repository.insert_closure(
-            conn,
-            access["organization_id"],
-            service_id,
-            starts_at=body.starts_at,
-            ends_at=body.ends_at,
-            reason=body.reason,
-        )
-
-
-async def list_closures(
-    conn: Connection, service_id: UUID, window: ClosureRange
-) -> tuple[list[DictRow], str | None]:
-    access = await repository.service_access(conn, service_id)
-    if access is None:
-        raise NotFound("No such service.")
-    after = _cursor_key(window.cursor, _timestamp_key)
-    rows = await repository.list_closures(
-        conn,
-        service_id,
-        timezone=access["timezone"],
-        first_day=window.from_,
-        last_day=window.to,
-        after=after,
-        limit=window.limit + 1,
-    )
-    return page_of(rows, window.limit, ["starts_at", "id"])
-
-
-async def remove_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> None:
-    await _require_service_admin(conn, service_id)
-    with refusals(_REFUSALS):
-        removed = await repository.delete_closure(conn, service_id, closure_id)
-    if not removed:
-        raise NotFound("No such closure.")

@@ -14,8 +14,7 @@ from slotease.db.database import Connection, Database
 from slotease.kit.events import DomainEvent, emit, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
-from slotease.organizations import repository as organizations
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import NO_SUCH_ORGANIZATION, require_admin, standing
 from slotease.queues import repository
 from slotease.queues.estimates import (
     ServiceHistory,
@@ -192,8 +191,8 @@ async def create_queue(conn: Connection, org_id: UUID, body: QueueCreate) -> Que
 async def list_queues(
     conn: Connection, org_id: UUID, cursor: str | None, limit: int
 ) -> Page[Queue]:
-    if not (await organizations.organization_access(conn, org_id))["visible"]:
-        raise NotFound("No such organization.")
+    if await standing(conn, org_id) is None:
+        raise NotFound(NO_SUCH_ORGANIZATION)
     after = decode_cursor(cursor, 2)
     rows = await repository.list_active_queues(
         conn, org_id, (str(after[0]), UUID(str(after[1]))) if after else None, limit
