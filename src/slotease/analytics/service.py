@@ -48,14 +48,14 @@ REPORTS_QUEUE = "analytics"
 SYSTEM_EVENT_PREFIXES = ("appointment.", "ticket.", "queue.", "notification.")
 
 
-async def record_event(conn: Connection, principal: Principal, payload: EventCreate) -> None:
+async def record_event(conn: Connection, principal: Principal, body: EventCreate) -> None:
     try:
         await repo.insert_event(
-            conn, payload.organization_id, principal.user_id, payload.event_type, payload.properties
+            conn, body.organization_id, principal.user_id, body.event_type, body.properties
         )
     except errors.InsufficientPrivilege:
-        if payload.event_type.startswith(SYSTEM_EVENT_PREFIXES):
-            raise Forbidden(f"{payload.event_type} events are recorded by the system.") from None
+        if body.event_type.startswith(SYSTEM_EVENT_PREFIXES):
+            raise Forbidden(f"{body.event_type} events are recorded by the system.") from None
         # Otherwise the caller is no member of the organization: as if it did not exist.
         raise NotFound("No such organization.") from None
 
@@ -171,16 +171,16 @@ def _report(row: repo.Row) -> Report:
     )
 
 
-async def request_report(conn: Connection, principal: Principal, payload: ReportCreate) -> Report:
-    await _organization(conn, payload.organization_id, admin=True)
+async def request_report(conn: Connection, principal: Principal, body: ReportCreate) -> Report:
+    await _organization(conn, body.organization_id, admin=True)
     row = await repo.insert_report(
         conn,
-        payload.organization_id,
+        body.organization_id,
         principal.user_id,
-        payload.kind,
-        payload.format,
-        payload.from_date,
-        payload.to_date,
+        body.kind,
+        body.format,
+        body.from_date,
+        body.to_date,
     )
     await jobs_repo.enqueue(conn, REPORT_TASK, {"report_id": str(row["id"])}, queue=REPORTS_QUEUE)
     return _report(row)

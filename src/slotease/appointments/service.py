@@ -188,9 +188,9 @@ async def offered_end(conn: Connection, service: repo.Row | None, starts_at: dat
     return starts_at + schedule.duration
 
 
-def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
+def _request_hash(method: str, path: str, body: AppointmentCreate) -> str:
     canonical = json.dumps(
-        [method, path, payload.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+        [method, path, body.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -198,7 +198,7 @@ def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
 async def book(
     conn: Connection,
     principal: Principal,
-    payload: AppointmentCreate,
+    body: AppointmentCreate,
     *,
     idempotency_key: str | None,
     method: str,
@@ -210,7 +210,7 @@ async def book(
     sending it again is tried afresh (and can never book twice, since nothing was booked).
     """
     if idempotency_key is not None:
-        request_hash = _request_hash(method, path, payload)
+        request_hash = _request_hash(method, path, body)
         if not await repo.claim_idempotency_key(conn, idempotency_key, method, path, request_hash):
             record = await repo.idempotency_record(conn, idempotency_key)
             if record is not None and record["request_hash"] != request_hash:
@@ -221,30 +221,30 @@ async def book(
             replay = Appointment.model_validate(record["response_body"])
             return record["response_status"], replay.model_dump(mode="json")
 
-    customer_id = payload.customer_id or principal.user_id
+    customer_id = body.customer_id or principal.user_id
     if customer_id is None:
         raise Unprocessable("customer_id is required when booking with an API key.")
-    service = await active_service(conn, payload.service_id)
-    ends_at = await offered_end(conn, service, payload.starts_at)
+    service = await active_service(conn, body.service_id)
+    ends_at = await offered_end(conn, service, body.starts_at)
     row = await repo.insert_appointment(
         conn,
         {
             "organization_id": service["organization_id"],
-            "service_id": payload.service_id,
+            "service_id": body.service_id,
             "customer_id": customer_id,
-            "starts_at": payload.starts_at,
+            "starts_at": body.starts_at,
             "ends_at": ends_at,
-            "notes": payload.notes,
+            "notes": body.notes,
         },
     )
     appointment = _appointment(row)
     changed("appointment.created", appointment)
-    body = appointment.model_dump(mode="json")
+    answer = appointment.model_dump(mode="json")
     if idempotency_key is not None:
         await repo.save_idempotent_response(
-            conn, idempotency_key, appointment.organization_id, 201, body
+            conn, idempotency_key, appointment.organization_id, 201, answer
         )
-    return 201, body
+    return 201, answer
 
 
 async def _visible_row(conn: Connection, appointment_id: UUID) -> repo.Row:
@@ -312,18 +312,18 @@ async def update_appointment(
     conn: Connection,
     offer_minutes: int,
     appointment_id: UUID,
-    payload: AppointmentUpdate,
+    body: AppointmentUpdate,
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     changes: dict[str, Any] = {}
-    if "notes" in payload.model_fields_set:
-        changes["notes"] = payload.notes
-    if payload.starts_at is not None and payload.starts_at != current["starts_at"]:
-        changes["starts_at"] = payload.starts_at
+    if "notes" in body.model_fields_set:
+        changes["notes"] = body.notes
+    if body.starts_at is not None and body.starts_at != current["starts_at"]:
+        changes["starts_at"] = body.starts_at
         service = await repo.schedule(conn, current["service_id"])
-        changes["ends_at"] = await offered_end(conn, service, payload.starts_at)
-    if payload.status is not None and payload.status != current["status"]:
-        changes["status"] = payload.status
+        changes["ends_at"] = await offered_end(conn, service, body.starts_at)
+    if body.status is not None and body.status != current["status"]:
+        changes["status"] = body.status
     if not changes:
         return _appointment(current)
     return await _apply(conn, offer_minutes, current, changes)
@@ -339,14 +339,14 @@ async def cancel_appointment(
 
 
 async def give_feedback(
-    conn: Connection, principal: Principal, appointment_id: UUID, payload: FeedbackCreate
+    conn: Connection, principal: Principal, appointment_id: UUID, body: FeedbackCreate
 ) -> Feedback:
     current = await _visible_row(conn, appointment_id)
     if current["customer_id"] != principal.user_id:
         raise Forbidden("Only the customer may rate an appointment.")
     if current["status"] != "completed":
         raise Conflict("Feedback can be given once the appointment is completed.")
-    row = await repo.insert_feedback(conn, current, payload.rating, payload.comment)
+    row = await repo.insert_feedback(conn, current, body.rating, body.comment)
     return Feedback.model_validate(row)
 
 

@@ -50,14 +50,14 @@ async def put_preferences(
     return Preferences.model_validate(row)
 
 
-async def send(conn: Connection, request: SendRequest) -> Sent:
-    if request.template is not None and not _templates.exists(request.template):
-        raise Unprocessable(f"There is no template {request.template!r}.")
-    organizations = await repo.organizations_dealing_with(conn, request.user_id)
-    if request.organization_id is not None:
-        if request.organization_id not in organizations and not await is_super_admin(conn):
+async def send(conn: Connection, body: SendRequest) -> Sent:
+    if body.template is not None and not _templates.exists(body.template):
+        raise Unprocessable(f"There is no template {body.template!r}.")
+    organizations = await repo.organizations_dealing_with(conn, body.user_id)
+    if body.organization_id is not None:
+        if body.organization_id not in organizations and not await is_super_admin(conn):
             raise NotFound("No such user in this organization.")
-        organization_id: UUID | None = request.organization_id
+        organization_id: UUID | None = body.organization_id
     elif organizations:
         organization_id = organizations[0]
     elif await is_super_admin(conn):
@@ -65,18 +65,18 @@ async def send(conn: Connection, request: SendRequest) -> Sent:
     else:
         raise NotFound("No such user in your organizations.")
     # Without an organization the sender is a super admin, who may send urgent messages.
-    if request.urgent and organization_id is not None:
+    if body.urgent and organization_id is not None:
         await require_admin(
             conn,
             organization_id,
             "Only the organization's admins may send urgent messages.",
             private=True,
         )
-    data: dict[str, Any] = {"urgent": request.urgent, "context": request.data}
+    data: dict[str, Any] = {"urgent": body.urgent, "context": body.data}
     rows = [
-        _row(organization_id, request.user_id, channel, request.template, request.subject,
-             request.body, data, None)
-        for channel in dict.fromkeys(request.channels)
+        _row(organization_id, body.user_id, channel, body.template, body.subject,
+             body.body, data, None)
+        for channel in dict.fromkeys(body.channels)
     ]  # fmt: skip
     await repo.insert_notifications(conn, rows)
     await _deliver_in_app(conn, [row["id"] for row in rows if row["channel"] == "in_app"])
@@ -109,29 +109,29 @@ async def _deliver_in_app(conn: Connection, ids: list[UUID]) -> None:
             emit(created_event(row, rendered))
 
 
-async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
+async def send_bulk(conn: Connection, body: BulkRequest) -> BulkSent:
     # Its people are what the organization shows only to its members: 404 to anyone else.
     await require_admin(
         conn,
-        request.organization_id,
+        body.organization_id,
         "Only the organization's admins may send in bulk.",
         private=True,
     )
-    if request.audience is not None:
+    if body.audience is not None:
         recipients = await repo.audience(
-            conn, request.organization_id, request.audience.date, request.audience.service_id
+            conn, body.organization_id, body.audience.date, body.audience.service_id
         )
     else:
-        recipients = list(dict.fromkeys(request.user_ids or []))
-        if len(await repo.people_of(conn, request.organization_id, recipients)) < len(recipients):
+        recipients = list(dict.fromkeys(body.user_ids or []))
+        if len(await repo.people_of(conn, body.organization_id, recipients)) < len(recipients):
             raise NotFound("No such user in this organization.")
     batch_id = uuid4()
     data: dict[str, Any] = {"urgent": False, "context": {}}
     rows = [
-        _row(request.organization_id, user_id, channel, None, request.subject, request.body,
+        _row(body.organization_id, user_id, channel, None, body.subject, body.body,
              data, batch_id)
         for user_id in recipients
-        for channel in dict.fromkeys(request.channels)
+        for channel in dict.fromkeys(body.channels)
     ]  # fmt: skip
     for start in range(0, len(rows), BATCH_SIZE):
         chunk = rows[start : start + BATCH_SIZE]

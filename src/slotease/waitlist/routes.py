@@ -18,29 +18,28 @@ router = APIRouter(tags=["waitlist"])
 @router.post(
     "/waitlist",
     status_code=201,
-    response_model=WaitlistEntry,
     responses={409: {"description": "Not a full slot of the service, or already waiting."}},
 )
-async def join_waitlist(payload: WaitlistJoin, _: CurrentUser, db: DbDep) -> WaitlistEntry:
-    return await service.join(db, payload)
+async def join_waitlist(body: WaitlistJoin, _: CurrentUser, conn: DbDep) -> WaitlistEntry:
+    return await service.join(conn, body)
 
 
-@router.get("/waitlist", response_model=Page[WaitlistEntry])
+@router.get("/waitlist")
 async def list_waitlist(
     _: CurrentUser,
-    db: DbDep,
+    conn: DbDep,
     context: ContextDep,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[WaitlistEntry]:
-    return await service.list_own(db, context.settings.waitlist_offer_minutes, cursor, limit)
+    return await service.list_own(conn, context.settings.waitlist_offer_minutes, cursor, limit)
 
 
 @router.delete("/waitlist/{entry_id}", status_code=204)
 async def leave_waitlist(
-    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
+    entry_id: UUID, user: CurrentUser, conn: DbDep, context: ContextDep
 ) -> Response:
-    await service.leave(db, context.settings.waitlist_offer_minutes, user, entry_id)
+    await service.leave(conn, context.settings.waitlist_offer_minutes, user, entry_id)
     return Response(status_code=204)
 
 
@@ -51,9 +50,9 @@ async def leave_waitlist(
     responses={409: {"description": "No live offer, or the place was taken first."}},
 )
 async def accept_offer(
-    entry_id: UUID, user: CurrentUser, db: DbDep, context: ContextDep
+    entry_id: UUID, user: CurrentUser, conn: DbDep, context: ContextDep
 ) -> AcceptedOffer | JSONResponse:
-    outcome = await service.accept(db, context.settings.waitlist_offer_minutes, user, entry_id)
+    outcome = await service.accept(conn, context.settings.waitlist_offer_minutes, user, entry_id)
     # A refusal is answered without raising: the expiry or loss of the offer it reports is
     # committed with this request.
     return outcome if isinstance(outcome, AcceptedOffer) else outcome.response()

@@ -59,19 +59,19 @@ async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> 
     return row
 
 
-async def join(conn: Connection, payload: WaitlistJoin) -> WaitlistEntry:
+async def join(conn: Connection, body: WaitlistJoin) -> WaitlistEntry:
     """Only a slot the service offers (on its grid, open, within notice and advance) and that
     is full right now; a slot with a free place is booked, not waited for."""
-    service = await appointments.active_service(conn, payload.service_id)
-    ends_at = await appointments.offered_end(conn, service, payload.starts_at)
+    service = await appointments.active_service(conn, body.service_id)
+    ends_at = await appointments.offered_end(conn, service, body.starts_at)
     # Under the service's capacity lock, no place frees up between this count and the insert
     # without the database seeing the new entry when it makes its offers.
-    await repo.lock_service_places(conn, payload.service_id)
+    await repo.lock_service_places(conn, body.service_id)
     place_end = ends_at + timedelta(minutes=service["buffer_minutes"])
-    taken = await repo.places_taken(conn, payload.service_id, payload.starts_at, place_end)
+    taken = await repo.places_taken(conn, body.service_id, body.starts_at, place_end)
     if taken < service["capacity"]:
         raise Conflict("This slot has a free place: book it instead.")
-    row = await repo.insert_entry(conn, payload.service_id, payload.starts_at)
+    row = await repo.insert_entry(conn, body.service_id, body.starts_at)
     if row is None:
         raise Conflict("You are already on the waitlist of this slot.")
     return _entry(row)
