@@ -29,6 +29,7 @@ from slotease.analytics.schemas import (
 from slotease.appointments.slots import day_window
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.queries import Row
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 from slotease.organizations import access
@@ -163,7 +164,7 @@ async def trends(
 # Reports ------------------------------------------------------------------------------------
 
 
-def _report(row: repo.Row) -> Report:
+def _report(row: Row) -> Report:
     ready = row["status"] == "ready"
     return Report(
         **row,

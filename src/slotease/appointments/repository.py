@@ -5,7 +5,6 @@ translated here into the problems the API answers."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -13,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from slotease.appointments.schemas import AppointmentFilters
 from slotease.db.database import Connection, Database
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -24,8 +23,6 @@ from slotease.kit.dberrors import (
     sentence,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
-
-Row = dict[str, Any]
 
 # SQLSTATEs raised by the 0003 triggers.
 SLOT_FULL = "SECAP"

@@ -39,6 +39,7 @@ from slotease.appointments.slots import (
 from slotease.auth.principal import Principal
 from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.cache import Cache
 from slotease.kit.events import DomainEvent, emit, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
@@ -66,7 +67,7 @@ def _slots_namespace(service_id: UUID) -> str:
     return f"slots:{service_id}"
 
 
-def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
+def _schedule(row: Row, closures: list[Row]) -> Schedule:
     return Schedule(
         timezone=ZoneInfo(row["timezone"]),
         working_hours=[
@@ -83,7 +84,7 @@ def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
     )
 
 
-async def active_service(conn: Connection, service_id: UUID) -> repo.Row:
+async def active_service(conn: Connection, service_id: UUID) -> Row:
     row = await repo.schedule(conn, service_id)
     if row is None or not row["is_active"]:
         raise NotFound("No such service.")
@@ -151,7 +152,7 @@ async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequ
     return answer
 
 
-def _appointment(row: repo.Row) -> Appointment:
+def _appointment(row: Row) -> Appointment:
     zone = ZoneInfo(row["timezone"] or "UTC")
     return Appointment(
         id=row["id"],
@@ -171,7 +172,7 @@ def changed(event: str, appointment: Appointment) -> None:
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
 
 
-async def offered_end(conn: Connection, service: repo.Row | None, starts_at: datetime) -> datetime:
+async def offered_end(conn: Connection, service: Row | None, starts_at: datetime) -> datetime:
     """The end of the slot starting at `starts_at`, or a 409 when no such slot is offered."""
     if service is None or not service["is_active"]:
         raise Conflict("The service no longer takes bookings.")
@@ -247,7 +248,7 @@ async def book(
     return 201, answer
 
 
-async def _visible_row(conn: Connection, appointment_id: UUID) -> repo.Row:
+async def _visible_row(conn: Connection, appointment_id: UUID) -> Row:
     row = await repo.get_appointment(conn, appointment_id)
     if row is None:
         raise NotFound("No such appointment.")
@@ -288,7 +289,7 @@ async def announce_waitlist_offers(conn: Connection) -> None:
 
 
 async def _apply(
-    conn: Connection, offer_minutes: int, current: repo.Row, changes: dict[str, Any]
+    conn: Connection, offer_minutes: int, current: Row, changes: dict[str, Any]
 ) -> Appointment:
     await waitlist_repo.use_offer_minutes(conn, offer_minutes)
     row = await repo.update_appointment(conn, current["id"], changes)
@@ -363,7 +364,7 @@ async def ratings(conn: Connection, service_id: UUID) -> Ratings:
     )
 
 
-def _calendar_entry(row: repo.Row) -> CalendarEntry:
+def _calendar_entry(row: Row) -> CalendarEntry:
     return CalendarEntry(**{f.name: row[f.name] for f in fields(CalendarEntry)})
 
 

@@ -10,9 +10,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection, DbIdentity, act_as
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 
 async def sign_up(

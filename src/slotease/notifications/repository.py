@@ -10,9 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 _NOTIFICATION_COLUMNS = "id, channel, subject, body, status, read_at, created_at"
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 # Every range-partitioned table with a timestamptz key (monthly partitions), in our schemas.
 _PARTITIONED = (

@@ -45,7 +45,7 @@ async def create_organization(
     body: OrganizationCreate, _: CurrentUser, conn: DbDep
 ) -> Organization:
     """Create an organization; the caller becomes its admin."""
-    return Organization.model_validate(await service.create_organization(conn, body))
+    return await service.create_organization(conn, body)
 
 
 @router.get("/organizations")
@@ -55,15 +55,12 @@ async def list_organizations(
     """The directory: full-text `q` (the last word also matches as a prefix), `kind`, and with
     `near=LAT,LNG` the nearest first with `distance_km`, optionally within `radius_km`.
     Organizations without a location are left out of `near` searches."""
-    rows, next_cursor = await service.search_organizations(conn, search)
-    return Page(
-        items=[OrganizationListItem.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return await service.search_organizations(conn, search)
 
 
 @router.get("/organizations/{org_id}", responses=NOT_FOUND)
 async def get_organization(org_id: UUID, conn: DbDep) -> Organization:
-    return Organization.model_validate(await service.get_organization(conn, org_id))
+    return await service.get_organization(conn, org_id)
 
 
 @router.patch("/organizations/{org_id}", responses=ADMIN_ONLY)
@@ -71,7 +68,7 @@ async def update_organization(
     org_id: UUID, body: OrganizationUpdate, _: SignedIn, conn: DbDep
 ) -> Organization:
     """Change any field; `is_active` is for platform admins only."""
-    return Organization.model_validate(await service.update_organization(conn, org_id, body))
+    return await service.update_organization(conn, org_id, body)
 
 
 @router.get(
@@ -85,8 +82,7 @@ async def list_members(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[Member]:
-    rows, next_cursor = await service.list_members(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Member.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.list_members(conn, org_id, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -100,7 +96,7 @@ async def invite_member(
     """Invite an address to a role: the same answer whether or not it has an account. The
     address receives a link; the invitation holds for 7 days, and inviting the address again
     replaces it. Accepting (`POST /v1/invitations/{id}/accept`) makes the membership."""
-    return InvitationSent.model_validate(await service.invite(conn, org_id, body))
+    return await service.invite(conn, org_id, body)
 
 
 @router.patch(
@@ -111,7 +107,7 @@ async def change_member_role(
     org_id: UUID, user_id: UUID, body: MemberRoleChange, _: SignedIn, conn: DbDep
 ) -> Membership:
     """Change the role of an existing member."""
-    return Membership.model_validate(await service.change_member_role(conn, org_id, user_id, body))
+    return await service.change_member_role(conn, org_id, user_id, body)
 
 
 @router.get("/organizations/{org_id}/invitations", responses=ADMIN_ONLY)
@@ -123,8 +119,7 @@ async def list_invitations(
     cursor: CursorQuery = None,
 ) -> Page[Invitation]:
     """The organization's pending invitations, oldest first."""
-    rows, next_cursor = await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
 
 
 @router.get("/me/invitations", responses={401: {"description": "Not signed in"}})
@@ -132,8 +127,7 @@ async def my_invitations(
     _: CurrentUser, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[Invitation]:
     """Pending invitations addressed to the caller's email, oldest first."""
-    rows, next_cursor = await service.my_invitations(conn, limit=limit, cursor=cursor)
-    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.my_invitations(conn, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -148,7 +142,7 @@ async def my_invitations(
 async def accept_invitation(invitation_id: UUID, _: CurrentUser, conn: DbDep) -> Membership:
     """Join the organization with the invited role. The caller's account email must be the
     invited address (compared, not yet verified)."""
-    return Membership.model_validate(await service.accept_invitation(conn, invitation_id))
+    return await service.accept_invitation(conn, invitation_id)
 
 
 @router.delete(

@@ -10,8 +10,6 @@ import unicodedata
 from datetime import timedelta
 from uuid import UUID
 
-from psycopg.rows import DictRow
-
 from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
 from slotease.kit.dberrors import (
@@ -21,16 +19,29 @@ from slotease.kit.dberrors import (
     RuleKey,
     refusals,
 )
-from slotease.kit.pagination import cursor_key, number_key, page_of, text_key, timestamp_key
+from slotease.kit.pagination import (
+    Page,
+    cursor_key,
+    model_page,
+    number_key,
+    text_key,
+    timestamp_key,
+)
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
 from slotease.organizations import access, repository
-from slotease.organizations.access import require_admin
+from slotease.organizations.access import ADMINS_ONLY, NO_SUCH_ORGANIZATION, require_admin
 from slotease.organizations.invitation_mail import enqueue_invitation_mail
 from slotease.organizations.repository import Nearby, TextQuery
 from slotease.organizations.schemas import (
+    Invitation,
     InvitationCreate,
+    InvitationSent,
+    Member,
     MemberRoleChange,
+    Membership,
+    Organization,
     OrganizationCreate,
+    OrganizationListItem,
     OrganizationSearch,
     OrganizationUpdate,
 )
@@ -67,7 +78,7 @@ def slugify(name: str) -> str:
     return slug[:SLUG_MAX_LENGTH].rstrip("-") or "org"
 
 
-async def create_organization(conn: Connection, body: OrganizationCreate) -> DictRow:
+async def create_organization(conn: Connection, body: OrganizationCreate) -> Organization:
     base = slugify(body.name)
     for attempt in range(SLUG_ATTEMPTS):
         slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
@@ -83,18 +94,20 @@ async def create_organization(conn: Connection, body: OrganizationCreate) -> Dic
                 lng=body.location.lng if body.location else None,
             )
         if row is not None:
-            return row
+            return Organization.model_validate(row)
     raise Conflict("Could not find a free slug for this name; try another name.")
 
 
-async def get_organization(conn: Connection, org_id: UUID) -> DictRow:
+async def get_organization(conn: Connection, org_id: UUID) -> Organization:
     row = await repository.get_organization(conn, org_id)
     if row is None:
-        raise NotFound("No such organization.")
-    return row
+        raise NotFound(NO_SUCH_ORGANIZATION)
+    return Organization.model_validate(row)
 
 
-async def update_organization(conn: Connection, org_id: UUID, body: OrganizationUpdate) -> DictRow:
+async def update_organization(
+    conn: Connection, org_id: UUID, body: OrganizationUpdate
+) -> Organization:
     await require_admin(conn, org_id)
     if "is_active" in body.model_fields_set and not await access.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
@@ -108,8 +121,8 @@ async def update_organization(conn: Connection, org_id: UUID, body: Organization
     with refusals(_REFUSALS):
         row = await repository.update_organization(conn, org_id, columns, location)
     if row is None:
-        raise Forbidden("Only the organization's admins may do this.")
-    return row
+        raise Forbidden(ADMINS_ONLY)
+    return Organization.model_validate(row)
 
 
 def text_query(q: str) -> TextQuery:
@@ -150,7 +163,7 @@ def bounding_box(lat: float, lng: float, radius_km: float) -> tuple[float, float
 
 async def search_organizations(
     conn: Connection, search: OrganizationSearch
-) -> tuple[list[DictRow], str | None]:
+) -> Page[OrganizationListItem]:
     near = search.near_location
     nearby = None
     if near is not None:
@@ -167,7 +180,8 @@ async def search_organizations(
         after=after,
         limit=search.limit + 1,
     )
-    return page_of(rows, search.limit, ["distance_km" if nearby else "name", "id"])
+    key = ["distance_km" if nearby else "name", "id"]
+    return model_page(OrganizationListItem, rows, search.limit, key)
 
 
 # ---------------------------------------------------------------------------------------
@@ -175,7 +189,7 @@ async def search_organizations(
 # ---------------------------------------------------------------------------------------
 async def list_members(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
+) -> Page[Member]:
     after = cursor_key(cursor, text_key)
     rows = await repository.list_members(conn, org_id, after=after, limit=limit + 1)
     if not rows:
@@ -185,18 +199,18 @@ async def list_members(
             "staff",
             forbidden="Only the organization's members may see its members.",
         )
-    return page_of(rows, limit, ["full_name", "user_id"])
+    return model_page(Member, rows, limit, ["full_name", "user_id"])
 
 
 async def change_member_role(
     conn: Connection, org_id: UUID, user_id: UUID, body: MemberRoleChange
-) -> DictRow:
+) -> Membership:
     await require_admin(conn, org_id)
     with refusals(_REFUSALS):
         row = await repository.update_member_role(conn, org_id, user_id, body.role)
     if row is None:
         raise NotFound("No such member.")
-    return row
+    return Membership.model_validate(row)
 
 
 async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
@@ -210,7 +224,7 @@ async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
 # ---------------------------------------------------------------------------------------
 # Invitations
 # ---------------------------------------------------------------------------------------
-async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> DictRow:
+async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> InvitationSent:
     """Nothing in the answer or the work done depends on whether the address has an account:
     the link goes out either way, and an invitee without one signs up to accept."""
     await require_admin(conn, org_id)
@@ -225,34 +239,32 @@ async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> Dict
             ttl=INVITATION_TTL,
         )
     await enqueue_invitation_mail(conn, row["invitation_id"], org_id, token)
-    return row
+    return InvitationSent.model_validate(row)
 
 
 async def list_invitations(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
+) -> Page[Invitation]:
     await require_admin(conn, org_id, "Only the organization's admins may see its invitations.")
     after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, org_id, after=after, limit=limit + 1)
-    return page_of(rows, limit, ["created_at", "invitation_id"])
+    return model_page(Invitation, rows, limit, ["created_at", "invitation_id"])
 
 
-async def my_invitations(
-    conn: Connection, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
+async def my_invitations(conn: Connection, *, limit: int, cursor: str | None) -> Page[Invitation]:
     after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, None, after=after, limit=limit + 1)
-    return page_of(rows, limit, ["created_at", "invitation_id"])
+    return model_page(Invitation, rows, limit, ["created_at", "invitation_id"])
 
 
-async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow:
+async def accept_invitation(conn: Connection, invitation_id: UUID) -> Membership:
     """The address is compared, not yet proven: until sign-up verifies addresses, whoever
     signs up with an invited address may accept for it."""
     with refusals(_REFUSALS):
         row = await repository.accept_invitation(conn, invitation_id)
     if row is None:
         raise NotFound("No such invitation.")
-    return row
+    return Membership.model_validate(row)
 
 
 async def delete_invitation(conn: Connection, invitation_id: UUID) -> None:

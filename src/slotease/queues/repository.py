@@ -5,14 +5,13 @@ refusals are translated here into the problems the API answers."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -23,8 +22,6 @@ from slotease.kit.dberrors import (
     sentence,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
-
-Row = dict[str, Any]
 
 # SQLSTATEs raised by the 0004 functions and triggers.
 INVALID_TRANSITION = "SETKT"

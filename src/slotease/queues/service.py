@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.events import DomainEvent, emit, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
@@ -33,8 +33,6 @@ from slotease.queues.schemas import (
     TicketCreate,
     TicketUpdate,
 )
-
-Row = dict[str, Any]
 
 # The status each staff action moves a ticket to, and the event that announces it.
 _ACTIONS: dict[str, tuple[str, str]] = {

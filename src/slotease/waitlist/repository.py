@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one
 
 _ENTRY_COLUMNS = (
     "w.id, w.organization_id, w.service_id, w.user_id, w.starts_at, w.ends_at, w.status,"

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from slotease.appointments import service as appointments
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.events import service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unprocessable
@@ -28,7 +29,7 @@ _REFUSALS = {
 }
 
 
-def _entry(row: repo.Row) -> WaitlistEntry:
+def _entry(row: Row) -> WaitlistEntry:
     zone = ZoneInfo(row["timezone"])
     local = {
         "starts_at": row["starts_at"].astimezone(zone),
@@ -52,7 +53,7 @@ async def expire_offers_on_time(db: Database, offer_minutes: int) -> None:
         await expire_due_offers(conn, offer_minutes)
 
 
-async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> repo.Row:
+async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> Row:
     row = await repo.get_entry(conn, entry_id)
     if row is None or row["user_id"] != principal.user_id:
         raise NotFound("No such waitlist entry.")

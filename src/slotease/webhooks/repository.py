@@ -8,11 +8,10 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 _WEBHOOK_COLUMNS = (
     "id, organization_id, url, events, is_active, consecutive_failures, disabled_at,"
@@ -36,7 +35,7 @@ def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
 # ----- management (as the caller) ---------------------------------------------------------
 async def insert_webhook(
     conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
-) -> DictRow:
+) -> Row:
     return await fetch_row(
         conn,
         "insert into public.webhooks (organization_id, url, events, secret)"
@@ -48,7 +47,7 @@ async def insert_webhook(
 
 async def list_webhooks(
     conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
-) -> list[DictRow]:
+) -> list[Row]:
     """Oldest first; `limit + 1` rows."""
     return await fetch_all(
         conn,
@@ -60,15 +59,13 @@ async def list_webhooks(
     )
 
 
-async def get_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+async def get_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     return await fetch_one(
         conn, f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %s", (webhook_id,)
     )
 
 
-async def update_webhook(
-    conn: Connection, webhook_id: UUID, columns: dict[str, Any]
-) -> DictRow | None:
+async def update_webhook(conn: Connection, webhook_id: UUID, columns: dict[str, Any]) -> Row | None:
     """`columns` among url, events, is_active. Turning a webhook back on forgets its failures."""
     return await fetch_one(
         conn,
@@ -96,7 +93,7 @@ async def delete_webhook(conn: Connection, webhook_id: UUID) -> bool:
 
 async def rotate_secret(
     conn: Connection, webhook_id: UUID, secret: str, overlap_hours: float
-) -> DictRow | None:
+) -> Row | None:
     """None unless the caller administers the webhook. The API roles may write the secret but
     never read it back, so moving it to `previous_secret` is the database function's job."""
     return await fetch_one(
@@ -109,7 +106,7 @@ async def rotate_secret(
 
 async def list_deliveries(
     conn: Connection, webhook_id: UUID, *, after: list[Any] | None, limit: int
-) -> list[DictRow]:
+) -> list[Row]:
     """Newest first; `limit + 1` rows."""
     return await fetch_all(
         conn,
@@ -121,7 +118,7 @@ async def list_deliveries(
     )
 
 
-async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> DictRow | None:
+async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         f"select {_DELIVERY_COLUMNS}, organization_id from public.webhook_deliveries"
@@ -166,7 +163,7 @@ async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
     return row is not None
 
 
-async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow | None:
+async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> Row | None:
     """The delivery with what sending it needs: its webhook's URL and live secrets."""
     return await fetch_one(
         conn,
@@ -191,7 +188,7 @@ async def record_attempt(
     latency_ms: int | None,
     error: str | None,
     next_attempt_in_seconds: float | None,
-) -> DictRow:
+) -> Row:
     return await fetch_row(
         conn,
         "update public.webhook_deliveries set status = %(status)s, attempts = attempts + 1,"
@@ -224,7 +221,7 @@ async def count_outcome(conn: Connection, webhook_id: UUID, *, failed: bool) -> 
     return failures
 
 
-async def disable_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+async def disable_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     """Nothing when it was already off: its admins are told once."""
     return await fetch_one(
         conn,

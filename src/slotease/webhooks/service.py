@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import NewType
 from uuid import UUID
 
-from psycopg.rows import DictRow
-
 from slotease.config import Settings
 from slotease.db.database import Connection
+from slotease.db.queries import Row
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.organizations.access import ADMINS_ONLY, require_admin
@@ -39,7 +38,7 @@ async def safe_url(url: str, settings: Settings) -> SafeUrl:
     return SafeUrl(url)
 
 
-async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
+async def _visible_webhook(conn: Connection, webhook_id: UUID) -> Row:
     """Webhooks are visible to their organization's admins only: anyone else gets a 404."""
     row = await repo.get_webhook(conn, webhook_id)
     if row is None:
