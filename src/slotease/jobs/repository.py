@@ -9,6 +9,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_row
 from slotease.jobs.queues import priority_of
 
 
@@ -24,7 +25,8 @@ async def enqueue(
     retry: bool = False,
 ) -> int:
     """`retry` marks the job as the next attempt of work that failed: it runs after fresh work."""
-    cursor = await conn.execute(
+    row = await fetch_row(
+        conn,
         "select app.enqueue_job(%(queue)s, %(task)s, %(args)s, %(scheduled_at)s, %(lock)s,"
         " %(queueing_lock)s, %(priority)s) as id",
         {
@@ -37,15 +39,15 @@ async def enqueue(
             "priority": priority_of(queue, retry=retry),
         },
     )
-    row = await cursor.fetchone()
-    assert row is not None
     job_id: int = row["id"]
     return job_id
 
 
 async def drop_reminders(conn: Connection, appointment_id: UUID) -> int:
-    cursor = await conn.execute("select app.drop_reminders(%s) as dropped", (appointment_id,))
-    row = await cursor.fetchone()
-    assert row is not None
+    row = await fetch_row(
+        conn,
+        "select app.drop_reminders(%(appointment_id)s) as dropped",
+        {"appointment_id": appointment_id},
+    )
     dropped: int = row["dropped"]
     return dropped

@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import Row, fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -59,7 +59,7 @@ async def insert_queue(
     conn: Connection, org_id: UUID, name: str, prefix: str, service_id: UUID | None, settings: Row
 ) -> Row:
     with refusals(_REFUSALS):
-        row = await fetch_one(
+        return await fetch_row(
             conn,
             "insert into public.queues as q (organization_id, name, prefix, service_id, settings)"
             " values (%(org)s, %(name)s, %(prefix)s, %(service)s, %(settings)s)"
@@ -72,8 +72,6 @@ async def insert_queue(
                 "settings": Jsonb(settings),
             },
         )
-    assert row is not None
-    return row
 
 
 async def list_active_queues(
@@ -105,9 +103,7 @@ async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
 
 
 async def public_state(conn: Connection, queue_id: UUID) -> Row:
-    row = await fetch_one(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
-    assert row is not None, "the caller saw the queue, so the public state exists"
-    return row
+    return await fetch_row(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
 
 
 async def line(conn: Connection, queue_id: UUID) -> list[Row]:
@@ -148,7 +144,7 @@ async def insert_ticket(
     """A waiting ticket with the queue's next number of the day; a checked-in appointment
     stands in line at its booked time."""
     with refusals(_INSERT_REFUSALS):
-        row = await fetch_one(
+        return await fetch_row(
             conn,
             "with n as (select * from app.next_ticket_number(%(queue)s)),"
             " t as (insert into public.tickets (organization_id, queue_id, user_id, appointment_id,"
@@ -166,8 +162,6 @@ async def insert_ticket(
                 "starts_at": appointment["starts_at"] if appointment else None,
             },
         )
-    assert row is not None
-    return row
 
 
 async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:

@@ -61,7 +61,9 @@ async def list_webhooks(
 
 async def get_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     return await fetch_one(
-        conn, f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %s", (webhook_id,)
+        conn,
+        f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %(webhook_id)s",
+        {"webhook_id": webhook_id},
     )
 
 
@@ -86,7 +88,9 @@ async def update_webhook(conn: Connection, webhook_id: UUID, columns: dict[str, 
 
 async def delete_webhook(conn: Connection, webhook_id: UUID) -> bool:
     row = await fetch_one(
-        conn, "delete from public.webhooks where id = %s returning id", (webhook_id,)
+        conn,
+        "delete from public.webhooks where id = %(webhook_id)s returning id",
+        {"webhook_id": webhook_id},
     )
     return row is not None
 
@@ -122,8 +126,8 @@ async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) ->
     return await fetch_one(
         conn,
         f"select {_DELIVERY_COLUMNS}, organization_id from public.webhook_deliveries"
-        " where id = %s and webhook_id = %s",
-        (delivery_id, webhook_id),
+        " where id = %(delivery_id)s and webhook_id = %(webhook_id)s",
+        {"delivery_id": delivery_id, "webhook_id": webhook_id},
     )
 
 
@@ -131,7 +135,9 @@ async def subscribed(conn: Connection, organization_id: UUID, event: str) -> boo
     """Whether any active webhook of the organization listens to `event`: one round trip that
     spares every other event the recording."""
     row = await fetch_row(
-        conn, "select app.webhook_subscribed(%s, %s) as yes", (organization_id, event)
+        conn,
+        "select app.webhook_subscribed(%(organization_id)s, %(event)s) as yes",
+        {"organization_id": organization_id, "event": event},
     )
     return bool(row["yes"])
 
@@ -143,22 +149,25 @@ async def record_deliveries(
     """One pending delivery per active webhook of the organization subscribed to `event`."""
     rows = await fetch_all(
         conn,
-        "select app.record_webhook_deliveries(%s, %s, %s) as id",
-        (organization_id, event, Jsonb(payload)),
+        "select app.record_webhook_deliveries(%(org)s, %(event)s, %(payload)s) as id",
+        {"org": organization_id, "event": event, "payload": Jsonb(payload)},
     )
     return [row["id"] for row in rows]
 
 
 async def reopen_delivery(conn: Connection, delivery_id: UUID) -> None:
     """Pending again, in place of any attempt waiting for its turn (admins of its organization)."""
-    await conn.execute("select app.reopen_webhook_delivery(%s)", (delivery_id,))
+    await conn.execute(
+        "select app.reopen_webhook_delivery(%(delivery_id)s)", {"delivery_id": delivery_id}
+    )
 
 
 async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
     row = await fetch_one(
         conn,
-        "select 1 from public.procrastinate_jobs where status = 'todo' and queueing_lock = %s",
-        (queueing_lock,),
+        "select 1 from public.procrastinate_jobs where status = 'todo' and queueing_lock ="
+        " %(queueing_lock)s",
+        {"queueing_lock": queueing_lock},
     )
     return row is not None
 
@@ -173,8 +182,8 @@ async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> Row | Non
         "   as previous_secret"
         " from public.webhook_deliveries d join public.webhooks w"
         "   on w.id = d.webhook_id and w.organization_id = d.organization_id"
-        " where d.id = %s",
-        (delivery_id,),
+        " where d.id = %(delivery_id)s",
+        {"delivery_id": delivery_id},
     )
 
 
@@ -226,8 +235,9 @@ async def disable_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "update public.webhooks set is_active = false, disabled_at = now()"
-        " where id = %s and is_active returning id, organization_id, url, consecutive_failures",
-        (webhook_id,),
+        " where id = %(webhook_id)s and is_active returning id, organization_id, url,"
+        " consecutive_failures",
+        {"webhook_id": webhook_id},
     )
 
 
