@@ -368,11 +368,18 @@ def _calendar_entry(row: Row) -> CalendarEntry:
     return CalendarEntry(**{f.name: row[f.name] for f in fields(CalendarEntry)})
 
 
-async def appointment_calendar(conn: Connection, appointment_id: UUID) -> bytes:
+async def calendar_document(conn: Connection, appointment_id: UUID) -> bytes | None:
+    """The appointment as an iCalendar document, or None when the caller cannot see it: both
+    the `.ics` download and the attachment of the emails about it."""
     row = await repo.calendar_row(conn, appointment_id)
-    if row is None:
+    return None if row is None else calendar.render([_calendar_entry(row)])
+
+
+async def appointment_calendar(conn: Connection, appointment_id: UUID) -> bytes:
+    document = await calendar_document(conn, appointment_id)
+    if document is None:
         raise NotFound("No such appointment.")
-    return calendar.render([_calendar_entry(row)])
+    return document
 
 
 async def calendar_feed(conn: Connection) -> bytes:

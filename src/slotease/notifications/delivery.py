@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from slotease.appointments import calendar
+from slotease.appointments import service as appointments
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
@@ -200,25 +200,9 @@ class Deliverer:
         if row["template"] not in _CALENDAR_TEMPLATES or not appointment_id:
             return ()
         async with self.db.transaction(SERVICE) as conn:
-            facts = await repo.appointment_facts(conn, UUID(appointment_id))
-        if facts is None:
+            ics = await appointments.calendar_document(conn, UUID(appointment_id))
+        if ics is None:
             return ()
-        ics = calendar.render(
-            [
-                calendar.CalendarEntry(
-                    id=facts["id"],
-                    starts_at=facts["starts_at"],
-                    ends_at=facts["ends_at"],
-                    status=facts["status"],
-                    revision=facts["revision"],
-                    updated_at=facts["updated_at"],
-                    service_name=facts["service"],
-                    organization_name=facts["organization"],
-                    address=facts["address"],
-                    timezone=facts["timezone"] or "UTC",
-                )
-            ]
-        )
         return (Attachment("appointment.ics", "text/calendar", ics),)
 
     def _next_channel(self, row: dict[str, Any]) -> Channel | None:

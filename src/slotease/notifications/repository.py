@@ -246,8 +246,7 @@ async def appointment_facts(conn: Connection, appointment_id: UUID) -> Row | Non
     return await fetch_one(
         conn,
         "select a.id, a.organization_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
-        " a.revision, a.updated_at, s.name as service, o.name as organization, o.timezone,"
-        " o.address"
+        " s.name as service, o.name as organization, o.timezone"
         " from public.appointments a join public.services s on s.id = a.service_id"
         " join public.organizations o on o.id = a.organization_id where a.id = %(appointment_id)s",
         {"appointment_id": appointment_id},
