@@ -13,6 +13,7 @@ from slotease.auth import repository
 from slotease.auth.passwords import hash_password, needs_rehash, verify_password
 from slotease.auth.principal import API_KEY_PREFIX, Principal
 from slotease.auth.schemas import (
+    AccessToken,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -126,19 +127,43 @@ async def _start_session(
         token_hash=hash_secret(refresh_token),
         ttl_days=context.settings.refresh_token_ttl_days,
     )
-    ttl = context.settings.access_token_ttl_seconds
+    access = _access_token(context, user["id"], user["email"])
     return SessionOut(
         user=SessionUser(id=user["id"], email=user["email"], full_name=user["full_name"]),
+        access_token=access.access_token,
+        refresh_token=refresh_token,
+        expires_in=access.expires_in,
+    )
+
+
+def _access_token(context: AppContext, user_id: UUID, email: str) -> AccessToken:
+    ttl = context.settings.access_token_ttl_seconds
+    return AccessToken(
         access_token=mint_access_token(
             context.jwt_secret,
-            user_id=user["id"],
-            email=user["email"],
+            user_id=user_id,
+            email=email,
             ttl_seconds=ttl,
             issuer=context.settings.jwt_issuer,
         ),
-        refresh_token=refresh_token,
         expires_in=ttl,
     )
+
+
+async def session_access_token(
+    conn: Connection, context: AppContext, refresh_token: str
+) -> AccessToken | None:
+    """An access token for the session of `refresh_token`, which stays unspent; None when the
+    session is over (unknown, spent by a replay, revoked by logout, or expired).
+
+    For the web pages' session cookie: a page (or several tabs) may ask concurrently, and
+    rotating the token would make the second request look like a replay and revoke the whole
+    family. The cookie is HttpOnly, SameSite=Lax, and every request that uses it carries a
+    CSRF token, so it stands in for a classic server session."""
+    token = await repository.session_user(conn, hash_secret(refresh_token))
+    if token is None:
+        return None
+    return _access_token(context, token["user_id"], token["email"])
 
 
 # ---------------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from slotease.auth.deps import ClientAddressDep, ContextDep, ServiceDbDep
 from slotease.auth.schemas import PasswordGrant, SignupRequest
 from slotease.context import app_context
 from slotease.kit.problems import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
-from slotease.web import service
 from slotease.webhooks.schemas import WebhookEvent
 
 HERE = Path(__file__).parent
@@ -241,7 +240,7 @@ async def session_token(request: Request, conn: ServiceDbDep, context: ContextDe
         return Forbidden("The X-CSRF-Token header must match the csrf cookie.").response()
     refresh_token = request.cookies.get(SESSION_COOKIE)
     token = (
-        await service.access_token_for_session(conn, context, refresh_token)
+        await auth_service.session_access_token(conn, context, refresh_token)
         if refresh_token
         else None
     )
