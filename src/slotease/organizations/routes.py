@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
 from slotease.auth.deps import CurrentUser, DbDep, SignedIn
+from slotease.kit.openapi import ADMIN_ONLY, NOT_FOUND, SIGNED_IN
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.organizations import service
 from slotease.organizations.schemas import (
@@ -26,20 +27,11 @@ from slotease.organizations.schemas import (
 
 router = APIRouter(tags=["organizations"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown, or not visible to the caller"}
-}
-ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No credentials"},
-    403: {"description": "Visible, but the caller is not an admin of the organization"},
-    **NOT_FOUND,
-}
-
 
 @router.post(
     "/organizations",
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"description": "Not signed in"}},
+    responses=SIGNED_IN,
 )
 async def create_organization(
     body: OrganizationCreate, _: CurrentUser, conn: DbDep
@@ -122,7 +114,7 @@ async def list_invitations(
     return await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
 
 
-@router.get("/me/invitations", responses={401: {"description": "Not signed in"}})
+@router.get("/me/invitations", responses=SIGNED_IN)
 async def my_invitations(
     _: CurrentUser, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[Invitation]:
@@ -134,7 +126,7 @@ async def my_invitations(
     "/invitations/{invitation_id}/accept",
     status_code=status.HTTP_201_CREATED,
     responses={
-        401: {"description": "Not signed in"},
+        **SIGNED_IN,
         404: {"description": "No pending invitation to the caller's address with this id"},
         409: {"description": "Accepting would demote the organization's last admin"},
     },
@@ -148,7 +140,7 @@ async def accept_invitation(invitation_id: UUID, _: CurrentUser, conn: DbDep) ->
 @router.delete(
     "/invitations/{invitation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={401: {"description": "Not signed in"}, **NOT_FOUND},
+    responses={**SIGNED_IN, **NOT_FOUND},
 )
 async def delete_invitation(invitation_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     """An admin of the organization revokes it; the invitee declines it."""

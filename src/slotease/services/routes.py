@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
 from slotease.auth.deps import DbDep, SignedIn
+from slotease.kit.openapi import ADMIN_ONLY, NOT_FOUND
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.services import service
 from slotease.services.schemas import (
@@ -20,15 +21,6 @@ from slotease.services.schemas import (
 )
 
 router = APIRouter(tags=["organizations"])
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown, or not visible to the caller"}
-}
-ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No credentials"},
-    403: {"description": "Visible, but the caller is not an admin of the organization"},
-    **NOT_FOUND,
-}
 
 
 @router.post(
