@@ -46,17 +46,25 @@ class DbIdentity:
 ANONYMOUS = DbIdentity(role="anon", claims={"role": "anon"})
 SERVICE = DbIdentity(role="service_role", claims={"role": "service_role"})
 
-_IDENTITY_SQL = (
-    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
-    " set_config('slotease.api_key_hash', %s, true)"
+IDENTITY_SQL = (
+    "select set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s,"
+    " true),"
+    " set_config('slotease.api_key_hash', %(api_key_hash)s, true)"
 )
+
+
+def identity_params(identity: DbIdentity) -> dict[str, str]:
+    """The parameters of IDENTITY_SQL for `identity`."""
+    return {
+        "role": identity.role,
+        "claims": json.dumps(identity.claims),
+        "api_key_hash": identity.api_key_hash or "",
+    }
 
 
 async def act_as(conn: Connection, identity: DbIdentity) -> None:
     """Switch the open transaction of `conn` to `identity` until it ends."""
-    await conn.execute(
-        _IDENTITY_SQL, (identity.role, json.dumps(identity.claims), identity.api_key_hash or "")
-    )
+    await conn.execute(IDENTITY_SQL, identity_params(identity))
 
 
 def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:
