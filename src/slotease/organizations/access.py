@@ -6,8 +6,9 @@ a 404, what it sees but may not do is a 403. Every feature asks here, never the 
 helpers itself, so that the rule has one wording.
 
 Two kinds of things hang off an organization:
-- what everyone sees (the organization, its services, queues, members' list for members):
-  an outsider sees the organization, so being refused a change is a 403 (`require`);
+- managing the organization (its details, services, queues, members, webhooks, API keys):
+  the directory shows the organization to everyone, so an outsider refused is a 403
+  (`require`);
 - what only its people see (figures, its customers, sending to them): to an outsider the
   organization might as well not exist, so that is a 404 (`require(private=True)`).
 
