@@ -42,7 +42,7 @@ from slotease.db.database import Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.cache import Cache
 from slotease.kit.events import DomainEvent, emit, service_transaction
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.waitlist import repository as waitlist_repo
 
@@ -268,13 +268,7 @@ async def list_appointments(
         raise Unprocessable("`from` must not be after `to`.")
     if filters.organization_id is None and principal.user_id is None:
         raise Unprocessable("organization_id is required with an API key.")
-    after = None
-    position = decode_cursor(filters.cursor, 2)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), UUID(position[1]))
-        except (TypeError, ValueError):
-            raise Unprocessable("The cursor is not valid.") from None
+    after = cursor_key(filters.cursor, timestamp_key)
     customer_id = principal.user_id if filters.organization_id is None else None
     rows = await repo.list_appointments(conn, filters, customer_id=customer_id, after=after)
     items, next_cursor = page_of(rows, filters.limit, ["starts_at", "id"])

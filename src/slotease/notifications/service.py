@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection
 from slotease.kit.events import emit
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import (
+    Page,
+    cursor_key,
+    model_page,
+    timestamp_key,
+)
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.notifications import repository as repo
 from slotease.notifications.delivery import (
@@ -42,11 +46,9 @@ async def get_preferences(conn: Connection, principal: Principal) -> Preferences
     return Preferences.model_validate(row) if row else Preferences()
 
 
-async def put_preferences(
-    conn: Connection, principal: Principal, preferences: Preferences
-) -> Preferences:
+async def put_preferences(conn: Connection, principal: Principal, body: Preferences) -> Preferences:
     assert principal.user_id is not None
-    row = await repo.put_preferences(conn, principal.user_id, preferences.model_dump(mode="json"))
+    row = await repo.put_preferences(conn, principal.user_id, body.model_dump(mode="json"))
     return Preferences.model_validate(row)
 
 
@@ -151,14 +153,9 @@ async def list_for_user(
 ) -> Page[Notification]:
     if principal.user_id != user_id and not await is_super_admin(conn):
         raise NotFound("No such user.")
-    after = decode_cursor(cursor, 2)
-    try:
-        key = (datetime.fromisoformat(after[0]), UUID(after[1])) if after else None
-    except (TypeError, ValueError):
-        raise Unprocessable("The cursor is not valid.") from None
-    rows = await repo.list_for_user(conn, user_id, unread=unread, after=key, limit=limit + 1)
-    items, next_cursor = page_of(rows, limit, ["created_at", "id"])
-    return Page(items=[Notification.model_validate(r) for r in items], next_cursor=next_cursor)
+    after = cursor_key(cursor, timestamp_key)
+    rows = await repo.list_for_user(conn, user_id, unread=unread, after=after, limit=limit + 1)
+    return model_page(Notification, rows, limit, ["created_at", "id"])
 
 
 async def mark_read(conn: Connection, notification_id: UUID) -> Read:

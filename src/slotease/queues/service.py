@@ -12,7 +12,7 @@ from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.events import DomainEvent, emit, service_transaction
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import Page, cursor_key, page_of, text_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.organizations.access import NO_SUCH_ORGANIZATION, require_admin, standing
 from slotease.queues import repository
@@ -191,10 +191,7 @@ async def list_queues(
 ) -> Page[Queue]:
     if await standing(conn, org_id) is None:
         raise NotFound(NO_SUCH_ORGANIZATION)
-    after = decode_cursor(cursor, 2)
-    rows = await repository.list_active_queues(
-        conn, org_id, (str(after[0]), UUID(str(after[1]))) if after else None, limit
-    )
+    rows = await repository.list_active_queues(conn, org_id, cursor_key(cursor, text_key), limit)
     items, next_cursor = page_of(rows, limit, ["name", "id"])
     return Page(items=[_queue(row) for row in items], next_cursor=next_cursor)
 

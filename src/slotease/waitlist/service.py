@@ -7,7 +7,7 @@ passed on or given up) are returned rather than raised, so the request still com
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -16,8 +16,8 @@ from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.events import service_transaction
-from slotease.kit.pagination import Page, decode_cursor, page_of
-from slotease.kit.problems import Conflict, NotFound, Unprocessable
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
+from slotease.kit.problems import Conflict, NotFound
 from slotease.waitlist import repository as repo
 from slotease.waitlist.schemas import AcceptedOffer, WaitlistEntry, WaitlistJoin
 
@@ -82,14 +82,7 @@ async def list_own(
     conn: Connection, offer_minutes: int, cursor: str | None, limit: int
 ) -> Page[WaitlistEntry]:
     await expire_due_offers(conn, offer_minutes)
-    after = None
-    position = decode_cursor(cursor, 2)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), UUID(position[1]))
-        except (TypeError, ValueError):
-            raise Unprocessable("The cursor is not valid.") from None
-    rows = await repo.list_own_entries(conn, after, limit)
+    rows = await repo.list_own_entries(conn, cursor_key(cursor, timestamp_key), limit)
     items, next_cursor = page_of(rows, limit, ["created_at", "id"])
     return Page[WaitlistEntry](items=[_entry(r) for r in items], next_cursor=next_cursor)
 

@@ -5,6 +5,7 @@ request, only through the caller-checked functions of the database (`record_deli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +24,7 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
+def _page(after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
     """Keyset parameters: the (created_at, id) cursor and one row more than the page."""
     return {
         "after_at": after[0] if after else None,
@@ -46,7 +47,7 @@ async def insert_webhook(
 
 
 async def list_webhooks(
-    conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
+    conn: Connection, organization_id: UUID, *, after: Sequence[Any] | None, limit: int
 ) -> list[Row]:
     """Oldest first; `limit + 1` rows."""
     return await fetch_all(
@@ -109,7 +110,7 @@ async def rotate_secret(
 
 
 async def list_deliveries(
-    conn: Connection, webhook_id: UUID, *, after: list[Any] | None, limit: int
+    conn: Connection, webhook_id: UUID, *, after: Sequence[Any] | None, limit: int
 ) -> list[Row]:
     """Newest first; `limit + 1` rows."""
     return await fetch_all(

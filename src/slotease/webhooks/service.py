@@ -8,7 +8,7 @@ from uuid import UUID
 from slotease.config import Settings
 from slotease.db.database import Connection
 from slotease.db.queries import Row
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.organizations.access import ADMINS_ONLY, require_admin
 from slotease.webhooks import repository as repo
@@ -59,7 +59,9 @@ async def list_webhooks(
     conn: Connection, org_id: UUID, *, cursor: str | None, limit: int
 ) -> Page[WebhookOut]:
     await require_admin(conn, org_id)
-    rows = await repo.list_webhooks(conn, org_id, after=decode_cursor(cursor, 2), limit=limit)
+    rows = await repo.list_webhooks(
+        conn, org_id, after=cursor_key(cursor, timestamp_key), limit=limit
+    )
     items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
     return Page(items=[WebhookOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
@@ -101,7 +103,9 @@ async def list_deliveries(
     webhook = await repo.get_webhook(conn, webhook_id)
     if webhook is None or webhook["organization_id"] != org_id:
         raise NotFound("No such webhook.")
-    rows = await repo.list_deliveries(conn, webhook_id, after=decode_cursor(cursor, 2), limit=limit)
+    rows = await repo.list_deliveries(
+        conn, webhook_id, after=cursor_key(cursor, timestamp_key), limit=limit
+    )
     items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
     return Page(items=[Delivery.model_validate(row) for row in items], next_cursor=next_cursor)
 
