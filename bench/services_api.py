@@ -22,7 +22,7 @@ from bench.common import (
     wrk,
 )
 from bench.server import api_server
-from slotease.organizations.repository import active_services_statement
+from slotease.services.repository import active_services_statement
 
 PAGE = 50  # the route's default page size; it fetches one more row to know if a page follows
 

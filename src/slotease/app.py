@@ -38,6 +38,7 @@ from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import make_broker
 from slotease.realtime.hub import Hub
 from slotease.realtime.routes import router as realtime_router
+from slotease.services.routes import router as services_router
 from slotease.waitlist.routes import router as waitlist_router
 from slotease.web.routes import router as web_router
 from slotease.web.security import StrictTransportSecurityMiddleware
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops_router)
     app.include_router(auth_router, prefix="/v1")
     app.include_router(organizations_router, prefix="/v1")
+    app.include_router(services_router, prefix="/v1")
     app.include_router(appointments_router, prefix="/v1")
     app.include_router(analytics_router, prefix="/v1")
     app.include_router(queues_router, prefix="/v1")

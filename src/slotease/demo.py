@@ -394,8 +394,8 @@ def seed_demo(settings: Settings) -> str:
             for user, role in _team(org):
                 conn.execute(
                     "insert into public.organization_members (organization_id, user_id, role)"
-                    " values (%s, %s, %s) on conflict do nothing",
-                    (org_id, user_ids[user.email], role),
+                    " values (%(org_id)s, %(user_id)s, %(role)s) on conflict do nothing",
+                    {"org_id": org_id, "user_id": user_ids[user.email], "role": role},
                 )
             service_ids = _seed_services(conn, org, org_id, now)
             _seed_appointments(conn, org, org_id, service_ids, customers, now)
@@ -425,8 +425,8 @@ def _seed_organizations(conn: Conn) -> dict[str, uuid.UUID]:
         ),
     )
     rows = conn.execute(
-        "select slug, id from public.organizations where slug = any(%s)",
-        ([org.slug for org in ORGANIZATIONS],),
+        "select slug, id from public.organizations where slug = any(%(slugs)s)",
+        {"slugs": [org.slug for org in ORGANIZATIONS]},
     ).fetchall()
     return dict(rows)
 
@@ -452,8 +452,8 @@ def _seed_users(conn: Conn, now: datetime) -> dict[str, uuid.UUID]:
         ),
     )
     rows = conn.execute(
-        "select lower(email), id from auth.users where lower(email) = any(%s)",
-        ([user.email for user in users],),
+        "select lower(email), id from auth.users where lower(email) = any(%(emails)s)",
+        {"emails": [user.email for user in users]},
     ).fetchall()
     ids: dict[str, uuid.UUID] = dict(rows)
     _insert(
@@ -699,10 +699,10 @@ def _seed_queues(
     conn.execute(
         "insert into public.queue_counters (organization_id, queue_id, service_date, last_number)"
         " select organization_id, queue_id, service_date, max(number) from public.tickets"
-        " where organization_id = %s group by organization_id, queue_id, service_date"
+        " where organization_id = %(org_id)s group by organization_id, queue_id, service_date"
         " on conflict on constraint queue_counters_pkey"
         " do update set last_number = greatest(queue_counters.last_number, excluded.last_number)",
-        (org_id,),
+        {"org_id": org_id},
     )
 
 

@@ -3,7 +3,6 @@ caller's identity published by the same statement as `Database.transaction`."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +10,7 @@ from uuid import UUID
 
 import psycopg
 
-from slotease.db.database import _IDENTITY_SQL, ANONYMOUS, SERVICE, DbIdentity
+from slotease.db.database import ANONYMOUS, IDENTITY_SQL, SERVICE, DbIdentity, identity_params
 from slotease.kit.secrets import hash_secret
 
 AsyncConn = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -38,8 +37,5 @@ async def acting_as(app_conninfo: str, identity: DbIdentity) -> AsyncIterator[As
         await psycopg.AsyncConnection.connect(app_conninfo, autocommit=True) as conn,
         conn.transaction(force_rollback=True),
     ):
-        await conn.execute(
-            _IDENTITY_SQL,
-            (identity.role, json.dumps(identity.claims), identity.api_key_hash or ""),
-        )
+        await conn.execute(IDENTITY_SQL, identity_params(identity))
         yield conn

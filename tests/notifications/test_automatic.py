@@ -68,6 +68,11 @@ async def test_a_booking_sends_one_confirmation_with_its_calendar_file(
     event = Calendar.from_ical(ics).walk("VEVENT")[0]
     assert str(event["UID"]) == f"{appointment['id']}@slotease.dev"
     assert event.decoded("DTSTART") == datetime.fromisoformat(appointment["starts_at"])
+    # The attachment is the very document the customer downloads.
+    download = await client.get(
+        f"/v1/appointments/{appointment['id']}.ics", headers=customer.headers
+    )
+    assert download.content == ics
 
     rows = owner.execute(
         "select channel, status, provider, provider_message_id is not null, attempts, last_error"

@@ -212,10 +212,19 @@ async def test_bulk_for_an_organization_the_caller_cannot_see_is_404(
     )
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+    # An active organization is in the public directory, but its people are its members'
+    # business: to an outsider, an admin elsewhere included, it is not there either.
+    body["organization_id"] = str(other.org_id)
+    response = await client.get(f"/v1/organizations/{other.org_id}", headers=clinic.admin.headers)
+    assert response.status_code == 200
+    response = await client.post(
+        "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
+    )
+    assert response.status_code == 404
+    assert response.json()["detail"] == "No such organization."
     owner.execute(
         "update public.organizations set is_active = false where id = %s", (other.org_id,)
     )
-    body["organization_id"] = str(other.org_id)
     response = await client.post(
         "/v1/notifications/send-bulk", json=body, headers=clinic.admin.headers
     )
@@ -225,6 +234,10 @@ async def test_bulk_for_an_organization_the_caller_cannot_see_is_404(
         "/v1/notifications/send-bulk", json=body, headers=other.staff.headers
     )
     assert response.status_code == 403
+    sent = owner.execute(
+        "select count(*) from public.notifications where organization_id = %s", (other.org_id,)
+    ).fetchone()
+    assert sent == (0,)
 
 
 async def test_urgent_messages_are_for_admins_and_audited(

@@ -5,6 +5,7 @@ import json
 import httpx
 import pytest
 
+from slotease.kit.pagination import encode_cursor
 from tests.factories import Owner, make_user
 from tests.queues.arrange import join, make_desk
 
@@ -27,6 +28,19 @@ async def test_an_admin_opens_a_queue_with_default_settings(
         "requeue_no_show": True,
         "check_in_window_minutes": {"before": 30, "after": 15},
     }
+
+
+async def test_a_forged_cursor_is_a_422(client: httpx.AsyncClient, owner: Owner) -> None:
+    desk = await make_desk(client, owner)
+    url = f"/v1/organizations/{desk.org_id}/queues"
+
+    # Well-formed as a cursor, but its id is not one: refused before it reaches the database.
+    forged = await client.get(url, params={"cursor": encode_cursor(["Desk", "not-an-id"])})
+    following = await client.get(url, params={"cursor": encode_cursor(["A", str(desk.queue_id)])})
+
+    assert forged.status_code == 422
+    assert forged.headers["content-type"] == "application/problem+json"
+    assert following.status_code == 200
 
 
 async def test_only_admins_open_queues_and_bad_prefixes_are_refused(

@@ -11,12 +11,9 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit.dberrors import INSUFFICIENT_PRIVILEGE, refusals
 from slotease.kit.problems import Forbidden, NotFound, Problem
-
-Row = dict[str, Any]
-
 
 # The domain's own event types, written only by the database's triggers: the insert policy
 # of migration 0012 refuses them to the API; here they only pick the answer to its refusal.
@@ -51,16 +48,6 @@ async def insert_event(
         )
 
 
-async def access(conn: Connection, organization_id: UUID) -> Row | None:
-    """The organization's timezone and the caller's standing in it, or None if invisible."""
-    return await fetch_one(
-        conn,
-        "select o.timezone, app.is_org_member(o.id) as member, app.is_org_admin(o.id) as admin"
-        " from public.organizations o where o.id = %s",
-        (organization_id,),
-    )
-
-
 async def live_appointments(
     conn: Connection, organization_id: UUID, starts: datetime, ends: datetime
 ) -> Row:
@@ -76,8 +63,9 @@ async def live_appointments(
         " from public.appointments a"
         " left join public.feedback f"
         "   on f.appointment_id = a.id and f.organization_id = a.organization_id"
-        " where a.organization_id = %s and a.starts_at >= %s and a.starts_at < %s",
-        (organization_id, starts, ends),
+        " where a.organization_id = %(organization_id)s and a.starts_at >= %(starts)s and"
+        " a.starts_at < %(ends)s",
+        {"organization_id": organization_id, "starts": starts, "ends": ends},
     )
 
 
@@ -92,8 +80,9 @@ async def live_tickets(conn: Connection, organization_id: UUID, day: date) -> Ro
         " coalesce(sum(extract(epoch from t.finished_at - t.serving_at) / 60)"
         "   filter (where t.status = 'served' and t.serving_at is not null), 0)::float8"
         "   as service_minutes_sum"
-        " from public.tickets t where t.organization_id = %s and t.service_date = %s",
-        (organization_id, day),
+        " from public.tickets t where t.organization_id = %(organization_id)s and t.service_date"
+        " = %(day)s",
+        {"organization_id": organization_id, "day": day},
     )
 
 
@@ -107,8 +96,9 @@ async def history_appointments(conn: Connection, organization_id: UUID, day: dat
         " coalesce(sum(booked_minutes), 0)::float8 as booked_minutes,"
         " coalesce(sum(ratings), 0)::integer as ratings,"
         " coalesce(sum(rating_sum), 0)::integer as rating_sum"
-        " from public.analytics_daily_service where organization_id = %s and day = %s",
-        (organization_id, day),
+        " from public.analytics_daily_service where organization_id = %(organization_id)s and day"
+        " = %(day)s",
+        {"organization_id": organization_id, "day": day},
     )
 
 
@@ -119,8 +109,9 @@ async def history_tickets(conn: Connection, organization_id: UUID, day: date) ->
         " coalesce(sum(wait_minutes_sum), 0)::float8 as wait_minutes_sum,"
         " coalesce(sum(services), 0)::integer as services,"
         " coalesce(sum(service_minutes_sum), 0)::float8 as service_minutes_sum"
-        " from public.analytics_daily_queue where organization_id = %s and day = %s",
-        (organization_id, day),
+        " from public.analytics_daily_queue where organization_id = %(organization_id)s and day ="
+        " %(day)s",
+        {"organization_id": organization_id, "day": day},
     )
 
 
@@ -131,8 +122,9 @@ async def offered_minutes(conn: Connection, organization_id: UUID, weekday: int)
         "select coalesce(sum(extract(epoch from h.end_time - h.start_time) / 60 * s.capacity),"
         " 0)::float8 as minutes"
         " from public.services s join public.service_working_hours h on h.service_id = s.id"
-        " where s.organization_id = %s and s.is_active and h.weekday = %s",
-        (organization_id, weekday),
+        " where s.organization_id = %(organization_id)s and s.is_active and h.weekday ="
+        " %(weekday)s",
+        {"organization_id": organization_id, "weekday": weekday},
     )
     return float(row["minutes"])
 
@@ -158,8 +150,9 @@ async def daily_series(
     table, value = _SERIES[metric]
     cursor = await conn.execute(
         f"select day, {value} as value from public.{table}"
-        " where organization_id = %s and day between %s and %s group by day",
-        (organization_id, from_day, to_day),
+        " where organization_id = %(organization_id)s and day between %(from_day)s and %(to_day)s"
+        " group by day",
+        {"organization_id": organization_id, "from_day": from_day, "to_day": to_day},
     )
     return {row["day"]: row["value"] for row in await cursor.fetchall()}
 
@@ -176,9 +169,10 @@ async def service_performance(
         " from public.analytics_daily_service d"
         " left join public.services s"
         "   on s.id = d.service_id and s.organization_id = d.organization_id"
-        " where d.organization_id = %s and d.day between %s and %s"
+        " where d.organization_id = %(organization_id)s and d.day between %(from_day)s and"
+        " %(to_day)s"
         " group by d.service_id, s.name order by appointments desc, s.name",
-        (organization_id, from_day, to_day),
+        {"organization_id": organization_id, "from_day": from_day, "to_day": to_day},
     )
     return await cursor.fetchall()
 
@@ -212,10 +206,15 @@ async def staff_performance(
         " join public.organization_members m"
         "   on m.organization_id = e.organization_id and m.user_id = e.user_id"
         " left join public.user_profiles p on p.user_id = e.user_id"
-        " where e.organization_id = %s and e.occurred_at >= %s and e.occurred_at < %s"
-        "   and e.event_type = any(%s)"
+        " where e.organization_id = %(org)s and e.occurred_at >= %(starts)s"
+        "   and e.occurred_at < %(ends)s and e.event_type = any(%(events)s)"
         " group by e.user_id, p.full_name order by p.full_name, e.user_id",
-        (organization_id, starts, ends, list(STAFF_EVENTS.values())),
+        {
+            "org": organization_id,
+            "starts": starts,
+            "ends": ends,
+            "events": list(STAFF_EVENTS.values()),
+        },
     )
 
 
@@ -224,8 +223,8 @@ async def organization_stats(conn: Connection, organization_id: UUID) -> Row | N
         conn,
         "select members, active_services, active_queues, appointments_total,"
         " appointments_last_30_days, customers, tickets_total, rating_avg"
-        " from app.analytics_organization_stats(%s)",
-        (organization_id,),
+        " from app.analytics_organization_stats(%(organization_id)s)",
+        {"organization_id": organization_id},
     )
 
 
@@ -250,14 +249,24 @@ async def insert_report(
         conn,
         "insert into public.analytics_reports"
         " (organization_id, requested_by, kind, format, from_date, to_date)"
-        f" values (%s, %s, %s, %s, %s, %s) returning {_REPORT_COLUMNS}",
-        (organization_id, requested_by, kind, report_format, from_day, to_day),
+        f" values (%(organization_id)s, %(requested_by)s, %(kind)s, %(report_format)s,"
+        f" %(from_day)s, %(to_day)s) returning {_REPORT_COLUMNS}",
+        {
+            "organization_id": organization_id,
+            "requested_by": requested_by,
+            "kind": kind,
+            "report_format": report_format,
+            "from_day": from_day,
+            "to_day": to_day,
+        },
     )
 
 
 async def get_report(conn: Connection, report_id: UUID) -> Row | None:
     return await fetch_one(
-        conn, f"select {_REPORT_COLUMNS} from public.analytics_reports where id = %s", (report_id,)
+        conn,
+        f"select {_REPORT_COLUMNS} from public.analytics_reports where id = %(report_id)s",
+        {"report_id": report_id},
     )
 
 
@@ -265,8 +274,8 @@ async def report_content(conn: Connection, report_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "select status, format, kind, content_type, content from public.analytics_reports"
-        " where id = %s",
-        (report_id,),
+        " where id = %(report_id)s",
+        {"report_id": report_id},
     )
 
 
@@ -279,9 +288,16 @@ async def finish_report(
     error: str | None,
 ) -> None:
     await conn.execute(
-        "update public.analytics_reports set status = %s, content = %s, content_type = %s,"
-        " error = %s, finished_at = now() where id = %s and status = 'pending'",
-        ("failed" if error else "ready", content, content_type, error, report_id),
+        "update public.analytics_reports set status = %(status)s, content = %(content)s,"
+        " content_type = %(content_type)s, error = %(error)s, finished_at = now()"
+        " where id = %(id)s and status = 'pending'",
+        {
+            "status": "failed" if error else "ready",
+            "content": content,
+            "content_type": content_type,
+            "error": error,
+            "id": report_id,
+        },
     )
 
 
@@ -295,7 +311,8 @@ _REPORT_ROWS = {
         " from public.analytics_daily_service d"
         " left join public.services s"
         "   on s.id = d.service_id and s.organization_id = d.organization_id"
-        " where d.organization_id = %s and d.day between %s and %s order by d.day, s.name"
+        " where d.organization_id = %(org)s and d.day between %(from_day)s and %(to_day)s"
+        " order by d.day, s.name"
     ),
     "queues": (
         "select d.day, q.name as queue, d.tickets, d.served, d.no_show, d.cancelled,"
@@ -306,7 +323,8 @@ _REPORT_ROWS = {
         "   as estimate_error_minutes"
         " from public.analytics_daily_queue d"
         " left join public.queues q on q.id = d.queue_id and q.organization_id = d.organization_id"
-        " where d.organization_id = %s and d.day between %s and %s order by d.day, q.name"
+        " where d.organization_id = %(org)s and d.day between %(from_day)s and %(to_day)s"
+        " order by d.day, q.name"
     ),
     "feedback": (
         "select (a.starts_at at time zone o.timezone)::date as day, s.name as service,"
@@ -317,8 +335,8 @@ _REPORT_ROWS = {
         " join public.organizations o on o.id = f.organization_id"
         " left join public.services s"
         "   on s.id = f.service_id and s.organization_id = f.organization_id"
-        " where f.organization_id = %s"
-        "   and (a.starts_at at time zone o.timezone)::date between %s and %s"
+        " where f.organization_id = %(org)s"
+        "   and (a.starts_at at time zone o.timezone)::date between %(from_day)s and %(to_day)s"
         " order by day, service"
     ),
 }
@@ -328,6 +346,8 @@ async def report_rows(
     conn: Connection, kind: str, organization_id: UUID, from_day: date, to_day: date
 ) -> tuple[list[str], list[Row]]:
     """The report's column names (known even when no row matches) and its rows."""
-    cursor = await conn.execute(_REPORT_ROWS[kind], (organization_id, from_day, to_day))
+    cursor = await conn.execute(
+        _REPORT_ROWS[kind], {"org": organization_id, "from_day": from_day, "to_day": to_day}
+    )
     rows = await cursor.fetchall()
     return [column.name for column in cursor.description or ()], rows

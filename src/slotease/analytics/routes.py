@@ -30,63 +30,60 @@ FromDay = Annotated[date, Query(alias="from", description="First local date, inc
 ToDay = Annotated[date, Query(alias="to", description="Last local date, inclusive.")]
 
 
-@router.post("/event", status_code=202, response_model=Accepted)
-async def record_event(payload: EventCreate, principal: SignedIn, db: DbDep) -> Accepted:
-    await service.record_event(db, principal, payload)
+@router.post("/event", status_code=202)
+async def record_event(body: EventCreate, principal: SignedIn, conn: DbDep) -> Accepted:
+    await service.record_event(conn, principal, body)
     return Accepted()
 
 
-@router.get("/organization/{organization_id}/dashboard", response_model=Dashboard)
+@router.get("/organization/{organization_id}/dashboard")
 async def dashboard(
     organization_id: UUID,
     _: SignedIn,
-    db: ReadDbDep,
+    conn: ReadDbDep,
     day: Annotated[
         date | None,
         Query(alias="date", description="A local date; today in the organization by default."),
     ] = None,
 ) -> Dashboard:
-    return await service.dashboard(db, organization_id, day)
+    return await service.dashboard(conn, organization_id, day)
 
 
 @router.get(
     "/organization/{organization_id}/performance",
-    response_model=Performance,
-    response_model_by_alias=True,
     responses={403: {"description": "Only the organization's admins read these figures."}},
 )
 async def performance(
-    organization_id: UUID, _: SignedIn, db: ReadDbDep, from_day: FromDay, to_day: ToDay
+    organization_id: UUID, _: SignedIn, conn: ReadDbDep, from_day: FromDay, to_day: ToDay
 ) -> Performance:
-    return await service.performance(db, organization_id, from_day, to_day)
+    return await service.performance(conn, organization_id, from_day, to_day)
 
 
 @router.get(
     "/organization/{organization_id}/trends",
-    response_model=Trends,
     responses={403: {"description": "Only the organization's admins read these figures."}},
 )
 async def trends(
     organization_id: UUID,
     _: SignedIn,
-    db: ReadDbDep,
+    conn: ReadDbDep,
     metric: Metric,
     from_day: FromDay,
     to_day: ToDay,
     forecast_days: Annotated[int, Query(ge=0, le=service.MAX_FORECAST_DAYS)] = 0,
 ) -> Trends:
-    return await service.trends(db, organization_id, metric, from_day, to_day, forecast_days)
+    return await service.trends(conn, organization_id, metric, from_day, to_day, forecast_days)
 
 
-@router.post("/report", status_code=202, response_model=ReportAccepted)
-async def request_report(payload: ReportCreate, principal: SignedIn, db: DbDep) -> ReportAccepted:
-    report = await service.request_report(db, principal, payload)
+@router.post("/report", status_code=202)
+async def request_report(body: ReportCreate, principal: SignedIn, conn: DbDep) -> ReportAccepted:
+    report = await service.request_report(conn, principal, body)
     return ReportAccepted(report_id=report.id, status=report.status)
 
 
-@router.get("/report/{report_id}", response_model=Report, response_model_by_alias=True)
-async def get_report(report_id: UUID, _: SignedIn, db: ReadDbDep) -> Report:
-    return await service.get_report(db, report_id)
+@router.get("/report/{report_id}")
+async def get_report(report_id: UUID, _: SignedIn, conn: ReadDbDep) -> Report:
+    return await service.get_report(conn, report_id)
 
 
 @router.get(
@@ -100,8 +97,8 @@ async def get_report(report_id: UUID, _: SignedIn, db: ReadDbDep) -> Report:
         409: {"description": "The report is not ready."},
     },
 )
-async def download_report(report_id: UUID, _: SignedIn, db: ReadDbDep) -> Response:
-    content, content_type, filename = await service.download(db, report_id)
+async def download_report(report_id: UUID, _: SignedIn, conn: ReadDbDep) -> Response:
+    content, content_type, filename = await service.download(conn, report_id)
     return Response(
         content,
         media_type=content_type,

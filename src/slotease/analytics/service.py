@@ -26,9 +26,11 @@ from slotease.analytics.schemas import (
 )
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.queries import Row
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.days import day_window
-from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.kit.problems import Conflict, NotFound, Unprocessable
+from slotease.organizations import access
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +42,22 @@ REPORT_TASK = "analytics.generate_report"
 REPORTS_QUEUE = "analytics"
 
 
-async def record_event(conn: Connection, principal: Principal, payload: EventCreate) -> None:
+async def record_event(conn: Connection, principal: Principal, body: EventCreate) -> None:
     await repo.insert_event(
-        conn, payload.organization_id, principal.user_id, payload.event_type, payload.properties
+        conn, body.organization_id, principal.user_id, body.event_type, body.properties
     )
 
 
 async def _organization(conn: Connection, organization_id: UUID, *, admin: bool) -> ZoneInfo:
     """The organization's timezone, for its members (admins when `admin`); 404 for anyone who
     does not belong to it, 403 for staff asking for admin figures."""
-    row = await repo.access(conn, organization_id)
-    if row is None or not row["member"]:
-        raise NotFound("No such organization.")
-    if admin and not row["admin"]:
-        raise Forbidden("Only the organization's admins may read these figures.")
-    return ZoneInfo(row["timezone"])
+    found = access.require(
+        await access.standing(conn, organization_id),
+        "admin" if admin else "staff",
+        private=True,
+        forbidden="Only the organization's admins may read these figures.",
+    )
+    return ZoneInfo(found.timezone)
 
 
 def _ratio(total: float, count: float) -> float | None:
@@ -148,7 +151,7 @@ async def trends(
 # Reports ------------------------------------------------------------------------------------
 
 
-def _report(row: repo.Row) -> Report:
+def _report(row: Row) -> Report:
     ready = row["status"] == "ready"
     return Report(
         **row,
@@ -156,16 +159,16 @@ def _report(row: repo.Row) -> Report:
     )
 
 
-async def request_report(conn: Connection, principal: Principal, payload: ReportCreate) -> Report:
-    await _organization(conn, payload.organization_id, admin=True)
+async def request_report(conn: Connection, principal: Principal, body: ReportCreate) -> Report:
+    await _organization(conn, body.organization_id, admin=True)
     row = await repo.insert_report(
         conn,
-        payload.organization_id,
+        body.organization_id,
         principal.user_id,
-        payload.kind,
-        payload.format,
-        payload.from_date,
-        payload.to_date,
+        body.kind,
+        body.format,
+        body.from_date,
+        body.to_date,
     )
     await jobs_repo.enqueue(conn, REPORT_TASK, {"report_id": str(row["id"])}, queue=REPORTS_QUEUE)
     return _report(row)

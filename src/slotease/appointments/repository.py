@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -15,7 +14,7 @@ from psycopg.types.json import Jsonb
 from slotease.appointments.schemas import AppointmentFilters
 from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection, Database
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -25,8 +24,6 @@ from slotease.kit.dberrors import (
     refusals,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
-
-Row = dict[str, Any]
 
 # What the triggers' and constraints' refusals mean to a caller; anything else is a bug.
 _REFUSALS: dict[RuleKey, Refusal] = {
@@ -97,6 +94,7 @@ async def availability_version(db: Database, service_id: UUID) -> int:
     is public, so the role is `anon` whoever asks."""
     async with db.pool.connection() as conn:
         cursor = await conn.execute(_VERSION_QUERY.format(sql.Literal(service_id)))
+        # The version is the answer of the second statement, past the fetch helpers' reach.
         cursor.nextset()
         row = await cursor.fetchone()
     assert row is not None
@@ -121,10 +119,7 @@ async def busy_intervals(
 
 async def insert_appointment(conn: Connection, values: Row) -> Row:
     with refusals(_INSERT_REFUSALS):
-        cursor = await conn.execute(INSERT_SQL, values)
-        row = await cursor.fetchone()
-    assert row is not None
-    return row
+        return await fetch_row(conn, INSERT_SQL, values)
 
 
 async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
@@ -235,7 +230,8 @@ async def insert_feedback(
     conn: Connection, appointment: Row, rating: int, comment: str | None
 ) -> Row:
     with refusals(_REFUSALS):
-        cursor = await conn.execute(
+        return await fetch_row(
+            conn,
             "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
             " service_id, customer_id, rating, comment)"
             " values (%(org)s, %(id)s, %(starts_at)s, %(service)s, auth.uid(), %(rating)s,"
@@ -250,9 +246,6 @@ async def insert_feedback(
                 "comment": comment,
             },
         )
-        row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 async def service_is_visible(conn: Connection, service_id: UUID) -> bool:
@@ -263,13 +256,11 @@ async def service_is_visible(conn: Connection, service_id: UUID) -> bool:
 
 
 async def rating_stats(conn: Connection, service_id: UUID) -> Row:
-    cursor = await conn.execute(
+    return await fetch_row(
+        conn,
         "select count, average, distribution from app.service_rating_stats(%(id)s)",
         {"id": service_id},
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 _CALENDAR_ROWS = (

@@ -94,28 +94,28 @@ async def available_slots(
     responses={409: {"description": "The slot is full or not offered."}},
 )
 async def book_appointment(
-    payload: AppointmentCreate,
+    body: AppointmentCreate,
     request: Request,
     principal: SignedIn,
-    db: DbDep,
+    conn: DbDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    status, body = await service.book(
-        db,
+    status, answer = await service.book(
+        conn,
         principal,
-        payload,
+        body,
         idempotency_key=idempotency_key,
         method=request.method,
         path=request.url.path,
     )
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(answer, status_code=status)
 
 
-@router.get("/appointments", response_model=Page[Appointment])
+@router.get("/appointments")
 async def list_appointments(
-    principal: SignedIn, db: DbDep, filters: Annotated[AppointmentFilters, Query()]
+    principal: SignedIn, conn: DbDep, filters: Annotated[AppointmentFilters, Query()]
 ) -> Page[Appointment]:
-    return await service.list_appointments(db, principal, filters)
+    return await service.list_appointments(conn, principal, filters)
 
 
 @router.get(
@@ -123,40 +123,40 @@ async def list_appointments(
     response_class=Response,
     responses={200: {"content": {CALENDAR_TYPE: {}}, "description": "An iCalendar event."}},
 )
-async def appointment_calendar(appointment_id: UUID, _: SignedIn, db: DbDep) -> Response:
-    return _calendar_response(await service.appointment_calendar(db, appointment_id))
+async def appointment_calendar(appointment_id: UUID, _: SignedIn, conn: DbDep) -> Response:
+    return _calendar_response(await service.appointment_calendar(conn, appointment_id))
 
 
-@router.get("/appointments/{appointment_id}", response_model=Appointment)
-async def get_appointment(appointment_id: UUID, _: SignedIn, db: DbDep) -> Appointment:
-    return await service.get_appointment(db, appointment_id)
+@router.get("/appointments/{appointment_id}")
+async def get_appointment(appointment_id: UUID, _: SignedIn, conn: DbDep) -> Appointment:
+    return await service.get_appointment(conn, appointment_id)
 
 
-@router.put("/appointments/{appointment_id}", response_model=Appointment)
+@router.put("/appointments/{appointment_id}")
 async def update_appointment(
     appointment_id: UUID,
-    payload: AppointmentUpdate,
+    body: AppointmentUpdate,
     _: SignedIn,
-    db: DbDep,
+    conn: DbDep,
 ) -> Appointment:
-    return await service.update_appointment(db, appointment_id, payload)
+    return await service.update_appointment(conn, appointment_id, body)
 
 
-@router.delete("/appointments/{appointment_id}", response_model=Appointment)
-async def cancel_appointment(appointment_id: UUID, _: SignedIn, db: DbDep) -> Appointment:
-    return await service.cancel_appointment(db, appointment_id)
+@router.delete("/appointments/{appointment_id}")
+async def cancel_appointment(appointment_id: UUID, _: SignedIn, conn: DbDep) -> Appointment:
+    return await service.cancel_appointment(conn, appointment_id)
 
 
-@router.post("/appointments/{appointment_id}/feedback", status_code=201, response_model=Feedback)
+@router.post("/appointments/{appointment_id}/feedback", status_code=201)
 async def give_feedback(
-    appointment_id: UUID, payload: FeedbackCreate, user: CurrentUser, db: DbDep
+    appointment_id: UUID, body: FeedbackCreate, user: CurrentUser, conn: DbDep
 ) -> Feedback:
-    return await service.give_feedback(db, user, appointment_id, payload)
+    return await service.give_feedback(conn, user, appointment_id, body)
 
 
-@router.get("/services/{service_id}/ratings", response_model=Ratings)
-async def service_ratings(service_id: UUID, db: ReadDbDep) -> Ratings:
-    return await service.ratings(db, service_id)
+@router.get("/services/{service_id}/ratings")
+async def service_ratings(service_id: UUID, conn: ReadDbDep) -> Ratings:
+    return await service.ratings(conn, service_id)
 
 
 def _calendar_response(body: bytes) -> Response:
@@ -164,16 +164,16 @@ def _calendar_response(body: bytes) -> Response:
     return Response(body, media_type=CALENDAR_TYPE, headers={"Cache-Control": "private, no-store"})
 
 
-@router.post("/me/calendar-token", status_code=201, response_model=CalendarToken)
-async def issue_calendar_token(request: Request, _: CurrentUser, db: DbDep) -> CalendarToken:
-    token = await service.issue_calendar_token(db)
+@router.post("/me/calendar-token", status_code=201)
+async def issue_calendar_token(request: Request, _: CurrentUser, conn: DbDep) -> CalendarToken:
+    token = await service.issue_calendar_token(conn)
     url = request.url_for("calendar_feed").include_query_params(token=token)
     return CalendarToken(url=str(url), token=token)
 
 
 @router.delete("/me/calendar-token", status_code=204)
-async def revoke_calendar_token(_: CurrentUser, db: DbDep) -> Response:
-    await service.revoke_calendar_token(db)
+async def revoke_calendar_token(_: CurrentUser, conn: DbDep) -> Response:
+    await service.revoke_calendar_token(conn)
     return Response(status_code=204)
 
 
@@ -199,6 +199,6 @@ async def feed_session(
     responses={200: {"content": {CALENDAR_TYPE: {}}, "description": "An iCalendar feed."}},
 )
 async def calendar_feed(
-    db: Annotated[Connection, Depends(feed_session, scope="function")],
+    conn: Annotated[Connection, Depends(feed_session, scope="function")],
 ) -> Response:
-    return _calendar_response(await service.calendar_feed(db))
+    return _calendar_response(await service.calendar_feed(conn))

@@ -36,11 +36,12 @@ from slotease.appointments.slots import (
 )
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.cache import Cache
 from slotease.kit.days import Interval, day_window
 from slotease.kit.events import DomainEvent, emit
 from slotease.kit.eventtypes import AppointmentEventName
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
 from slotease.kit.secrets import hash_secret
 
@@ -65,7 +66,7 @@ def _slots_namespace(service_id: UUID) -> str:
     return f"slots:{service_id}"
 
 
-def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
+def _schedule(row: Row, closures: list[Row]) -> Schedule:
     return Schedule(
         timezone=ZoneInfo(row["timezone"]),
         working_hours=[
@@ -82,7 +83,7 @@ def _schedule(row: repo.Row, closures: list[repo.Row]) -> Schedule:
     )
 
 
-async def active_service(conn: Connection, service_id: UUID) -> repo.Row:
+async def active_service(conn: Connection, service_id: UUID) -> Row:
     row = await repo.schedule(conn, service_id)
     if row is None or not row["is_active"]:
         raise NotFound("No such service.")
@@ -150,7 +151,7 @@ async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequ
     return answer
 
 
-def _appointment(row: repo.Row) -> Appointment:
+def _appointment(row: Row) -> Appointment:
     zone = ZoneInfo(row["timezone"] or "UTC")
     return Appointment(
         id=row["id"],
@@ -170,7 +171,7 @@ def changed(event: AppointmentEventName, appointment: Appointment) -> None:
     emit(DomainEvent(event, appointment.model_dump(mode="json")))
 
 
-async def offered_end(conn: Connection, service: repo.Row | None, starts_at: datetime) -> datetime:
+async def offered_end(conn: Connection, service: Row | None, starts_at: datetime) -> datetime:
     """The end of the slot starting at `starts_at`, or a 409 when no such slot is offered."""
     if service is None or not service["is_active"]:
         raise Conflict("The service no longer takes bookings.")
@@ -187,9 +188,9 @@ async def offered_end(conn: Connection, service: repo.Row | None, starts_at: dat
     return starts_at + schedule.duration
 
 
-def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
+def _request_hash(method: str, path: str, body: AppointmentCreate) -> str:
     canonical = json.dumps(
-        [method, path, payload.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
+        [method, path, body.model_dump(mode="json")], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -197,7 +198,7 @@ def _request_hash(method: str, path: str, payload: AppointmentCreate) -> str:
 async def book(
     conn: Connection,
     principal: Principal,
-    payload: AppointmentCreate,
+    body: AppointmentCreate,
     *,
     idempotency_key: str | None,
     method: str,
@@ -209,7 +210,7 @@ async def book(
     sending it again is tried afresh (and can never book twice, since nothing was booked).
     """
     if idempotency_key is not None:
-        request_hash = _request_hash(method, path, payload)
+        request_hash = _request_hash(method, path, body)
         if not await repo.claim_idempotency_key(conn, idempotency_key, method, path, request_hash):
             record = await repo.idempotency_record(conn, idempotency_key)
             if record is not None and record["request_hash"] != request_hash:
@@ -220,33 +221,33 @@ async def book(
             replay = Appointment.model_validate(record["response_body"])
             return record["response_status"], replay.model_dump(mode="json")
 
-    customer_id = payload.customer_id or principal.user_id
+    customer_id = body.customer_id or principal.user_id
     if customer_id is None:
         raise Unprocessable("customer_id is required when booking with an API key.")
-    service = await active_service(conn, payload.service_id)
-    ends_at = await offered_end(conn, service, payload.starts_at)
+    service = await active_service(conn, body.service_id)
+    ends_at = await offered_end(conn, service, body.starts_at)
     row = await repo.insert_appointment(
         conn,
         {
             "organization_id": service["organization_id"],
-            "service_id": payload.service_id,
+            "service_id": body.service_id,
             "customer_id": customer_id,
-            "starts_at": payload.starts_at,
+            "starts_at": body.starts_at,
             "ends_at": ends_at,
-            "notes": payload.notes,
+            "notes": body.notes,
         },
     )
     appointment = _appointment(row)
     changed("appointment.created", appointment)
-    body = appointment.model_dump(mode="json")
+    answer = appointment.model_dump(mode="json")
     if idempotency_key is not None:
         await repo.save_idempotent_response(
-            conn, idempotency_key, appointment.organization_id, 201, body
+            conn, idempotency_key, appointment.organization_id, 201, answer
         )
-    return 201, body
+    return 201, answer
 
 
-async def _visible_row(conn: Connection, appointment_id: UUID) -> repo.Row:
+async def _visible_row(conn: Connection, appointment_id: UUID) -> Row:
     row = await repo.get_appointment(conn, appointment_id)
     if row is None:
         raise NotFound("No such appointment.")
@@ -266,13 +267,7 @@ async def list_appointments(
         raise Unprocessable("`from` must not be after `to`.")
     if filters.organization_id is None and principal.user_id is None:
         raise Unprocessable("organization_id is required with an API key.")
-    after = None
-    position = decode_cursor(filters.cursor, 2)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), UUID(position[1]))
-        except (TypeError, ValueError):
-            raise Unprocessable("The cursor is not valid.") from None
+    after = cursor_key(filters.cursor, timestamp_key)
     customer_id = principal.user_id if filters.organization_id is None else None
     rows = await repo.list_appointments(conn, filters, customer_id=customer_id, after=after)
     items, next_cursor = page_of(rows, filters.limit, ["starts_at", "id"])
@@ -286,7 +281,7 @@ async def announce_waitlist_offers(conn: Connection) -> None:
         emit(DomainEvent("waitlist.offered", offer))
 
 
-async def _apply(conn: Connection, current: repo.Row, changes: dict[str, Any]) -> Appointment:
+async def _apply(conn: Connection, current: Row, changes: dict[str, Any]) -> Appointment:
     row = await repo.update_appointment(conn, current["id"], changes)
     if row is None:
         raise Forbidden("You may not change this appointment.")
@@ -305,18 +300,18 @@ async def _apply(conn: Connection, current: repo.Row, changes: dict[str, Any]) -
 
 
 async def update_appointment(
-    conn: Connection, appointment_id: UUID, payload: AppointmentUpdate
+    conn: Connection, appointment_id: UUID, body: AppointmentUpdate
 ) -> Appointment:
     current = await _visible_row(conn, appointment_id)
     changes: dict[str, Any] = {}
-    if "notes" in payload.model_fields_set:
-        changes["notes"] = payload.notes
-    if payload.starts_at is not None and payload.starts_at != current["starts_at"]:
-        changes["starts_at"] = payload.starts_at
+    if "notes" in body.model_fields_set:
+        changes["notes"] = body.notes
+    if body.starts_at is not None and body.starts_at != current["starts_at"]:
+        changes["starts_at"] = body.starts_at
         service = await repo.schedule(conn, current["service_id"])
-        changes["ends_at"] = await offered_end(conn, service, payload.starts_at)
-    if payload.status is not None and payload.status != current["status"]:
-        changes["status"] = payload.status
+        changes["ends_at"] = await offered_end(conn, service, body.starts_at)
+    if body.status is not None and body.status != current["status"]:
+        changes["status"] = body.status
     if not changes:
         return _appointment(current)
     return await _apply(conn, current, changes)
@@ -330,14 +325,14 @@ async def cancel_appointment(conn: Connection, appointment_id: UUID) -> Appointm
 
 
 async def give_feedback(
-    conn: Connection, principal: Principal, appointment_id: UUID, payload: FeedbackCreate
+    conn: Connection, principal: Principal, appointment_id: UUID, body: FeedbackCreate
 ) -> Feedback:
     current = await _visible_row(conn, appointment_id)
     if current["customer_id"] != principal.user_id:
         raise Forbidden("Only the customer may rate an appointment.")
     if current["status"] != "completed":
         raise Conflict("Feedback can be given once the appointment is completed.")
-    row = await repo.insert_feedback(conn, current, payload.rating, payload.comment)
+    row = await repo.insert_feedback(conn, current, body.rating, body.comment)
     return Feedback.model_validate(row)
 
 
@@ -354,15 +349,22 @@ async def ratings(conn: Connection, service_id: UUID) -> Ratings:
     )
 
 
-def _calendar_entry(row: repo.Row) -> CalendarEntry:
+def _calendar_entry(row: Row) -> CalendarEntry:
     return CalendarEntry(**{f.name: row[f.name] for f in fields(CalendarEntry)})
 
 
-async def appointment_calendar(conn: Connection, appointment_id: UUID) -> bytes:
+async def calendar_document(conn: Connection, appointment_id: UUID) -> bytes | None:
+    """The appointment as an iCalendar document, or None when the caller cannot see it: both
+    the `.ics` download and the attachment of the emails about it."""
     row = await repo.calendar_row(conn, appointment_id)
-    if row is None:
+    return None if row is None else calendar.render([_calendar_entry(row)])
+
+
+async def appointment_calendar(conn: Connection, appointment_id: UUID) -> bytes:
+    document = await calendar_document(conn, appointment_id)
+    if document is None:
         raise NotFound("No such appointment.")
-    return calendar.render([_calendar_entry(row)])
+    return document
 
 
 async def calendar_feed(conn: Connection) -> bytes:

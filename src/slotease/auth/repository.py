@@ -10,9 +10,7 @@ from uuid import UUID
 from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection, DbIdentity, act_as
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 
 async def sign_up(
@@ -21,22 +19,23 @@ async def sign_up(
     """The new user (with their profile), or None when the address is taken."""
     return await fetch_one(
         conn,
-        "select id, email from app.sign_up(%s, %s, %s, %s)",
-        (email, password_hash, full_name, phone),
+        "select id, email from app.sign_up(%(email)s, %(password_hash)s, %(full_name)s, %(phone)s)",
+        {"email": email, "password_hash": password_hash, "full_name": full_name, "phone": phone},
     )
 
 
 async def add_platform_admin(conn: Connection, user_id: UUID) -> None:
     await conn.execute(
-        "insert into app.platform_admins (user_id) values (%s) on conflict do nothing", (user_id,)
+        "insert into app.platform_admins (user_id) values (%(user_id)s) on conflict do nothing",
+        {"user_id": user_id},
     )
 
 
 async def find_user_by_email(conn: Connection, email: str) -> Row | None:
     return await fetch_one(
         conn,
-        "select id, email, encrypted_password, full_name from app.sign_in_candidate(%s)",
-        (email,),
+        "select id, email, encrypted_password, full_name from app.sign_in_candidate(%(email)s)",
+        {"email": email},
     )
 
 
@@ -53,14 +52,17 @@ async def act_as_user(conn: Connection, user_id: UUID, email: str) -> None:
 
 
 async def record_sign_in(conn: Connection, new_password_hash: str | None) -> None:
-    await conn.execute("select app.record_sign_in(%s)", (new_password_hash,))
+    await conn.execute(
+        "select app.record_sign_in(%(new_password_hash)s)", {"new_password_hash": new_password_hash}
+    )
 
 
 async def insert_refresh_token(
     conn: Connection, *, family_id: UUID, token_hash: str, ttl_days: int
 ) -> None:
     await conn.execute(
-        "select app.issue_refresh_token(%s, %s, %s)", (family_id, token_hash, ttl_days)
+        "select app.issue_refresh_token(%(family_id)s, %(token_hash)s, %(ttl_days)s)",
+        {"family_id": family_id, "token_hash": token_hash, "ttl_days": ttl_days},
     )
 
 
@@ -69,20 +71,25 @@ async def spend_refresh_token(conn: Connection, token_hash: str) -> Row:
     family. A reused token has its family revoked by the same statement."""
     return await fetch_row(
         conn,
-        "select outcome, user_id, family_id, email, full_name from app.spend_refresh_token(%s)",
-        (token_hash,),
+        "select outcome, user_id, family_id, email, full_name from"
+        " app.spend_refresh_token(%(token_hash)s)",
+        {"token_hash": token_hash},
     )
 
 
 async def session_user(conn: Connection, token_hash: str) -> Row | None:
     """The user of a live refresh token, which stays unspent."""
     return await fetch_one(
-        conn, "select user_id, email from app.session_user_of(%s)", (token_hash,)
+        conn,
+        "select user_id, email from app.session_user_of(%(token_hash)s)",
+        {"token_hash": token_hash},
     )
 
 
 async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
-    await conn.execute("select app.revoke_refresh_family(%s)", (token_hash,))
+    await conn.execute(
+        "select app.revoke_refresh_family(%(token_hash)s)", {"token_hash": token_hash}
+    )
 
 
 async def get_profile(conn: Connection, user_id: UUID) -> Row:
@@ -91,9 +98,9 @@ async def get_profile(conn: Connection, user_id: UUID) -> Row:
         conn,
         "select coalesce(p.full_name, '') as full_name, p.phone,"
         " (select app.is_super_admin()) as is_super_admin"
-        " from (select %s::uuid as user_id) me"
+        " from (select %(user_id)s::uuid as user_id) me"
         " left join public.user_profiles p on p.user_id = me.user_id",
-        (user_id,),
+        {"user_id": user_id},
     )
 
 
@@ -101,8 +108,8 @@ async def list_memberships(conn: Connection, user_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
         "select organization_id, role from public.organization_members"
-        " where user_id = %s order by created_at, organization_id",
-        (user_id,),
+        " where user_id = %(user_id)s order by created_at, organization_id",
+        {"user_id": user_id},
     )
 
 
@@ -142,15 +149,13 @@ async def insert_api_key(
     prefix: str,
     key_hash: str,
 ) -> Row:
-    cursor = await conn.execute(
+    return await fetch_row(
+        conn,
         "insert into public.api_keys (organization_id, name, role, prefix, key_hash, created_by)"
         " values (%(org)s, %(name)s, %(role)s, %(prefix)s, %(hash)s, (select auth.uid()))"
         " returning " + _API_KEY_COLUMNS,
         {"org": organization_id, "name": name, "role": role, "prefix": prefix, "hash": key_hash},
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return row
 
 
 async def list_api_keys(
@@ -177,8 +182,10 @@ async def list_api_keys(
 async def revoke_api_key(conn: Connection, organization_id: UUID, key_id: UUID) -> bool:
     cursor = await conn.execute(
         "update public.api_keys set revoked_at = now()"
-        " where id = %s and organization_id = %s and " + _LIVE_API_KEY + " returning id",
-        (key_id, organization_id),
+        " where id = %(key_id)s and organization_id = %(organization_id)s and "
+        + _LIVE_API_KEY
+        + " returning id",
+        {"key_id": key_id, "organization_id": organization_id},
     )
     return await cursor.fetchone() is not None
 
@@ -186,8 +193,10 @@ async def revoke_api_key(conn: Connection, organization_id: UUID, key_id: UUID) 
 async def lock_api_key(conn: Connection, organization_id: UUID, key_id: UUID) -> Row | None:
     cursor = await conn.execute(
         "select " + _API_KEY_COLUMNS + " from public.api_keys"
-        " where id = %s and organization_id = %s and " + _LIVE_API_KEY + " for update",
-        (key_id, organization_id),
+        " where id = %(key_id)s and organization_id = %(organization_id)s and "
+        + _LIVE_API_KEY
+        + " for update",
+        {"key_id": key_id, "organization_id": organization_id},
     )
     return await cursor.fetchone()
 
@@ -196,9 +205,9 @@ async def expire_api_key(
     conn: Connection, organization_id: UUID, key_id: UUID, *, grace_minutes: int
 ) -> None:
     await conn.execute(
-        "update public.api_keys set expires_at = now() + make_interval(mins => %s)"
-        " where id = %s and organization_id = %s",
-        (grace_minutes, key_id, organization_id),
+        "update public.api_keys set expires_at = now() + make_interval(mins => %(grace_minutes)s)"
+        " where id = %(key_id)s and organization_id = %(organization_id)s",
+        {"grace_minutes": grace_minutes, "key_id": key_id, "organization_id": organization_id},
     )
 
 

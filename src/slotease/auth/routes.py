@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Response, status
@@ -29,14 +29,11 @@ from slotease.auth.schemas import (
     SignupRequest,
     TokenRequest,
 )
+from slotease.kit.openapi import SIGNED_IN
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.kit.problems import Unauthorized
 
 router = APIRouter(tags=["auth"])
-
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid credentials"}
-}
 
 
 @router.post(
@@ -52,7 +49,7 @@ async def sign_up(body: SignupRequest, conn: ServiceDbDep, context: ContextDep) 
     "/auth/token",
     response_model=SessionOut,
     responses={
-        **_UNAUTHORIZED,
+        **SIGNED_IN,
         429: {"description": "Too many failed sign-ins for the account or the address"},
     },
 )
@@ -77,12 +74,12 @@ async def log_out(body: LogoutRequest, conn: ServiceDbDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", responses=_UNAUTHORIZED)
+@router.get("/me", responses=SIGNED_IN)
 async def get_me(principal: CurrentUser, conn: DbDep) -> MeOut:
     return await service.get_me(conn, principal)
 
 
-@router.patch("/me", responses=_UNAUTHORIZED)
+@router.patch("/me", responses=SIGNED_IN)
 async def update_me(body: MeUpdate, principal: CurrentUser, conn: DbDep) -> MeOut:
     return await service.update_me(conn, principal, body)
 
@@ -90,7 +87,7 @@ async def update_me(body: MeUpdate, principal: CurrentUser, conn: DbDep) -> MeOu
 @router.post(
     "/organizations/{org_id}/api-keys",
     status_code=status.HTTP_201_CREATED,
-    responses=_UNAUTHORIZED,
+    responses=SIGNED_IN,
 )
 async def create_api_key(
     org_id: UUID, body: ApiKeyCreate, _: SignedIn, conn: DbDep
@@ -100,7 +97,7 @@ async def create_api_key(
 
 @router.get(
     "/organizations/{org_id}/api-keys",
-    responses={**_UNAUTHORIZED, 403: {"description": "Only the organization's admins"}},
+    responses={**SIGNED_IN, 403: {"description": "Only the organization's admins"}},
 )
 async def list_api_keys(
     org_id: UUID,
@@ -115,7 +112,7 @@ async def list_api_keys(
 @router.delete(
     "/organizations/{org_id}/api-keys/{key_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_UNAUTHORIZED,
+    responses=SIGNED_IN,
 )
 async def revoke_api_key(org_id: UUID, key_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     await service.revoke_api_key(conn, org_id, key_id)
@@ -125,7 +122,7 @@ async def revoke_api_key(org_id: UUID, key_id: UUID, _: SignedIn, conn: DbDep) -
 @router.post(
     "/organizations/{org_id}/api-keys/{key_id}/rotate",
     status_code=status.HTTP_201_CREATED,
-    responses=_UNAUTHORIZED,
+    responses=SIGNED_IN,
 )
 async def rotate_api_key(
     org_id: UUID, key_id: UUID, _: SignedIn, conn: DbDep, context: ContextDep

@@ -47,6 +47,11 @@ class LogoutRequest(_Input):
     refresh_token: OpaqueToken
 
 
+class AccessToken(BaseModel):
+    access_token: str
+    expires_in: int
+
+
 class SessionUser(BaseModel):
     id: UUID
     email: str

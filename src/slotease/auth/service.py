@@ -13,6 +13,7 @@ from slotease.auth import repository
 from slotease.auth.passwords import hash_password, needs_rehash, verify_password
 from slotease.auth.principal import API_KEY_PREFIX, Principal
 from slotease.auth.schemas import (
+    AccessToken,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
@@ -30,7 +31,7 @@ from slotease.db.database import SERVICE, Connection, Database
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, NotFound, Unauthorized
 from slotease.kit.secrets import hash_secret, new_secret
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import require_admin
 
 REFRESH_TOKEN_PREFIX = "rt_"
 API_KEY_VISIBLE_CHARS = 12
@@ -126,50 +127,43 @@ async def _start_session(
         token_hash=hash_secret(refresh_token),
         ttl_days=context.settings.refresh_token_ttl_days,
     )
+    access = _access_token(context, user["id"], user["email"])
     return SessionOut(
         user=SessionUser(id=user["id"], email=user["email"], full_name=user["full_name"]),
-        access_token=_access_token(context, user["id"], user["email"]),
+        access_token=access.access_token,
         refresh_token=refresh_token,
-        expires_in=context.settings.access_token_ttl_seconds,
+        expires_in=access.expires_in,
     )
 
 
-def _access_token(context: AppContext, user_id: UUID, email: str) -> str:
-    return mint_access_token(
-        context.jwt_secret,
-        user_id=user_id,
-        email=email,
-        ttl_seconds=context.settings.access_token_ttl_seconds,
-        issuer=context.settings.jwt_issuer,
+def _access_token(context: AppContext, user_id: UUID, email: str) -> AccessToken:
+    ttl = context.settings.access_token_ttl_seconds
+    return AccessToken(
+        access_token=mint_access_token(
+            context.jwt_secret,
+            user_id=user_id,
+            email=email,
+            ttl_seconds=ttl,
+            issuer=context.settings.jwt_issuer,
+        ),
+        expires_in=ttl,
     )
 
 
-# ---------------------------------------------------------------------------------------
-# Web sessions: the cookie holds a refresh token, and pages trade it for access tokens.
-#
-# The session cookie is not rotated when a page asks for an access token: a page (or several
-# tabs) may ask concurrently, and rotation would make the second request look like a replayed
-# token and revoke the whole family. The cookie is HttpOnly, SameSite=Lax, and every request
-# that uses it carries a CSRF token (web.routes), so it stands in for a classic server session.
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PageToken:
-    access_token: str
-    expires_in: int
-
-
-async def access_token_for_session(
+async def session_access_token(
     conn: Connection, context: AppContext, refresh_token: str
-) -> PageToken | None:
-    """A short-lived access token for the session's user, or None when the session is over
-    (unknown, spent by a replay, revoked by logout, or expired)."""
+) -> AccessToken | None:
+    """An access token for the session of `refresh_token`, which stays unspent; None when the
+    session is over (unknown, spent by a replay, revoked by logout, or expired).
+
+    For the web pages' session cookie: a page (or several tabs) may ask concurrently, and
+    rotating the token would make the second request look like a replay and revoke the whole
+    family. The cookie is HttpOnly, SameSite=Lax, and every request that uses it carries a
+    CSRF token, so it stands in for a classic server session."""
     token = await repository.session_user(conn, hash_secret(refresh_token))
     if token is None:
         return None
-    return PageToken(
-        access_token=_access_token(context, token["user_id"], token["email"]),
-        expires_in=context.settings.access_token_ttl_seconds,
-    )
+    return _access_token(context, token["user_id"], token["email"])
 
 
 # ---------------------------------------------------------------------------------------

@@ -47,12 +47,22 @@ class DbIdentity:
 ANONYMOUS = DbIdentity(role="anon", claims={"role": "anon"})
 SERVICE = DbIdentity(role="service_role", claims={"role": "service_role"})
 
-_IDENTITY_SQL = (
-    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
-    " set_config('slotease.api_key_hash', %s, true)"
+IDENTITY_SQL = (
+    "select set_config('role', %(role)s, true), set_config('request.jwt.claims', %(claims)s,"
+    " true),"
+    " set_config('slotease.api_key_hash', %(api_key_hash)s, true)"
 )
 # Each setting the database reads from Python (db.catalogue), in the same first statement.
-_VARIABLE_SQL = ", set_config(%s, %s, true)"
+_VARIABLE_SQL = ", set_config(%(name_{0})s, %(value_{0})s, true)"
+
+
+def identity_params(identity: DbIdentity) -> dict[str, str]:
+    """The parameters of IDENTITY_SQL for `identity`."""
+    return {
+        "role": identity.role,
+        "claims": json.dumps(identity.claims),
+        "api_key_hash": identity.api_key_hash or "",
+    }
 
 
 async def act_as(
@@ -60,15 +70,12 @@ async def act_as(
 ) -> None:
     """Switch the open transaction of `conn` to `identity` until it ends, with `variables`
     (the process's settings that functions and triggers read)."""
-    params: list[str] = [
-        identity.role,
-        json.dumps(identity.claims),
-        identity.api_key_hash or "",
-    ]
-    extra = variables or {}
-    for name, value in extra.items():
-        params += [name, value]
-    await conn.execute(_IDENTITY_SQL + _VARIABLE_SQL * len(extra), params)
+    params = identity_params(identity)
+    extra = list((variables or {}).items())
+    for index, (name, value) in enumerate(extra):
+        params |= {f"name_{index}": name, f"value_{index}": value}
+    statement = IDENTITY_SQL + "".join(_VARIABLE_SQL.format(i) for i in range(len(extra)))
+    await conn.execute(statement, params)
 
 
 def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:

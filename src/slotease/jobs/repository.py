@@ -8,6 +8,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
+from slotease.db.queries import fetch_row
 from slotease.jobs.queues import priority_of
 
 
@@ -23,7 +24,8 @@ async def enqueue(
     retry: bool = False,
 ) -> int:
     """`retry` marks the job as the next attempt of work that failed: it runs after fresh work."""
-    cursor = await conn.execute(
+    row = await fetch_row(
+        conn,
         "select app.enqueue_job(%(queue)s, %(task)s, %(args)s, %(scheduled_at)s, %(lock)s,"
         " %(queueing_lock)s, %(priority)s) as id",
         {
@@ -36,7 +38,5 @@ async def enqueue(
             "priority": priority_of(queue, retry=retry),
         },
     )
-    row = await cursor.fetchone()
-    assert row is not None
     job_id: int = row["id"]
     return job_id

@@ -24,6 +24,23 @@ from fastapi import FastAPI
 from slotease.kit.problems import PROBLEM_JSON
 
 Schema = dict[str, Any]
+Responses = dict[int | str, dict[str, Any]]
+
+# The refusals routes declare, each described once. A route adds the ones particular to it
+# (`responses={**ADMIN_ONLY, 409: {"description": ...}}`); the hook below gives every one
+# its problem body.
+SIGNED_IN: Responses = {401: {"description": "Missing or invalid credentials"}}
+NOT_FOUND: Responses = {404: {"description": "Unknown, or not visible to the caller"}}
+ADMIN_ONLY: Responses = {
+    **SIGNED_IN,
+    403: {"description": "Visible, but the caller is not an admin of the organization"},
+    **NOT_FOUND,
+}
+STAFF_ONLY: Responses = {
+    **SIGNED_IN,
+    403: {"description": "Visible, but the caller is not staff of the organization"},
+    **NOT_FOUND,
+}
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
+from uuid import UUID
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -12,6 +15,7 @@ from pydantic import BaseModel
 from slotease.kit.problems import Unprocessable
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 # The page size when the caller names none.
 DEFAULT_LIMIT = 50
@@ -46,6 +50,33 @@ def decode_cursor(cursor: str | None, arity: int) -> list[Any] | None:
     return values
 
 
+def text_key(value: Any) -> str:
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a text key")
+    return value
+
+
+def number_key(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("not a number key")
+    return float(value)
+
+
+def timestamp_key(value: Any) -> datetime:
+    return datetime.fromisoformat(text_key(value))
+
+
+def cursor_key(cursor: str | None, parse_key: Callable[[Any], Any]) -> tuple[Any, UUID] | None:
+    """The (sort value, id) of a cursor, checked so that a forged one is a 422, not a 500."""
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return parse_key(values[0]), UUID(text_key(values[1]))
+    except ValueError:
+        raise Unprocessable("The cursor is not valid.") from None
+
+
 def page_of(rows: list[T], limit: int, key: list[str] | None = None) -> tuple[list[T], str | None]:
     """Split a `limit + 1` fetch into the page and the cursor of its last row."""
     if len(rows) <= limit:
@@ -55,3 +86,11 @@ def page_of(rows: list[T], limit: int, key: list[str] | None = None) -> tuple[li
     keys = key or ["id"]
     values = [last[k] if isinstance(last, dict) else getattr(last, k) for k in keys]
     return items, encode_cursor(values)
+
+
+def model_page(
+    model: type[M], rows: list[dict[str, Any]], limit: int, key: list[str] | None = None
+) -> Page[M]:
+    """`page_of` with each row of the page read as `model`: what services return."""
+    items, next_cursor = page_of(rows, limit, key)
+    return Page(items=[model.model_validate(row) for row in items], next_cursor=next_cursor)

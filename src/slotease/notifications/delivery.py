@@ -22,7 +22,6 @@ from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, EventBus
-from slotease.kit.problems import NotFound
 from slotease.notifications import repository as repo
 from slotease.notifications.channels.base import (
     Attachment,
@@ -223,10 +222,9 @@ class Deliverer:
         if row["template"] not in _CALENDAR_TEMPLATES or not appointment_id:
             return ()
         async with self.db.transaction(SERVICE) as conn:
-            try:
-                ics = await appointments.appointment_calendar(conn, UUID(appointment_id))
-            except NotFound:
-                return ()
+            ics = await appointments.calendar_document(conn, UUID(appointment_id))
+        if ics is None:
+            return ()
         return (Attachment("appointment.ics", "text/calendar", ics),)
 
     def _next_channel(self, row: dict[str, Any]) -> Channel | None:

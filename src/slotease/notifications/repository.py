@@ -10,9 +10,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 _NOTIFICATION_COLUMNS = "id, channel, subject, body, status, read_at, created_at"
 
@@ -22,8 +20,8 @@ async def get_preferences(conn: Connection, user_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "select email, sms, push, in_app, quiet_hours, fallback_order, push_token"
-        " from public.notification_preferences where user_id = %s",
-        (user_id,),
+        " from public.notification_preferences where user_id = %(user_id)s",
+        {"user_id": user_id},
     )
 
 
@@ -83,18 +81,6 @@ async def audience(
     return [row["customer_id"] for row in await cursor.fetchall()]
 
 
-async def is_org_admin(conn: Connection, organization_id: UUID) -> bool:
-    cursor = await conn.execute("select app.is_org_admin(%s) as admin", (organization_id,))
-    row = await cursor.fetchone()
-    return bool(row and row["admin"])
-
-
-async def is_super_admin(conn: Connection) -> bool:
-    cursor = await conn.execute("select app.is_super_admin() as super")
-    row = await cursor.fetchone()
-    return bool(row and row["super"])
-
-
 async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
     """Ids are chosen by the caller: staff may insert a notification but not read it back."""
     async with conn.cursor() as cursor:
@@ -109,7 +95,7 @@ async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
 
 async def in_app_to_deliver(conn: Connection, ids: list[UUID]) -> list[Row]:
     """What delivering the in-app rows among `ids` needs, for those this transaction inserted."""
-    return await fetch_all(conn, "select * from app.in_app_to_deliver(%s)", (ids,))
+    return await fetch_all(conn, "select * from app.in_app_to_deliver(%(ids)s)", {"ids": ids})
 
 
 async def record_in_app(
@@ -122,8 +108,15 @@ async def record_in_app(
     error: str | None,
 ) -> None:
     await conn.execute(
-        "select app.record_in_app(%s, %s, %s, %s, %s)",
-        (notification_id, status, subject, body, error),
+        "select app.record_in_app(%(notification_id)s, %(status)s, %(subject)s, %(body)s,"
+        " %(error)s)",
+        {
+            "notification_id": notification_id,
+            "status": status,
+            "subject": subject,
+            "body": body,
+            "error": error,
+        },
     )
 
 
@@ -157,14 +150,15 @@ async def mark_read(conn: Connection, notification_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "update public.notifications set read_at = coalesce(read_at, now())"
-        " where id = %s returning id, read_at",
-        (notification_id,),
+        " where id = %(notification_id)s returning id, read_at",
+        {"notification_id": notification_id},
     )
 
 
 async def is_visible(conn: Connection, notification_id: UUID) -> bool:
     cursor = await conn.execute(
-        "select 1 from public.notifications where id = %s", (notification_id,)
+        "select 1 from public.notifications where id = %(notification_id)s",
+        {"notification_id": notification_id},
     )
     return await cursor.fetchone() is not None
 
@@ -190,8 +184,8 @@ async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
         " left join public.user_profiles p on p.user_id = n.user_id"
         " left join public.notification_preferences f on f.user_id = n.user_id"
         " left join public.organizations o on o.id = n.organization_id"
-        " where n.id = %s",
-        (notification_id,),
+        " where n.id = %(notification_id)s",
+        {"notification_id": notification_id},
     )
     return await cursor.fetchone()
 
@@ -232,9 +226,9 @@ async def record(
 async def ids_of_batch(conn: Connection, batch_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
-        "select id, channel, status from public.notifications where batch_id = %s"
+        "select id, channel, status from public.notifications where batch_id = %(batch_id)s"
         " order by created_at, id",
-        (batch_id,),
+        {"batch_id": batch_id},
     )
 
 
@@ -246,8 +240,8 @@ async def recipient(conn: Connection, user_id: UUID) -> Row | None:
         " coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"
         " coalesce(p.timezone, 'UTC') as timezone"
         " from auth.users u left join public.notification_preferences f on f.user_id = u.id"
-        " left join public.user_profiles p on p.user_id = u.id where u.id = %s",
-        (user_id,),
+        " left join public.user_profiles p on p.user_id = u.id where u.id = %(user_id)s",
+        {"user_id": user_id},
     )
 
 
@@ -255,10 +249,10 @@ async def appointment_facts(conn: Connection, appointment_id: UUID) -> Row | Non
     return await fetch_one(
         conn,
         "select a.id, a.organization_id, a.customer_id, a.starts_at, a.ends_at, a.status,"
-        " a.revision, a.updated_at, s.name as service, o.name as organization, o.timezone, o.address"
+        " s.name as service, o.name as organization, o.timezone"
         " from public.appointments a join public.services s on s.id = a.service_id"
-        " join public.organizations o on o.id = a.organization_id where a.id = %s",
-        (appointment_id,),
+        " join public.organizations o on o.id = a.organization_id where a.id = %(appointment_id)s",
+        {"appointment_id": appointment_id},
     )
 
 
@@ -281,8 +275,9 @@ async def ticket_facts(conn: Connection, ticket_id: UUID) -> Row | None:
         "select t.id, t.organization_id, t.user_id, t.status, t.counter, t.number, q.prefix,"
         " q.service_id, (select l.position from app.queue_line(t.queue_id) l"
         "                where l.id = t.id) as position"
-        " from public.tickets t join public.queues q on q.id = t.queue_id where t.id = %s",
-        (ticket_id,),
+        " from public.tickets t join public.queues q on q.id = t.queue_id where t.id ="
+        " %(ticket_id)s",
+        {"ticket_id": ticket_id},
     )
 
 
@@ -290,8 +285,8 @@ async def waitlist_entry_facts(conn: Connection, entry_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "select w.id, w.organization_id, w.user_id, w.service_id, w.status, w.starts_at,"
-        " w.offer_expires_at from public.waitlist_entries w where w.id = %s",
-        (entry_id,),
+        " w.offer_expires_at from public.waitlist_entries w where w.id = %(entry_id)s",
+        {"entry_id": entry_id},
     )
 
 

@@ -23,38 +23,40 @@ from slotease.notifications.schemas import (
 router = APIRouter(tags=["notifications"])
 
 
-@router.get("/me/notification-preferences", response_model=Preferences)
-async def get_preferences(db: DbDep, user: CurrentUser) -> Preferences:
-    return await service.get_preferences(db, user)
+@router.get("/me/notification-preferences")
+async def get_preferences(conn: DbDep, user: CurrentUser) -> Preferences:
+    return await service.get_preferences(conn, user)
 
 
-@router.put("/me/notification-preferences", response_model=Preferences)
-async def put_preferences(db: DbDep, user: CurrentUser, body: Preferences) -> Preferences:
-    return await service.put_preferences(db, user, body)
+@router.put("/me/notification-preferences")
+async def put_preferences(conn: DbDep, user: CurrentUser, body: Preferences) -> Preferences:
+    return await service.put_preferences(conn, user, body)
 
 
-@router.post("/notifications/send", status_code=202, response_model=Sent)
-async def send(db: DbDep, _: CurrentUser, body: SendRequest) -> Sent:
-    return await service.send(db, body)
+@router.post("/notifications/send", status_code=202)
+async def send(conn: DbDep, _: CurrentUser, body: SendRequest) -> Sent:
+    return await service.send(conn, body)
 
 
-@router.post("/notifications/send-bulk", status_code=202, response_model=BulkSent)
-async def send_bulk(db: DbDep, _: CurrentUser, body: BulkRequest) -> BulkSent:
-    return await service.send_bulk(db, body)
+@router.post("/notifications/send-bulk", status_code=202)
+async def send_bulk(conn: DbDep, _: CurrentUser, body: BulkRequest) -> BulkSent:
+    return await service.send_bulk(conn, body)
 
 
-@router.get("/notifications/user/{user_id}", response_model=Page[Notification])
+@router.get("/notifications/user/{user_id}")
 async def list_for_user(
-    db: DbDep,
+    conn: DbDep,
     user: CurrentUser,
     user_id: UUID,
     unread: Annotated[bool, Query(description="Only unread in-app notifications.")] = False,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[Notification]:
-    return await service.list_for_user(db, user, user_id, unread=unread, cursor=cursor, limit=limit)
+    return await service.list_for_user(
+        conn, user, user_id, unread=unread, cursor=cursor, limit=limit
+    )
 
 
-@router.put("/notifications/mark-read/{notification_id}", response_model=Read)
-async def mark_read(db: DbDep, _: CurrentUser, notification_id: UUID) -> Read:
-    return await service.mark_read(db, notification_id)
+@router.put("/notifications/mark-read/{notification_id}")
+async def mark_read(conn: DbDep, _: CurrentUser, notification_id: UUID) -> Read:
+    return await service.mark_read(conn, notification_id)

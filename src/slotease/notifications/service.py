@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection
 from slotease.kit.events import emit
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import (
+    Page,
+    cursor_key,
+    model_page,
+    timestamp_key,
+)
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
 from slotease.notifications import repository as repo
 from slotease.notifications.delivery import (
@@ -28,7 +32,7 @@ from slotease.notifications.schemas import (
     Sent,
 )
 from slotease.notifications.templates import Templates
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import is_super_admin, require_admin
 
 # One delivery job per this many notifications: big sends spread over the workers, and a
 # retry re-reads only its own batch.
@@ -42,37 +46,39 @@ async def get_preferences(conn: Connection, principal: Principal) -> Preferences
     return Preferences.model_validate(row) if row else Preferences()
 
 
-async def put_preferences(
-    conn: Connection, principal: Principal, preferences: Preferences
-) -> Preferences:
+async def put_preferences(conn: Connection, principal: Principal, body: Preferences) -> Preferences:
     assert principal.user_id is not None
-    row = await repo.put_preferences(conn, principal.user_id, preferences.model_dump(mode="json"))
+    row = await repo.put_preferences(conn, principal.user_id, body.model_dump(mode="json"))
     return Preferences.model_validate(row)
 
 
-async def send(conn: Connection, request: SendRequest) -> Sent:
-    if request.template is not None and not _templates.exists(request.template):
-        raise Unprocessable(f"There is no template {request.template!r}.")
-    organizations = await repo.organizations_dealing_with(conn, request.user_id)
-    if request.organization_id is not None:
-        if request.organization_id not in organizations and not await repo.is_super_admin(conn):
+async def send(conn: Connection, body: SendRequest) -> Sent:
+    if body.template is not None and not _templates.exists(body.template):
+        raise Unprocessable(f"There is no template {body.template!r}.")
+    organizations = await repo.organizations_dealing_with(conn, body.user_id)
+    if body.organization_id is not None:
+        if body.organization_id not in organizations and not await is_super_admin(conn):
             raise NotFound("No such user in this organization.")
-        organization_id: UUID | None = request.organization_id
+        organization_id: UUID | None = body.organization_id
     elif organizations:
         organization_id = organizations[0]
-    elif await repo.is_super_admin(conn):
+    elif await is_super_admin(conn):
         organization_id = None
     else:
         raise NotFound("No such user in your organizations.")
-    if request.urgent and not await repo.is_super_admin(conn):
-        assert organization_id is not None
-        if not await repo.is_org_admin(conn, organization_id):
-            raise Forbidden("Only the organization's admins may send urgent messages.")
-    data: dict[str, Any] = {"urgent": request.urgent, "context": request.data}
+    # Without an organization the sender is a super admin, who may send urgent messages.
+    if body.urgent and organization_id is not None:
+        await require_admin(
+            conn,
+            organization_id,
+            "Only the organization's admins may send urgent messages.",
+            private=True,
+        )
+    data: dict[str, Any] = {"urgent": body.urgent, "context": body.data}
     rows = [
-        _row(organization_id, request.user_id, channel, request.template, request.subject,
-             request.body, data, None)
-        for channel in dict.fromkeys(request.channels)
+        _row(organization_id, body.user_id, channel, body.template, body.subject,
+             body.body, data, None)
+        for channel in dict.fromkeys(body.channels)
     ]  # fmt: skip
     await repo.insert_notifications(conn, rows)
     await _deliver_in_app(conn, [row["id"] for row in rows if row["channel"] == "in_app"])
@@ -105,26 +111,30 @@ async def _deliver_in_app(conn: Connection, ids: list[UUID]) -> None:
             emit(created_event(row, rendered))
 
 
-async def send_bulk(conn: Connection, request: BulkRequest) -> BulkSent:
+async def send_bulk(conn: Connection, body: BulkRequest) -> BulkSent:
+    # Its people are what the organization shows only to its members: 404 to anyone else.
     await require_admin(
-        conn, request.organization_id, "Only the organization's admins may send in bulk."
+        conn,
+        body.organization_id,
+        "Only the organization's admins may send in bulk.",
+        private=True,
     )
-    if request.audience is not None:
+    if body.audience is not None:
         recipients = await repo.audience(
-            conn, request.organization_id, request.audience.date, request.audience.service_id
+            conn, body.organization_id, body.audience.date, body.audience.service_id
         )
     else:
-        recipients = list(dict.fromkeys(request.user_ids or []))
-        if len(await repo.people_of(conn, request.organization_id, recipients)) < len(recipients):
+        recipients = list(dict.fromkeys(body.user_ids or []))
+        if len(await repo.people_of(conn, body.organization_id, recipients)) < len(recipients):
             raise NotFound("No such user in this organization.")
     batch_id = uuid4()
     # `bulk`: delivery asks for the recipient's marketing consent (see delivery.Deliverer).
     data: dict[str, Any] = {"urgent": False, "context": {}, "bulk": True}
     rows = [
-        _row(request.organization_id, user_id, channel, None, request.subject, request.body,
+        _row(body.organization_id, user_id, channel, None, body.subject, body.body,
              data, batch_id)
         for user_id in recipients
-        for channel in dict.fromkeys(request.channels)
+        for channel in dict.fromkeys(body.channels)
     ]  # fmt: skip
     for start in range(0, len(rows), BATCH_SIZE):
         chunk = rows[start : start + BATCH_SIZE]
@@ -142,16 +152,11 @@ async def list_for_user(
     cursor: str | None,
     limit: int,
 ) -> Page[Notification]:
-    if principal.user_id != user_id and not await repo.is_super_admin(conn):
+    if principal.user_id != user_id and not await is_super_admin(conn):
         raise NotFound("No such user.")
-    after = decode_cursor(cursor, 2)
-    try:
-        key = (datetime.fromisoformat(after[0]), UUID(after[1])) if after else None
-    except (TypeError, ValueError):
-        raise Unprocessable("The cursor is not valid.") from None
-    rows = await repo.list_for_user(conn, user_id, unread=unread, after=key, limit=limit + 1)
-    items, next_cursor = page_of(rows, limit, ["created_at", "id"])
-    return Page(items=[Notification.model_validate(r) for r in items], next_cursor=next_cursor)
+    after = cursor_key(cursor, timestamp_key)
+    rows = await repo.list_for_user(conn, user_id, unread=unread, after=after, limit=limit + 1)
+    return model_page(Notification, rows, limit, ["created_at", "id"])
 
 
 async def mark_read(conn: Connection, notification_id: UUID) -> Read:

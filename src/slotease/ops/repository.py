@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 # Every range-partitioned table with a timestamptz key (monthly partitions), in our schemas.
 _PARTITIONED = (
@@ -43,8 +40,8 @@ async def ensure_monthly_partitions(conn: Connection, parent: str, months_ahead:
     """How many monthly partitions `parent` gained, from this month to `months_ahead`."""
     row = await fetch_row(
         conn,
-        "select app.ensure_monthly_partitions(%s::regclass, 0, %s) as n",
-        (parent, months_ahead),
+        "select app.ensure_monthly_partitions(%(parent)s::regclass, 0, %(months_ahead)s) as n",
+        {"parent": parent, "months_ahead": months_ahead},
     )
     count: int = row["n"]
     return count
@@ -52,7 +49,9 @@ async def ensure_monthly_partitions(conn: Connection, parent: str, months_ahead:
 
 async def drop_partitions_before(conn: Connection, table: str, before: datetime) -> list[str]:
     rows = await fetch_all(
-        conn, "select app.drop_partitions_before(%s::regclass, %s) as name", (table, before)
+        conn,
+        "select app.drop_partitions_before(%(table)s::regclass, %(before)s) as name",
+        {"table": table, "before": before},
     )
     return [row["name"] for row in rows]
 
@@ -60,16 +59,17 @@ async def drop_partitions_before(conn: Connection, table: str, before: datetime)
 async def anonymize_events(conn: Connection, before: datetime) -> int:
     cursor = await conn.execute(
         "update public.analytics_events set user_id = null"
-        " where occurred_at < %s and user_id is not null",
-        (before,),
+        " where occurred_at < %(before)s and user_id is not null",
+        {"before": before},
     )
     return cursor.rowcount
 
 
 async def anonymize_appointment_notes(conn: Connection, before: datetime) -> int:
     cursor = await conn.execute(
-        "update public.appointments set notes = null where starts_at < %s and notes is not null",
-        (before,),
+        "update public.appointments set notes = null where starts_at < %(before)s and notes is"
+        " not null",
+        {"before": before},
     )
     return cursor.rowcount
 
@@ -93,14 +93,18 @@ async def apply_text_retention(
 
 
 async def analyze_tables(conn: Connection, tables: Sequence[str]) -> None:
-    await conn.execute("select app.analyze_tables(%s::regclass[])", (list(tables),))
+    await conn.execute(
+        "select app.analyze_tables(%(tables)s::regclass[])", {"tables": list(tables)}
+    )
 
 
 # Monitoring ------------------------------------------------------------------------------
 
 
 async def table_exists(conn: Connection, name: str) -> bool:
-    row = await fetch_one(conn, "select to_regclass(%s) is not null as present", (name,))
+    row = await fetch_one(
+        conn, "select to_regclass(%(name)s) is not null as present", {"name": name}
+    )
     return bool(row and row["present"])
 
 
@@ -110,7 +114,9 @@ async def gauge_counts(conn: Connection, top_queues: int) -> list[Row]:
     by status ('jobs_by_status', every status, zero counts included, so the series exist
     before the first failure). Counts only, through one function of the database."""
     return await fetch_all(
-        conn, "select metric, label, n from app.metrics_counts(%s)", (top_queues,)
+        conn,
+        "select metric, label, n from app.metrics_counts(%(top_queues)s)",
+        {"top_queues": top_queues},
     )
 
 
@@ -160,8 +166,8 @@ async def slowest_queries(conn: Connection, limit: int) -> list[Row]:
         "select calls, round(mean_exec_time::numeric, 2) as mean_ms,"
         " round(total_exec_time::numeric, 0) as total_ms, left(regexp_replace(query,"
         " '\\s+', ' ', 'g'), 100) as query"
-        " from pg_stat_statements order by mean_exec_time desc limit %s",
-        (limit,),
+        " from pg_stat_statements order by mean_exec_time desc limit %(limit)s",
+        {"limit": limit},
     )
 
 
@@ -176,8 +182,8 @@ async def largest_tables(conn: Connection, limit: int) -> list[Row]:
         " where n.nspname in ('public', 'app', 'auth') and c.relkind in ('r', 'p', 'm')"
         "   and not c.relispartition"
         " group by n.nspname, c.relname order by sum(pg_total_relation_size(p.relid)) desc"
-        " limit %s",
-        (limit,),
+        " limit %(limit)s",
+        {"limit": limit},
     )
 
 

@@ -1,19 +1,17 @@
-"""HTTP routes of organizations, members, services, working hours and closures."""
+"""HTTP routes of organizations, their members and invitations."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
 from slotease.auth.deps import CurrentUser, DbDep, ReadDbDep, SignedIn
+from slotease.kit.openapi import ADMIN_ONLY, NOT_FOUND, SIGNED_IN
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.organizations import service
 from slotease.organizations.schemas import (
-    Closure,
-    ClosureCreate,
-    ClosureRange,
     Invitation,
     InvitationCreate,
     InvitationSent,
@@ -25,33 +23,21 @@ from slotease.organizations.schemas import (
     OrganizationListItem,
     OrganizationSearch,
     OrganizationUpdate,
-    Service,
-    ServiceCreate,
-    ServiceUpdate,
 )
 
 router = APIRouter(tags=["organizations"])
-
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown, or not visible to the caller"}
-}
-ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No credentials"},
-    403: {"description": "Visible, but the caller is not an admin of the organization"},
-    **NOT_FOUND,
-}
 
 
 @router.post(
     "/organizations",
     status_code=status.HTTP_201_CREATED,
-    responses={401: {"description": "Not signed in"}},
+    responses=SIGNED_IN,
 )
 async def create_organization(
     body: OrganizationCreate, _: CurrentUser, conn: DbDep
 ) -> Organization:
     """Create an organization; the caller becomes its admin."""
-    return Organization.model_validate(await service.create_organization(conn, body))
+    return await service.create_organization(conn, body)
 
 
 @router.get("/organizations")
@@ -61,15 +47,12 @@ async def list_organizations(
     """The directory: full-text `q` (the last word also matches as a prefix), `kind`, and with
     `near=LAT,LNG` the nearest first with `distance_km`, optionally within `radius_km`.
     Organizations without a location are left out of `near` searches."""
-    rows, next_cursor = await service.search_organizations(conn, search)
-    return Page(
-        items=[OrganizationListItem.model_validate(row) for row in rows], next_cursor=next_cursor
-    )
+    return await service.search_organizations(conn, search)
 
 
 @router.get("/organizations/{org_id}", responses=NOT_FOUND)
 async def get_organization(org_id: UUID, conn: ReadDbDep) -> Organization:
-    return Organization.model_validate(await service.get_organization(conn, org_id))
+    return await service.get_organization(conn, org_id)
 
 
 @router.patch("/organizations/{org_id}", responses=ADMIN_ONLY)
@@ -77,7 +60,7 @@ async def update_organization(
     org_id: UUID, body: OrganizationUpdate, _: SignedIn, conn: DbDep
 ) -> Organization:
     """Change any field; `is_active` is for platform admins only."""
-    return Organization.model_validate(await service.update_organization(conn, org_id, body))
+    return await service.update_organization(conn, org_id, body)
 
 
 @router.get(
@@ -91,8 +74,7 @@ async def list_members(
     limit: LimitQuery = DEFAULT_LIMIT,
     cursor: CursorQuery = None,
 ) -> Page[Member]:
-    rows, next_cursor = await service.list_members(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Member.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.list_members(conn, org_id, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -106,7 +88,7 @@ async def invite_member(
     """Invite an address to a role: the same answer whether or not it has an account. The
     address receives a link; the invitation holds for 7 days, and inviting the address again
     replaces it. Accepting (`POST /v1/invitations/{id}/accept`) makes the membership."""
-    return InvitationSent.model_validate(await service.invite(conn, org_id, body))
+    return await service.invite(conn, org_id, body)
 
 
 @router.patch(
@@ -117,7 +99,7 @@ async def change_member_role(
     org_id: UUID, user_id: UUID, body: MemberRoleChange, _: SignedIn, conn: DbDep
 ) -> Membership:
     """Change the role of an existing member."""
-    return Membership.model_validate(await service.change_member_role(conn, org_id, user_id, body))
+    return await service.change_member_role(conn, org_id, user_id, body)
 
 
 @router.get("/organizations/{org_id}/invitations", responses=ADMIN_ONLY)
@@ -129,24 +111,22 @@ async def list_invitations(
     cursor: CursorQuery = None,
 ) -> Page[Invitation]:
     """The organization's pending invitations, oldest first."""
-    rows, next_cursor = await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.list_invitations(conn, org_id, limit=limit, cursor=cursor)
 
 
-@router.get("/me/invitations", responses={401: {"description": "Not signed in"}})
+@router.get("/me/invitations", responses=SIGNED_IN)
 async def my_invitations(
     _: CurrentUser, conn: DbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
 ) -> Page[Invitation]:
     """Pending invitations addressed to the caller's email, oldest first."""
-    rows, next_cursor = await service.my_invitations(conn, limit=limit, cursor=cursor)
-    return Page(items=[Invitation.model_validate(row) for row in rows], next_cursor=next_cursor)
+    return await service.my_invitations(conn, limit=limit, cursor=cursor)
 
 
 @router.post(
     "/invitations/{invitation_id}/accept",
     status_code=status.HTTP_201_CREATED,
     responses={
-        401: {"description": "Not signed in"},
+        **SIGNED_IN,
         404: {"description": "No pending invitation to the caller's address with this id"},
         409: {"description": "Accepting would demote the organization's last admin"},
     },
@@ -154,13 +134,13 @@ async def my_invitations(
 async def accept_invitation(invitation_id: UUID, _: CurrentUser, conn: DbDep) -> Membership:
     """Join the organization with the invited role. The caller's account email must be the
     invited address (compared, not yet verified)."""
-    return Membership.model_validate(await service.accept_invitation(conn, invitation_id))
+    return await service.accept_invitation(conn, invitation_id)
 
 
 @router.delete(
     "/invitations/{invitation_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={401: {"description": "Not signed in"}, **NOT_FOUND},
+    responses={**SIGNED_IN, **NOT_FOUND},
 )
 async def delete_invitation(invitation_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     """An admin of the organization revokes it; the invitee declines it."""
@@ -175,60 +155,4 @@ async def delete_invitation(invitation_id: UUID, _: SignedIn, conn: DbDep) -> Re
 )
 async def remove_member(org_id: UUID, user_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     await service.remove_member(conn, org_id, user_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-@router.post(
-    "/organizations/{org_id}/services", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
-)
-async def create_service(org_id: UUID, body: ServiceCreate, _: SignedIn, conn: DbDep) -> Service:
-    return Service.model_validate(await service.create_service(conn, org_id, body))
-
-
-@router.get("/organizations/{org_id}/services", responses=NOT_FOUND)
-async def list_services(
-    org_id: UUID, conn: ReadDbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
-) -> Page[Service]:
-    """The organization's active services with their working hours, by name."""
-    rows, next_cursor = await service.list_services(conn, org_id, limit=limit, cursor=cursor)
-    return Page(items=[Service.model_validate(row) for row in rows], next_cursor=next_cursor)
-
-
-@router.get("/services/{service_id}", responses=NOT_FOUND)
-async def get_service(service_id: UUID, conn: ReadDbDep) -> Service:
-    return Service.model_validate(await service.get_service(conn, service_id))
-
-
-@router.patch("/services/{service_id}", responses=ADMIN_ONLY)
-async def update_service(
-    service_id: UUID, body: ServiceUpdate, _: SignedIn, conn: DbDep
-) -> Service:
-    """Change any field; `working_hours`, when given, replaces the whole week."""
-    return Service.model_validate(await service.update_service(conn, service_id, body))
-
-
-@router.post(
-    "/services/{service_id}/closures", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
-)
-async def add_closure(service_id: UUID, body: ClosureCreate, _: SignedIn, conn: DbDep) -> Closure:
-    """Close the service for a period: no slot is offered inside it."""
-    return Closure.model_validate(await service.add_closure(conn, service_id, body))
-
-
-@router.get("/services/{service_id}/closures", responses=NOT_FOUND)
-async def list_closures(
-    service_id: UUID, window: Annotated[ClosureRange, Query()], conn: DbDep
-) -> Page[Closure]:
-    """Closures overlapping the days `from`..`to` (inclusive, in the organization's timezone)."""
-    rows, next_cursor = await service.list_closures(conn, service_id, window)
-    return Page(items=[Closure.model_validate(row) for row in rows], next_cursor=next_cursor)
-
-
-@router.delete(
-    "/services/{service_id}/closures/{closure_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses=ADMIN_ONLY,
-)
-async def remove_closure(service_id: UUID, closure_id: UUID, _: SignedIn, conn: DbDep) -> Response:
-    await service.remove_closure(conn, service_id, closure_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

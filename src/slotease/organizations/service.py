@@ -1,4 +1,4 @@
-"""Rules of organizations, members, services and closures. No SQL here and no commit: the
+"""Rules of organizations, their members and invitations. No SQL here and no commit: the
 request owns the transaction, and row-level security decides what the caller sees."""
 
 from __future__ import annotations
@@ -7,31 +7,36 @@ import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from uuid import UUID
 
-from psycopg.rows import DictRow
-
 from slotease.db.database import Connection
-from slotease.kit.pagination import decode_cursor, page_of
-from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
+from slotease.kit.pagination import (
+    Page,
+    cursor_key,
+    model_page,
+    number_key,
+    text_key,
+    timestamp_key,
+)
+from slotease.kit.problems import Conflict, Forbidden, NotFound
 from slotease.kit.secrets import hash_secret
-from slotease.organizations import repository
+from slotease.organizations import access, repository
+from slotease.organizations.access import ADMINS_ONLY, NO_SUCH_ORGANIZATION, require_admin
 from slotease.organizations.invitation_mail import enqueue_invitation_mail
 from slotease.organizations.repository import Nearby, TextQuery
 from slotease.organizations.schemas import (
-    ClosureCreate,
-    ClosureRange,
+    Invitation,
     InvitationCreate,
+    InvitationSent,
+    Member,
     MemberRoleChange,
+    Membership,
+    Organization,
     OrganizationCreate,
+    OrganizationListItem,
     OrganizationSearch,
     OrganizationUpdate,
-    ServiceCreate,
-    ServiceUpdate,
-    WorkingHours,
 )
 
 SLUG_MAX_LENGTH = 50
@@ -46,55 +51,6 @@ INVITATION_TTL = timedelta(days=7)
 _PREFIX_WORD = re.compile(r"[^\W_]+")
 
 
-async def require_admin(
-    conn: Connection, org_id: UUID, forbidden: str = "Only the organization's admins may do this."
-) -> None:
-    """404 when the caller cannot see the organization, 403 (`forbidden`) when it sees but does
-    not run it. Every feature's admin-only action checks through here; the write that follows
-    still goes through RLS."""
-    access = await repository.organization_access(conn, org_id)
-    if not access["visible"]:
-        raise NotFound("No such organization.")
-    if not access["is_admin"]:
-        raise Forbidden(forbidden)
-
-
-async def _require_service_admin(conn: Connection, service_id: UUID) -> DictRow:
-    access = await repository.service_access(conn, service_id)
-    if access is None:
-        raise NotFound("No such service.")
-    if not access["is_admin"]:
-        raise Forbidden("Only the organization's admins may do this.")
-    return access
-
-
-def _text_key(value: Any) -> str:
-    if not isinstance(value, str) or "\x00" in value:
-        raise ValueError("not a text key")
-    return value
-
-
-def _number_key(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("not a number key")
-    return float(value)
-
-
-def _timestamp_key(value: Any) -> datetime:
-    return datetime.fromisoformat(_text_key(value))
-
-
-def _cursor_key(cursor: str | None, parse_key: Callable[[Any], Any]) -> tuple[Any, UUID] | None:
-    """The (sort value, id) of a cursor, checked so that a forged one is a 422, not a 500."""
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return parse_key(values[0]), UUID(_text_key(values[1]))
-    except ValueError:
-        raise Unprocessable("The cursor is not valid.") from None
-
-
 # ---------------------------------------------------------------------------------------
 # Organizations
 # ---------------------------------------------------------------------------------------
@@ -105,7 +61,7 @@ def slugify(name: str) -> str:
     return slug[:SLUG_MAX_LENGTH].rstrip("-") or "org"
 
 
-async def create_organization(conn: Connection, body: OrganizationCreate) -> DictRow:
+async def create_organization(conn: Connection, body: OrganizationCreate) -> Organization:
     base = slugify(body.name)
     for attempt in range(SLUG_ATTEMPTS):
         slug = base if attempt == 0 else f"{base}-{secrets.token_hex(3)}"
@@ -120,20 +76,22 @@ async def create_organization(conn: Connection, body: OrganizationCreate) -> Dic
             lng=body.location.lng if body.location else None,
         )
         if row is not None:
-            return row
+            return Organization.model_validate(row)
     raise Conflict("Could not find a free slug for this name; try another name.")
 
 
-async def get_organization(conn: Connection, org_id: UUID) -> DictRow:
+async def get_organization(conn: Connection, org_id: UUID) -> Organization:
     row = await repository.get_organization(conn, org_id)
     if row is None:
-        raise NotFound("No such organization.")
-    return row
+        raise NotFound(NO_SUCH_ORGANIZATION)
+    return Organization.model_validate(row)
 
 
-async def update_organization(conn: Connection, org_id: UUID, body: OrganizationUpdate) -> DictRow:
+async def update_organization(
+    conn: Connection, org_id: UUID, body: OrganizationUpdate
+) -> Organization:
     await require_admin(conn, org_id)
-    if "is_active" in body.model_fields_set and not await repository.is_super_admin(conn):
+    if "is_active" in body.model_fields_set and not await access.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
     columns = body.model_dump(include=body.model_fields_set - {"location"})
     location = None
@@ -144,8 +102,8 @@ async def update_organization(conn: Connection, org_id: UUID, body: Organization
             location = (body.location.lat, body.location.lng)
     row = await repository.update_organization(conn, org_id, columns, location)
     if row is None:
-        raise Forbidden("Only the organization's admins may do this.")
-    return row
+        raise Forbidden(ADMINS_ONLY)
+    return Organization.model_validate(row)
 
 
 def text_query(q: str) -> TextQuery:
@@ -186,7 +144,7 @@ def bounding_box(lat: float, lng: float, radius_km: float) -> tuple[float, float
 
 async def search_organizations(
     conn: Connection, search: OrganizationSearch
-) -> tuple[list[DictRow], str | None]:
+) -> Page[OrganizationListItem]:
     near = search.near_location
     nearby = None
     if near is not None:
@@ -194,7 +152,7 @@ async def search_organizations(
         if search.radius_km is not None:
             box = bounding_box(near.lat, near.lng, search.radius_km)
         nearby = Nearby(lat=near.lat, lng=near.lng, radius_km=search.radius_km, box=box)
-    after = _cursor_key(search.cursor, _number_key if nearby else _text_key)
+    after = cursor_key(search.cursor, number_key if nearby else text_key)
     rows = await repository.search_organizations(
         conn,
         text=text_query(search.q) if search.q else None,
@@ -203,7 +161,8 @@ async def search_organizations(
         after=after,
         limit=search.limit + 1,
     )
-    return page_of(rows, search.limit, ["distance_km" if nearby else "name", "id"])
+    key = ["distance_km" if nearby else "name", "id"]
+    return model_page(OrganizationListItem, rows, search.limit, key)
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,27 +170,27 @@ async def search_organizations(
 # ---------------------------------------------------------------------------------------
 async def list_members(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _text_key)
+) -> Page[Member]:
+    after = cursor_key(cursor, text_key)
     rows = await repository.list_members(conn, org_id, after=after, limit=limit + 1)
     if not rows:
         # Only an empty page costs the check: members always see at least themselves.
-        access = await repository.organization_access(conn, org_id)
-        if not access["visible"]:
-            raise NotFound("No such organization.")
-        if not access["is_member"]:
-            raise Forbidden("Only the organization's members may see its members.")
-    return page_of(rows, limit, ["full_name", "user_id"])
+        access.require(
+            await access.standing(conn, org_id),
+            "staff",
+            forbidden="Only the organization's members may see its members.",
+        )
+    return model_page(Member, rows, limit, ["full_name", "user_id"])
 
 
 async def change_member_role(
     conn: Connection, org_id: UUID, user_id: UUID, body: MemberRoleChange
-) -> DictRow:
+) -> Membership:
     await require_admin(conn, org_id)
     row = await repository.update_member_role(conn, org_id, user_id, body.role)
     if row is None:
         raise NotFound("No such member.")
-    return row
+    return Membership.model_validate(row)
 
 
 async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
@@ -244,7 +203,7 @@ async def remove_member(conn: Connection, org_id: UUID, user_id: UUID) -> None:
 # ---------------------------------------------------------------------------------------
 # Invitations
 # ---------------------------------------------------------------------------------------
-async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> DictRow:
+async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> InvitationSent:
     """Nothing in the answer or the work done depends on whether the address has an account:
     the link goes out either way, and an invitee without one signs up to accept."""
     await require_admin(conn, org_id)
@@ -258,119 +217,34 @@ async def invite(conn: Connection, org_id: UUID, body: InvitationCreate) -> Dict
         ttl=INVITATION_TTL,
     )
     await enqueue_invitation_mail(conn, row["invitation_id"], org_id, token)
-    return row
+    return InvitationSent.model_validate(row)
 
 
 async def list_invitations(
     conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
+) -> Page[Invitation]:
     await require_admin(conn, org_id, "Only the organization's admins may see its invitations.")
-    after = _cursor_key(cursor, _timestamp_key)
+    after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, org_id, after=after, limit=limit + 1)
-    return page_of(rows, limit, ["created_at", "invitation_id"])
+    return model_page(Invitation, rows, limit, ["created_at", "invitation_id"])
 
 
-async def my_invitations(
-    conn: Connection, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _timestamp_key)
+async def my_invitations(conn: Connection, *, limit: int, cursor: str | None) -> Page[Invitation]:
+    after = cursor_key(cursor, timestamp_key)
     rows = await repository.list_invitations(conn, None, after=after, limit=limit + 1)
-    return page_of(rows, limit, ["created_at", "invitation_id"])
+    return model_page(Invitation, rows, limit, ["created_at", "invitation_id"])
 
 
-async def accept_invitation(conn: Connection, invitation_id: UUID) -> DictRow:
+async def accept_invitation(conn: Connection, invitation_id: UUID) -> Membership:
     """The address is compared, not yet proven: until sign-up verifies addresses, whoever
     signs up with an invited address may accept for it."""
     row = await repository.accept_invitation(conn, invitation_id)
     if row is None:
         raise NotFound("No such invitation.")
-    return row
+    return Membership.model_validate(row)
 
 
 async def delete_invitation(conn: Connection, invitation_id: UUID) -> None:
     """An admin revokes, the invitee declines: either may see it, and either may remove it."""
     if not await repository.delete_invitation(conn, invitation_id):
         raise NotFound("No such invitation.")
-
-
-# ---------------------------------------------------------------------------------------
-# Services
-# ---------------------------------------------------------------------------------------
-def _week(hours: list[WorkingHours]) -> list[tuple[int, str, str]]:
-    return [(h.weekday, h.start, h.end) for h in hours]
-
-
-async def get_service(conn: Connection, service_id: UUID) -> DictRow:
-    row = await repository.get_service(conn, service_id)
-    if row is None:
-        raise NotFound("No such service.")
-    return row
-
-
-async def create_service(conn: Connection, org_id: UUID, body: ServiceCreate) -> DictRow:
-    await require_admin(conn, org_id)
-    service_id = await repository.insert_service(conn, org_id, body.columns())
-    await repository.replace_working_hours(conn, org_id, service_id, _week(body.working_hours))
-    return await get_service(conn, service_id)
-
-
-async def list_services(
-    conn: Connection, org_id: UUID, *, limit: int, cursor: str | None
-) -> tuple[list[DictRow], str | None]:
-    after = _cursor_key(cursor, _text_key)
-    rows = await repository.list_active_services(conn, org_id, after=after, limit=limit + 1)
-    if rows is None:
-        raise NotFound("No such organization.")
-    return page_of(rows, limit, ["name", "id"])
-
-
-async def update_service(conn: Connection, service_id: UUID, body: ServiceUpdate) -> DictRow:
-    access = await _require_service_admin(conn, service_id)
-    if not await repository.update_service(conn, service_id, body.columns()):
-        raise Forbidden("Only the organization's admins may do this.")
-    if body.working_hours is not None:
-        await repository.replace_working_hours(
-            conn, access["organization_id"], service_id, _week(body.working_hours)
-        )
-    return await get_service(conn, service_id)
-
-
-# ---------------------------------------------------------------------------------------
-# Closures
-# ---------------------------------------------------------------------------------------
-async def add_closure(conn: Connection, service_id: UUID, body: ClosureCreate) -> DictRow:
-    access = await _require_service_admin(conn, service_id)
-    return await repository.insert_closure(
-        conn,
-        access["organization_id"],
-        service_id,
-        starts_at=body.starts_at,
-        ends_at=body.ends_at,
-        reason=body.reason,
-    )
-
-
-async def list_closures(
-    conn: Connection, service_id: UUID, window: ClosureRange
-) -> tuple[list[DictRow], str | None]:
-    access = await repository.service_access(conn, service_id)
-    if access is None:
-        raise NotFound("No such service.")
-    after = _cursor_key(window.cursor, _timestamp_key)
-    rows = await repository.list_closures(
-        conn,
-        service_id,
-        timezone=access["timezone"],
-        first_day=window.from_,
-        last_day=window.to,
-        after=after,
-        limit=window.limit + 1,
-    )
-    return page_of(rows, window.limit, ["starts_at", "id"])
-
-
-async def remove_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> None:
-    await _require_service_admin(conn, service_id)
-    removed = await repository.delete_closure(conn, service_id, closure_id)
-    if not removed:
-        raise NotFound("No such closure.")

@@ -18,7 +18,7 @@ from slotease.jobs.queues import MAINTENANCE
 from slotease.kit.events import EventBus, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
 from slotease.kit.problems import Conflict, Forbidden, NotFound
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import require_admin
 from slotease.privacy import repository as repo
 from slotease.privacy.consents import DEFAULTS, PURPOSES
 from slotease.privacy.schemas import (

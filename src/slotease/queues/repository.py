@@ -5,7 +5,6 @@ refusals are translated here into the problems the API answers."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from psycopg import sql
@@ -13,7 +12,7 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -23,8 +22,6 @@ from slotease.kit.dberrors import (
     refusals,
 )
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unprocessable
-
-Row = dict[str, Any]
 
 ONE_ACTIVE_TICKET = "tickets_one_active_per_user"
 
@@ -56,7 +53,7 @@ async def insert_queue(
     conn: Connection, org_id: UUID, name: str, prefix: str, service_id: UUID | None, settings: Row
 ) -> Row:
     with refusals(_REFUSALS):
-        row = await fetch_one(
+        return await fetch_row(
             conn,
             "insert into public.queues as q (organization_id, name, prefix, service_id, settings)"
             " values (%(org)s, %(name)s, %(prefix)s, %(service)s, %(settings)s)"
@@ -69,8 +66,6 @@ async def insert_queue(
                 "settings": Jsonb(settings),
             },
         )
-    assert row is not None
-    return row
 
 
 async def list_active_queues(
@@ -102,9 +97,7 @@ async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
 
 
 async def public_state(conn: Connection, queue_id: UUID) -> Row:
-    row = await fetch_one(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
-    assert row is not None, "the caller saw the queue, so the public state exists"
-    return row
+    return await fetch_row(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
 
 
 async def line(conn: Connection, queue_id: UUID) -> list[Row]:
@@ -145,7 +138,7 @@ async def insert_ticket(
     """A waiting ticket with the queue's next number of the day; a checked-in appointment
     stands in line at its booked time."""
     with refusals(_INSERT_REFUSALS):
-        row = await fetch_one(
+        return await fetch_row(
             conn,
             "with n as (select * from app.next_ticket_number(%(queue)s)),"
             " t as (insert into public.tickets (organization_id, queue_id, user_id, appointment_id,"
@@ -163,8 +156,6 @@ async def insert_ticket(
                 "starts_at": appointment["starts_at"] if appointment else None,
             },
         )
-    assert row is not None
-    return row
 
 
 async def get_ticket(conn: Connection, ticket_id: UUID) -> Row | None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response, status
 
 from slotease.auth.deps import DbDep, SignedIn
+from slotease.kit.openapi import NOT_FOUND, STAFF_ONLY, Responses
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.queues import service
 from slotease.queues.schemas import (
@@ -22,15 +22,7 @@ from slotease.queues.schemas import (
 
 router = APIRouter(tags=["queues"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown, or not visible to the caller"}
-}
-STAFF_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No credentials"},
-    403: {"description": "Visible, but the caller does not run this queue"},
-    **NOT_FOUND,
-}
-CHANGE: dict[int | str, dict[str, Any]] = {
+CHANGE: Responses = {
     **STAFF_ONLY,
     409: {"description": "The ticket's status does not allow this change"},
 }

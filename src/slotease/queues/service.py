@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.events import DomainEvent, EventBus, emit, service_transaction
 from slotease.kit.eventtypes import TicketEventName
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.kit.pagination import Page, cursor_key, page_of, text_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound
-from slotease.organizations import repository as organizations
-from slotease.organizations.service import require_admin
+from slotease.organizations.access import NO_SUCH_ORGANIZATION, require_admin, standing
 from slotease.queues import repository
 from slotease.queues.estimates import (
     ServiceHistory,
@@ -35,8 +34,6 @@ from slotease.queues.schemas import (
     TicketCreate,
     TicketUpdate,
 )
-
-Row = dict[str, Any]
 
 # The status each staff action moves a ticket to, and the event that announces it.
 _ACTIONS: dict[str, tuple[str, TicketEventName]] = {
@@ -196,12 +193,9 @@ async def create_queue(conn: Connection, org_id: UUID, body: QueueCreate) -> Que
 async def list_queues(
     conn: Connection, org_id: UUID, cursor: str | None, limit: int
 ) -> Page[Queue]:
-    if not (await organizations.organization_access(conn, org_id))["visible"]:
-        raise NotFound("No such organization.")
-    after = decode_cursor(cursor, 2)
-    rows = await repository.list_active_queues(
-        conn, org_id, (str(after[0]), UUID(str(after[1]))) if after else None, limit
-    )
+    if await standing(conn, org_id) is None:
+        raise NotFound(NO_SUCH_ORGANIZATION)
+    rows = await repository.list_active_queues(conn, org_id, cursor_key(cursor, text_key), limit)
     items, next_cursor = page_of(rows, limit, ["name", "id"])
     return Page(items=[_queue(row) for row in items], next_cursor=next_cursor)
 

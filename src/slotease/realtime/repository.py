@@ -12,7 +12,8 @@ from slotease.realtime.topics import Topic
 # One row per topic: `allowed` tells whether the caller may follow it, null when the resource
 # does not exist for them (see migration 0012, "Realtime").
 _ACCESS_SQL = (
-    "select topic_kind, topic_id, allowed from app.realtime_topic_access(%s::text[], %s::uuid[])"
+    "select topic_kind, topic_id, allowed"
+    " from app.realtime_topic_access(%(kinds)s::text[], %(ids)s::uuid[])"
 )
 
 
@@ -21,6 +22,9 @@ async def topic_access(conn: Connection, topics: Collection[Topic]) -> dict[Topi
     rows = await fetch_all(
         conn,
         _ACCESS_SQL,
-        ([topic.kind for topic in topics], [topic.resource_id for topic in topics]),
+        {
+            "kinds": [topic.kind for topic in topics],
+            "ids": [topic.resource_id for topic in topics],
+        },
     )
     return {Topic(row["topic_kind"], row["topic_id"]): row["allowed"] for row in rows}

@@ -4,13 +4,10 @@ transaction that frees a place; this module reads what they did and asks for exp
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
-
-Row = dict[str, Any]
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 _ENTRY_COLUMNS = (
     "w.id, w.organization_id, w.service_id, w.user_id, w.starts_at, w.ends_at, w.status,"
@@ -31,12 +28,11 @@ async def lock_service_places(conn: Connection, service_id: UUID) -> None:
 
 
 async def places_taken(conn: Connection, service_id: UUID, start: datetime, end: datetime) -> int:
-    cursor = await conn.execute(
+    row = await fetch_row(
+        conn,
         "select app.places_taken(%(id)s, %(start)s, %(end)s) as taken",
         {"id": service_id, "start": start, "end": end},
     )
-    row = await cursor.fetchone()
-    assert row is not None
     return int(row["taken"])
 
 
@@ -96,9 +92,8 @@ async def accept_offer(conn: Connection, entry_id: UUID) -> Row:
     """Book the offered place through the database: `outcome` is 'booked' (with the
     appointment), 'not_found', 'full' (the place went first to someone else),
     'accepted_before', or the status ('waiting', 'expired') of an entry without an offer."""
-    cursor = await conn.execute(
-        "select outcome, appointment_id from app.accept_waitlist_offer(%(id)s)", {"id": entry_id}
+    return await fetch_row(
+        conn,
+        "select outcome, appointment_id from app.accept_waitlist_offer(%(id)s)",
+        {"id": entry_id},
     )
-    row = await cursor.fetchone()
-    assert row is not None
-    return row

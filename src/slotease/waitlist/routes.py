@@ -18,26 +18,25 @@ router = APIRouter(tags=["waitlist"])
 @router.post(
     "/waitlist",
     status_code=201,
-    response_model=WaitlistEntry,
     responses={409: {"description": "Not a full slot of the service, or already waiting."}},
 )
-async def join_waitlist(payload: WaitlistJoin, _: CurrentUser, db: DbDep) -> WaitlistEntry:
-    return await service.join(db, payload)
+async def join_waitlist(body: WaitlistJoin, _: CurrentUser, conn: DbDep) -> WaitlistEntry:
+    return await service.join(conn, body)
 
 
-@router.get("/waitlist", response_model=Page[WaitlistEntry])
+@router.get("/waitlist")
 async def list_waitlist(
     _: CurrentUser,
-    db: DbDep,
+    conn: DbDep,
     cursor: CursorQuery = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Page[WaitlistEntry]:
-    return await service.list_own(db, cursor, limit)
+    return await service.list_own(conn, cursor, limit)
 
 
 @router.delete("/waitlist/{entry_id}", status_code=204)
-async def leave_waitlist(entry_id: UUID, user: CurrentUser, db: DbDep) -> Response:
-    await service.leave(db, user, entry_id)
+async def leave_waitlist(entry_id: UUID, user: CurrentUser, conn: DbDep) -> Response:
+    await service.leave(conn, user, entry_id)
     return Response(status_code=204)
 
 
@@ -48,9 +47,9 @@ async def leave_waitlist(entry_id: UUID, user: CurrentUser, db: DbDep) -> Respon
     responses={409: {"description": "No live offer, or the place was taken first."}},
 )
 async def accept_offer(
-    entry_id: UUID, user: CurrentUser, db: DbDep
+    entry_id: UUID, user: CurrentUser, conn: DbDep
 ) -> AcceptedOffer | JSONResponse:
-    outcome = await service.accept(db, user, entry_id)
+    outcome = await service.accept(conn, user, entry_id)
     # A refusal is answered without raising: the expiry or loss of the offer it reports is
     # committed with this request.
     return outcome if isinstance(outcome, AcceptedOffer) else outcome.response()

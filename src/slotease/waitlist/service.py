@@ -7,16 +7,17 @@ passed on or given up) are returned rather than raised, so the request still com
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from slotease.appointments import service as appointments
 from slotease.auth.principal import Principal
 from slotease.db.database import Connection, Database
+from slotease.db.queries import Row
 from slotease.kit.events import EventBus, service_transaction
-from slotease.kit.pagination import Page, decode_cursor, page_of
-from slotease.kit.problems import Conflict, NotFound, Unprocessable
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
+from slotease.kit.problems import Conflict, NotFound
 from slotease.waitlist import repository as repo
 from slotease.waitlist.schemas import AcceptedOffer, WaitlistEntry, WaitlistJoin
 
@@ -28,7 +29,7 @@ _REFUSALS = {
 }
 
 
-def _entry(row: repo.Row) -> WaitlistEntry:
+def _entry(row: Row) -> WaitlistEntry:
     zone = ZoneInfo(row["timezone"])
     local = {
         "starts_at": row["starts_at"].astimezone(zone),
@@ -51,26 +52,26 @@ async def expire_offers_on_time(db: Database, bus: EventBus) -> None:
         await expire_due_offers(conn)
 
 
-async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> repo.Row:
+async def _own_entry(conn: Connection, principal: Principal, entry_id: UUID) -> Row:
     row = await repo.get_entry(conn, entry_id)
     if row is None or row["user_id"] != principal.user_id:
         raise NotFound("No such waitlist entry.")
     return row
 
 
-async def join(conn: Connection, payload: WaitlistJoin) -> WaitlistEntry:
+async def join(conn: Connection, body: WaitlistJoin) -> WaitlistEntry:
     """Only a slot the service offers (on its grid, open, within notice and advance) and that
     is full right now; a slot with a free place is booked, not waited for."""
-    service = await appointments.active_service(conn, payload.service_id)
-    ends_at = await appointments.offered_end(conn, service, payload.starts_at)
+    service = await appointments.active_service(conn, body.service_id)
+    ends_at = await appointments.offered_end(conn, service, body.starts_at)
     # Under the service's capacity lock, no place frees up between this count and the insert
     # without the database seeing the new entry when it makes its offers.
-    await repo.lock_service_places(conn, payload.service_id)
+    await repo.lock_service_places(conn, body.service_id)
     place_end = ends_at + timedelta(minutes=service["buffer_minutes"])
-    taken = await repo.places_taken(conn, payload.service_id, payload.starts_at, place_end)
+    taken = await repo.places_taken(conn, body.service_id, body.starts_at, place_end)
     if taken < service["capacity"]:
         raise Conflict("This slot has a free place: book it instead.")
-    row = await repo.insert_entry(conn, payload.service_id, payload.starts_at)
+    row = await repo.insert_entry(conn, body.service_id, body.starts_at)
     if row is None:
         raise Conflict("You are already on the waitlist of this slot.")
     return _entry(row)
@@ -78,14 +79,7 @@ async def join(conn: Connection, payload: WaitlistJoin) -> WaitlistEntry:
 
 async def list_own(conn: Connection, cursor: str | None, limit: int) -> Page[WaitlistEntry]:
     await expire_due_offers(conn)
-    after = None
-    position = decode_cursor(cursor, 2)
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), UUID(position[1]))
-        except (TypeError, ValueError):
-            raise Unprocessable("The cursor is not valid.") from None
-    rows = await repo.list_own_entries(conn, after, limit)
+    rows = await repo.list_own_entries(conn, cursor_key(cursor, timestamp_key), limit)
     items, next_cursor = page_of(rows, limit, ["created_at", "id"])
     return Page[WaitlistEntry](items=[_entry(r) for r in items], next_cursor=next_cursor)
 

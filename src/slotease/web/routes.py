@@ -240,7 +240,7 @@ async def session_token(request: Request, conn: ServiceDbDep, context: ContextDe
         return Forbidden("The X-CSRF-Token header must match the csrf cookie.").response()
     refresh_token = request.cookies.get(SESSION_COOKIE)
     token = (
-        await auth_service.access_token_for_session(conn, context, refresh_token)
+        await auth_service.session_access_token(conn, context, refresh_token)
         if refresh_token
         else None
     )

@@ -5,14 +5,14 @@ request, only through the caller-checked functions of the database (`record_deli
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 
 _WEBHOOK_COLUMNS = (
     "id, organization_id, url, events, is_active, consecutive_failures, disabled_at,"
@@ -24,7 +24,7 @@ _DELIVERY_COLUMNS = (
 )
 
 
-def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
+def _page(after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
     """Keyset parameters: the (created_at, id) cursor and one row more than the page."""
     return {
         "after_at": after[0] if after else None,
@@ -36,7 +36,7 @@ def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
 # ----- management (as the caller) ---------------------------------------------------------
 async def insert_webhook(
     conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
-) -> DictRow:
+) -> Row:
     return await fetch_row(
         conn,
         "insert into public.webhooks (organization_id, url, events, secret)"
@@ -47,8 +47,8 @@ async def insert_webhook(
 
 
 async def list_webhooks(
-    conn: Connection, organization_id: UUID, *, after: list[Any] | None, limit: int
-) -> list[DictRow]:
+    conn: Connection, organization_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> list[Row]:
     """Oldest first; `limit + 1` rows."""
     return await fetch_all(
         conn,
@@ -60,15 +60,15 @@ async def list_webhooks(
     )
 
 
-async def get_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+async def get_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     return await fetch_one(
-        conn, f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %s", (webhook_id,)
+        conn,
+        f"select {_WEBHOOK_COLUMNS} from public.webhooks where id = %(webhook_id)s",
+        {"webhook_id": webhook_id},
     )
 
 
-async def update_webhook(
-    conn: Connection, webhook_id: UUID, columns: dict[str, Any]
-) -> DictRow | None:
+async def update_webhook(conn: Connection, webhook_id: UUID, columns: dict[str, Any]) -> Row | None:
     """`columns` among url, events, is_active. Turning a webhook back on forgets its failures."""
     return await fetch_one(
         conn,
@@ -89,14 +89,16 @@ async def update_webhook(
 
 async def delete_webhook(conn: Connection, webhook_id: UUID) -> bool:
     row = await fetch_one(
-        conn, "delete from public.webhooks where id = %s returning id", (webhook_id,)
+        conn,
+        "delete from public.webhooks where id = %(webhook_id)s returning id",
+        {"webhook_id": webhook_id},
     )
     return row is not None
 
 
 async def rotate_secret(
     conn: Connection, webhook_id: UUID, secret: str, overlap_hours: float
-) -> DictRow | None:
+) -> Row | None:
     """None unless the caller administers the webhook. The API roles may write the secret but
     never read it back, so moving it to `previous_secret` is the database function's job."""
     return await fetch_one(
@@ -108,8 +110,8 @@ async def rotate_secret(
 
 
 async def list_deliveries(
-    conn: Connection, webhook_id: UUID, *, after: list[Any] | None, limit: int
-) -> list[DictRow]:
+    conn: Connection, webhook_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> list[Row]:
     """Newest first; `limit + 1` rows."""
     return await fetch_all(
         conn,
@@ -121,12 +123,12 @@ async def list_deliveries(
     )
 
 
-async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> DictRow | None:
+async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         f"select {_DELIVERY_COLUMNS}, organization_id from public.webhook_deliveries"
-        " where id = %s and webhook_id = %s",
-        (delivery_id, webhook_id),
+        " where id = %(delivery_id)s and webhook_id = %(webhook_id)s",
+        {"delivery_id": delivery_id, "webhook_id": webhook_id},
     )
 
 
@@ -134,7 +136,9 @@ async def subscribed(conn: Connection, organization_id: UUID, event: str) -> boo
     """Whether any active webhook of the organization listens to `event`: one round trip that
     spares every other event the recording."""
     row = await fetch_row(
-        conn, "select app.webhook_subscribed(%s, %s) as yes", (organization_id, event)
+        conn,
+        "select app.webhook_subscribed(%(organization_id)s, %(event)s) as yes",
+        {"organization_id": organization_id, "event": event},
     )
     return bool(row["yes"])
 
@@ -146,27 +150,30 @@ async def record_deliveries(
     """One pending delivery per active webhook of the organization subscribed to `event`."""
     rows = await fetch_all(
         conn,
-        "select app.record_webhook_deliveries(%s, %s, %s) as id",
-        (organization_id, event, Jsonb(payload)),
+        "select app.record_webhook_deliveries(%(org)s, %(event)s, %(payload)s) as id",
+        {"org": organization_id, "event": event, "payload": Jsonb(payload)},
     )
     return [row["id"] for row in rows]
 
 
 async def reopen_delivery(conn: Connection, delivery_id: UUID) -> None:
     """Pending again, in place of any attempt waiting for its turn (admins of its organization)."""
-    await conn.execute("select app.reopen_webhook_delivery(%s)", (delivery_id,))
+    await conn.execute(
+        "select app.reopen_webhook_delivery(%(delivery_id)s)", {"delivery_id": delivery_id}
+    )
 
 
 async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
     row = await fetch_one(
         conn,
-        "select 1 from public.procrastinate_jobs where status = 'todo' and queueing_lock = %s",
-        (queueing_lock,),
+        "select 1 from public.procrastinate_jobs where status = 'todo' and queueing_lock ="
+        " %(queueing_lock)s",
+        {"queueing_lock": queueing_lock},
     )
     return row is not None
 
 
-async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow | None:
+async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> Row | None:
     """The delivery with what sending it needs: its webhook's URL and live secrets."""
     return await fetch_one(
         conn,
@@ -176,8 +183,8 @@ async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow |
         "   as previous_secret"
         " from public.webhook_deliveries d join public.webhooks w"
         "   on w.id = d.webhook_id and w.organization_id = d.organization_id"
-        " where d.id = %s",
-        (delivery_id,),
+        " where d.id = %(delivery_id)s",
+        {"delivery_id": delivery_id},
     )
 
 
@@ -191,7 +198,7 @@ async def record_attempt(
     latency_ms: int | None,
     error: str | None,
     next_attempt_in_seconds: float | None,
-) -> DictRow:
+) -> Row:
     return await fetch_row(
         conn,
         "update public.webhook_deliveries set status = %(status)s, attempts = attempts + 1,"
@@ -224,13 +231,14 @@ async def count_outcome(conn: Connection, webhook_id: UUID, *, failed: bool) -> 
     return failures
 
 
-async def disable_webhook(conn: Connection, webhook_id: UUID) -> DictRow | None:
+async def disable_webhook(conn: Connection, webhook_id: UUID) -> Row | None:
     """Nothing when it was already off: its admins are told once."""
     return await fetch_one(
         conn,
         "update public.webhooks set is_active = false, disabled_at = now()"
-        " where id = %s and is_active returning id, organization_id, url, consecutive_failures",
-        (webhook_id,),
+        " where id = %(webhook_id)s and is_active returning id, organization_id, url,"
+        " consecutive_failures",
+        {"webhook_id": webhook_id},
     )
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Response, status
 
 from slotease.auth.deps import ContextDep, DbDep, SignedIn
+from slotease.kit.openapi import ADMIN_ONLY
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.webhooks import service
 from slotease.webhooks.schemas import (
@@ -32,15 +33,8 @@ async def _changed_url(body: WebhookUpdate, context: ContextDep) -> service.Safe
     return None if body.url is None else await service.safe_url(body.url, context.settings)
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid credentials"},
-    403: {"description": "Not an admin of the organization"},
-    404: {"description": "No such organization, webhook or delivery (or not yours to see)"},
-}
-
-
 @router.post(
-    "/organizations/{org_id}/webhooks", status_code=status.HTTP_201_CREATED, responses=_ERRORS
+    "/organizations/{org_id}/webhooks", status_code=status.HTTP_201_CREATED, responses=ADMIN_ONLY
 )
 async def create_webhook(
     org_id: UUID,
@@ -52,7 +46,7 @@ async def create_webhook(
     return await service.create_webhook(conn, org_id, body, url)
 
 
-@router.get("/organizations/{org_id}/webhooks", responses=_ERRORS)
+@router.get("/organizations/{org_id}/webhooks", responses=ADMIN_ONLY)
 async def list_webhooks(
     org_id: UUID,
     _: SignedIn,
@@ -63,7 +57,7 @@ async def list_webhooks(
     return await service.list_webhooks(conn, org_id, cursor=cursor, limit=limit)
 
 
-@router.patch("/webhooks/{webhook_id}", responses=_ERRORS)
+@router.patch("/webhooks/{webhook_id}", responses=ADMIN_ONLY)
 async def update_webhook(
     webhook_id: UUID,
     body: WebhookUpdate,
@@ -74,7 +68,9 @@ async def update_webhook(
     return await service.update_webhook(conn, webhook_id, body, url)
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+@router.delete(
+    "/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ADMIN_ONLY
+)
 async def delete_webhook(webhook_id: UUID, _: SignedIn, conn: DbDep) -> Response:
     await service.delete_webhook(conn, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -83,7 +79,7 @@ async def delete_webhook(webhook_id: UUID, _: SignedIn, conn: DbDep) -> Response
 @router.post(
     "/webhooks/{webhook_id}/rotate-secret",
     status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
+    responses=ADMIN_ONLY,
 )
 async def rotate_secret(
     webhook_id: UUID, _: SignedIn, conn: DbDep, context: ContextDep
@@ -91,7 +87,7 @@ async def rotate_secret(
     return await service.rotate_secret(conn, context.settings, webhook_id)
 
 
-@router.get("/organizations/{org_id}/webhooks/{webhook_id}/deliveries", responses=_ERRORS)
+@router.get("/organizations/{org_id}/webhooks/{webhook_id}/deliveries", responses=ADMIN_ONLY)
 async def list_deliveries(
     org_id: UUID,
     webhook_id: UUID,
@@ -106,7 +102,7 @@ async def list_deliveries(
 @router.post(
     "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_ERRORS,
+    responses=ADMIN_ONLY,
 )
 async def redeliver(webhook_id: UUID, delivery_id: UUID, _: SignedIn, conn: DbDep) -> Delivery:
     return await service.redeliver(conn, webhook_id, delivery_id)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import NewType
 from uuid import UUID
 
-from psycopg.rows import DictRow
-
 from slotease.config import Settings
 from slotease.db.database import Connection
-from slotease.kit.pagination import Page, decode_cursor, page_of
+from slotease.db.queries import Row
+from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
 from slotease.kit.problems import Forbidden, NotFound, Unprocessable
-from slotease.organizations.repository import organization_access
+from slotease.organizations.access import ADMINS_ONLY, require_admin
 from slotease.webhooks import repository as repo
 from slotease.webhooks.delivery import enqueue_attempt
 from slotease.webhooks.schemas import (
@@ -24,17 +23,6 @@ from slotease.webhooks.schemas import (
 )
 from slotease.webhooks.signing import new_webhook_secret
 from slotease.webhooks.ssrf import UnsafeUrl, target
-
-_ADMINS_ONLY = "Only the organization's admins may do this."
-
-
-async def _require_admin(conn: Connection, org_id: UUID) -> None:
-    access = await organization_access(conn, org_id)
-    if not access["visible"]:
-        raise NotFound("No such organization.")
-    if not access["is_admin"]:
-        raise Forbidden(_ADMINS_ONLY)
-
 
 # A URL that passed the SSRF guard; the only way to save one.
 SafeUrl = NewType("SafeUrl", str)
@@ -50,7 +38,7 @@ async def safe_url(url: str, settings: Settings) -> SafeUrl:
     return SafeUrl(url)
 
 
-async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
+async def _visible_webhook(conn: Connection, webhook_id: UUID) -> Row:
     """Webhooks are visible to their organization's admins only: anyone else gets a 404."""
     row = await repo.get_webhook(conn, webhook_id)
     if row is None:
@@ -61,7 +49,7 @@ async def _visible_webhook(conn: Connection, webhook_id: UUID) -> DictRow:
 async def create_webhook(
     conn: Connection, org_id: UUID, body: WebhookCreate, url: SafeUrl
 ) -> WebhookCreated:
-    await _require_admin(conn, org_id)
+    await require_admin(conn, org_id)
     secret = new_webhook_secret()
     row = await repo.insert_webhook(conn, org_id, url, list(body.events), secret)
     return WebhookCreated.model_validate({**row, "secret": secret})
@@ -70,8 +58,10 @@ async def create_webhook(
 async def list_webhooks(
     conn: Connection, org_id: UUID, *, cursor: str | None, limit: int
 ) -> Page[WebhookOut]:
-    await _require_admin(conn, org_id)
-    rows = await repo.list_webhooks(conn, org_id, after=decode_cursor(cursor, 2), limit=limit)
+    await require_admin(conn, org_id)
+    rows = await repo.list_webhooks(
+        conn, org_id, after=cursor_key(cursor, timestamp_key), limit=limit
+    )
     items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
     return Page(items=[WebhookOut.model_validate(row) for row in items], next_cursor=next_cursor)
 
@@ -85,14 +75,14 @@ async def update_webhook(
         columns["url"] = url
     row = await repo.update_webhook(conn, webhook_id, columns)
     if row is None:
-        raise Forbidden(_ADMINS_ONLY)
+        raise Forbidden(ADMINS_ONLY)
     return WebhookOut.model_validate(row)
 
 
 async def delete_webhook(conn: Connection, webhook_id: UUID) -> None:
     await _visible_webhook(conn, webhook_id)
     if not await repo.delete_webhook(conn, webhook_id):
-        raise Forbidden(_ADMINS_ONLY)
+        raise Forbidden(ADMINS_ONLY)
 
 
 async def rotate_secret(conn: Connection, settings: Settings, webhook_id: UUID) -> SecretRotated:
@@ -102,18 +92,20 @@ async def rotate_secret(conn: Connection, settings: Settings, webhook_id: UUID) 
     secret = new_webhook_secret()
     row = await repo.rotate_secret(conn, webhook_id, secret, settings.webhook_secret_overlap_hours)
     if row is None:
-        raise Forbidden(_ADMINS_ONLY)
+        raise Forbidden(ADMINS_ONLY)
     return SecretRotated.model_validate({**row, "secret": secret})
 
 
 async def list_deliveries(
     conn: Connection, org_id: UUID, webhook_id: UUID, *, cursor: str | None, limit: int
 ) -> Page[Delivery]:
-    await _require_admin(conn, org_id)
+    await require_admin(conn, org_id)
     webhook = await repo.get_webhook(conn, webhook_id)
     if webhook is None or webhook["organization_id"] != org_id:
         raise NotFound("No such webhook.")
-    rows = await repo.list_deliveries(conn, webhook_id, after=decode_cursor(cursor, 2), limit=limit)
+    rows = await repo.list_deliveries(
+        conn, webhook_id, after=cursor_key(cursor, timestamp_key), limit=limit
+    )
     items, next_cursor = page_of(rows, limit, key=["created_at", "id"])
     return Page(items=[Delivery.model_validate(row) for row in items], next_cursor=next_cursor)
 

@@ -1,0 +1,213 @@
+"""All SQL of bookable services, their working hours and closures.
+
+Every statement runs in the request's transaction as the caller: row-level security decides
+which rows exist for it, so nothing here filters by tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from slotease.db.database import Connection
+from slotease.db.queries import Row, assignments, fetch_all, fetch_one, fetch_row, keyset_after
+from slotease.kit.dberrors import (
+    CHECK_VIOLATION,
+    INSUFFICIENT_PRIVILEGE,
+    Refusal,
+    RuleKey,
+    refused_as,
+)
+from slotease.kit.problems import Forbidden, Unprocessable
+
+# The refusals of the writes below: a check constraint our validation missed (422), a
+# policy's WITH CHECK (403).
+_REFUSALS: dict[RuleKey, Refusal] = {
+    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
+    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
+}
+refused = refused_as(_REFUSALS)
+
+# A service with its week, in one row: the hours come from the covering index
+# service_working_hours_service_idx, so listing services costs no query per service.
+_SERVICE = sql.SQL(
+    "s.id, s.organization_id, s.name, s.duration_minutes, s.capacity, s.buffer_minutes,"
+    " s.min_notice_minutes, s.max_advance_days, s.slot_interval_minutes, s.price, s.currency,"
+    " s.is_active, coalesce((select json_agg(json_build_object('weekday', h.weekday,"
+    " 'start', to_char(h.start_time, 'HH24:MI'), 'end', to_char(h.end_time, 'HH24:MI'))"
+    " order by h.weekday, h.start_time)"
+    " from public.service_working_hours h where h.service_id = s.id), '[]') as working_hours"
+)
+
+_CLOSURE = sql.SQL("c.id, c.service_id, c.starts_at, c.ends_at, c.reason")
+
+
+# ---------------------------------------------------------------------------------------
+# Services and their week
+# ---------------------------------------------------------------------------------------
+@refused
+async def insert_service(conn: Connection, org_id: UUID, columns: dict[str, Any]) -> UUID:
+    names = sql.SQL(", ").join(sql.Identifier(name) for name in columns)
+    values = sql.SQL(", ").join(sql.Placeholder(name) for name in columns)
+    row = await fetch_row(
+        conn,
+        sql.SQL(
+            "insert into public.services (organization_id, {}) values (%(org_id)s, {}) returning id"
+        ).format(names, values),
+        {**columns, "org_id": org_id},
+    )
+    service_id: UUID = row["id"]
+    return service_id
+
+
+@refused
+async def replace_working_hours(
+    conn: Connection, org_id: UUID, service_id: UUID, week: Sequence[tuple[int, str, str]]
+) -> None:
+    """The service's week becomes `week` ((weekday, "HH:MM", "HH:MM") intervals)."""
+    await conn.execute(
+        "delete from public.service_working_hours where service_id = %(service_id)s",
+        {"service_id": service_id},
+    )
+    if not week:
+        return
+    await conn.execute(
+        "insert into public.service_working_hours"
+        " (organization_id, service_id, weekday, start_time, end_time)"
+        " select %(org_id)s, %(service_id)s, w.weekday, w.start_time, w.end_time"
+        " from unnest(%(weekdays)s::smallint[], %(starts)s::time[], %(ends)s::time[])"
+        " as w (weekday, start_time, end_time)",
+        {
+            "org_id": org_id,
+            "service_id": service_id,
+            "weekdays": [weekday for weekday, _, _ in week],
+            "starts": [time.fromisoformat(start) for _, start, _ in week],
+            "ends": [time.fromisoformat(end) for _, _, end in week],
+        },
+    )
+
+
+async def get_service(conn: Connection, service_id: UUID) -> Row | None:
+    query = sql.SQL("select {} from public.services s where s.id = %(id)s").format(_SERVICE)
+    return await fetch_one(conn, query, {"id": service_id})
+
+
+def active_services_statement(
+    org_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """The one statement behind the public services list (also run by bench/services_api.py
+    through pgbench, so both sides of that benchmark run the very same SQL)."""
+    params: dict[str, Any] = {"org_id": org_id, "limit": limit}
+    keyset = keyset_after("s.name, s.id", after, params)
+    query = sql.SQL(
+        "select s.* from public.organizations o left join lateral ("
+        " select {} from public.services s"
+        " where s.organization_id = o.id and s.is_active and {}"
+        " order by s.name, s.id limit %(limit)s) s on true"
+        " where o.id = %(org_id)s"
+    ).format(_SERVICE, keyset)
+    return query, params
+
+
+async def list_active_services(
+    conn: Connection, org_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> list[Row] | None:
+    """A page of the organization's active services by (name, id), or None when the caller
+    cannot see the organization: one statement, as this is a hot public read."""
+    query, params = active_services_statement(org_id, after=after, limit=limit)
+    rows = await fetch_all(conn, query, params)
+    if not rows:
+        return None
+    return [row for row in rows if row["id"] is not None]
+
+
+@refused
+async def update_service(conn: Connection, service_id: UUID, columns: dict[str, Any]) -> bool:
+    """False when RLS did not let the caller change the row."""
+    row = await fetch_one(
+        conn,
+        sql.SQL("update public.services set {} where id = %(service_id)s returning id").format(
+            assignments(columns)
+        ),
+        {**columns, "service_id": service_id},
+    )
+    return row is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Closures
+# ---------------------------------------------------------------------------------------
+@refused
+async def insert_closure(
+    conn: Connection,
+    org_id: UUID,
+    service_id: UUID,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    reason: str | None,
+) -> Row:
+    return await fetch_row(
+        conn,
+        sql.SQL(
+            "insert into public.service_closures as c"
+            " (organization_id, service_id, starts_at, ends_at, reason)"
+            " values (%(org_id)s, %(service_id)s, %(starts_at)s, %(ends_at)s, %(reason)s)"
+            " returning {}"
+        ).format(_CLOSURE),
+        {
+            "org_id": org_id,
+            "service_id": service_id,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+            "reason": reason,
+        },
+    )
+
+
+async def list_closures(
+    conn: Connection,
+    service_id: UUID,
+    *,
+    timezone: str,
+    first_day: date | None,
+    last_day: date | None,
+    after: Sequence[Any] | None,
+    limit: int,
+) -> list[Row]:
+    """Closures overlapping the days `first_day`..`last_day` of `timezone`, by (starts_at, id)."""
+    conditions: list[sql.Composable] = [sql.SQL("c.service_id = %(service_id)s")]
+    params: dict[str, Any] = {"service_id": service_id, "tz": timezone, "limit": limit}
+    if first_day is not None:
+        conditions.append(
+            sql.SQL("c.ends_at > (%(first_day)s::date)::timestamp at time zone %(tz)s")
+        )
+        params["first_day"] = first_day
+    if last_day is not None:
+        conditions.append(
+            sql.SQL("c.starts_at < (%(last_day)s::date + 1)::timestamp at time zone %(tz)s")
+        )
+        params["last_day"] = last_day
+    conditions.append(keyset_after("c.starts_at, c.id", after, params))
+    query = sql.SQL(
+        "select {} from public.service_closures c where {} order by c.starts_at, c.id"
+        " limit %(limit)s"
+    ).format(_CLOSURE, sql.SQL(" and ").join(conditions))
+    return await fetch_all(conn, query, params)
+
+
+@refused
+async def delete_closure(conn: Connection, service_id: UUID, closure_id: UUID) -> bool:
+    row = await fetch_one(
+        conn,
+        sql.SQL(
+            "delete from public.service_closures where id = %(id)s and service_id = %(service_id)s"
+            " returning id"
+        ),
+        {"id": closure_id, "service_id": service_id},
+    )
+    return row is not None
