@@ -4,6 +4,7 @@ module, so no test pays for migrations."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import uuid
@@ -24,6 +25,8 @@ from slotease.migrations import runner
 MIGRATIONS = Path(runner.__file__).parent
 REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+# One key for every test process and command, so that whichever seals a value, all open it.
+TEST_ENCRYPTION_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +148,7 @@ def settings(
         app_database_url=app_conninfo,
         worker_database_url=worker_conninfo,
         jwt_secret=TEST_JWT_SECRET,
+        encryption_keys=TEST_ENCRYPTION_KEYS,
         data_dir=tmp_path_factory.mktemp("data"),
         rate_limit_api_key="100000/hour",
         rate_limit_user="100000/hour",

@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 Row = dict[str, Any]
 
@@ -291,7 +292,7 @@ _REPORT_ROWS = {
     ),
     "feedback": (
         "select (a.starts_at at time zone o.timezone)::date as day, s.name as service,"
-        " f.rating, f.comment"
+        " f.rating, f.comment, f.appointment_id"
         " from public.feedback f"
         " join public.appointments a on a.id = f.appointment_id"
         "   and a.starts_at = f.appointment_starts_at and a.organization_id = f.organization_id"
@@ -311,4 +312,17 @@ async def report_rows(
     """The report's column names (known even when no row matches) and its rows."""
     cursor = await conn.execute(_REPORT_ROWS[kind], (organization_id, from_day, to_day))
     rows = await cursor.fetchall()
-    return [column.name for column in cursor.description or ()], rows
+    columns = [column.name for column in cursor.description or ()]
+    if kind != "feedback":
+        return columns, rows
+    # The appointment a comment is sealed to opens it, and is no column of the report.
+    columns.remove("appointment_id")
+    return columns, [
+        {
+            **{name: row[name] for name in columns},
+            "comment": crypto.decrypt_optional(
+                row["comment"], context=crypto.field_context(crypto.COMMENT, row["appointment_id"])
+            ),
+        }
+        for row in rows
+    ]

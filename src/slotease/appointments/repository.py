@@ -4,9 +4,10 @@ translated here into the problems the API answers."""
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -14,6 +15,7 @@ from psycopg.types.json import Jsonb
 from slotease.appointments.schemas import AppointmentFilters
 from slotease.db.database import Connection, Database
 from slotease.db.queries import fetch_all, fetch_one
+from slotease.kit import crypto
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -85,8 +87,8 @@ BUSY_SQL = "select starts_at, ends_at, places from app.busy_intervals(%(id)s, %(
 INSERT_SQL = (
     "with a as ("
     " insert into public.appointments"
-    " (organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
-    " values (%(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
+    " (id, organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
+    " values (%(id)s, %(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
     " %(ends_at)s, %(notes)s, auth.uid())"
     " returning *)"
     f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}"
@@ -123,12 +125,27 @@ async def busy_intervals(
     return await fetch_all(conn, BUSY_SQL, {"id": service_id, "start": start, "end": end})
 
 
+def seal_notes(notes: str | None, appointment_id: UUID) -> bytes | None:
+    return crypto.encrypt_optional(
+        notes, context=crypto.field_context(crypto.NOTES, appointment_id)
+    )
+
+
+def _opened(row: Row) -> Row:
+    """The row with its notes in plaintext."""
+    context = crypto.field_context(crypto.NOTES, row["id"])
+    return {**row, "notes": crypto.decrypt_optional(row["notes"], context=context)}
+
+
 async def insert_appointment(conn: Connection, values: Row) -> Row:
+    """The id is chosen here: the notes are sealed to it before the row exists."""
+    appointment_id = uuid4()
+    sealed = {**values, "id": appointment_id, "notes": seal_notes(values["notes"], appointment_id)}
     with refusals(_INSERT_REFUSALS):
-        cursor = await conn.execute(INSERT_SQL, values)
+        cursor = await conn.execute(INSERT_SQL, sealed)
         row = await cursor.fetchone()
     assert row is not None
-    return row
+    return _opened(row)
 
 
 async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
@@ -137,7 +154,8 @@ async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
         " where a.id = %(id)s",
         {"id": appointment_id},
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return None if row is None else _opened(row)
 
 
 async def update_appointment(conn: Connection, appointment_id: UUID, changes: Row) -> Row | None:
@@ -151,9 +169,12 @@ async def update_appointment(conn: Connection, appointment_id: UUID, changes: Ro
         "with a as (update public.appointments set {} where id = %(id)s returning *)"
         " select {}, o.timezone from a{}"
     ).format(assignments, sql.SQL(_APPOINTMENT_COLUMNS), sql.SQL(_WITH_TIMEZONE))
+    if "notes" in changes:
+        changes = {**changes, "notes": seal_notes(changes["notes"], appointment_id)}
     with refusals(_REFUSALS):
         cursor = await conn.execute(query, {**changes, "id": appointment_id})
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+    return None if row is None else _opened(row)
 
 
 async def list_appointments(
@@ -165,7 +186,7 @@ async def list_appointments(
 ) -> list[Row]:
     """Dates are local to each appointment's organization; the UTC bounds around them (a day
     either side covers every offset) keep the scan on the index."""
-    return await fetch_all(
+    rows = await fetch_all(
         conn,
         f"select {_APPOINTMENT_COLUMNS}, o.timezone from public.appointments a{_WITH_TIMEZONE}"
         " where (%(customer)s::uuid is null or a.customer_id = %(customer)s)"
@@ -192,6 +213,7 @@ async def list_appointments(
             "limit": filters.limit + 1,
         },
     )
+    return [_opened(row) for row in rows]
 
 
 async def claim_idempotency_key(
@@ -221,12 +243,25 @@ async def idempotency_record(conn: Connection, key: str) -> Row | None:
         " where principal = (select app.principal_id()) and idempotency_key = %(key)s",
         {"key": key},
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    if row is None or not row["response_body"] or row["response_body"].get("notes") is None:
+        return row
+    body = row["response_body"]
+    # Stored sealed, like the appointment's own copy (see save_idempotent_response).
+    context = crypto.field_context(crypto.NOTES, body["id"])
+    notes = crypto.decrypt(base64.b64decode(body["notes"]), context=context)
+    return {**row, "response_body": {**body, "notes": notes}}
 
 
 async def save_idempotent_response(
     conn: Connection, key: str, organization_id: UUID, status: int, body: Row
 ) -> None:
+    """The answer is kept for replays; its notes, a copy of the appointment's, are sealed the
+    same way (as base64 in the JSON)."""
+    if body.get("notes") is not None:
+        sealed = seal_notes(body["notes"], body["id"])
+        assert sealed is not None
+        body = {**body, "notes": base64.b64encode(sealed).decode()}
     await conn.execute(
         "update public.idempotency_keys"
         " set response_status = %(status)s, response_body = %(body)s, organization_id = %(org)s"
@@ -238,6 +273,7 @@ async def save_idempotent_response(
 async def insert_feedback(
     conn: Connection, appointment: Row, rating: int, comment: str | None
 ) -> Row:
+    context = crypto.field_context(crypto.COMMENT, appointment["id"])
     with refusals(_REFUSALS):
         cursor = await conn.execute(
             "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
@@ -251,12 +287,12 @@ async def insert_feedback(
                 "starts_at": appointment["starts_at"],
                 "service": appointment["service_id"],
                 "rating": rating,
-                "comment": comment,
+                "comment": crypto.encrypt_optional(comment, context=context),
             },
         )
         row = await cursor.fetchone()
     assert row is not None
-    return row
+    return {**row, "comment": comment}
 
 
 async def service_is_visible(conn: Connection, service_id: UUID) -> bool:

@@ -17,6 +17,7 @@ from slotease.db.urls import worker_conninfo
 from slotease.jobs import runtime
 from slotease.jobs.queues import INTERACTIVE
 from slotease.jobs.tasks import RETRY, jobs
+from slotease.keys.service import open_keyring
 from slotease.kit.background import running
 from slotease.notifications.channels.breaker import (
     Breaker,
@@ -52,6 +53,8 @@ async def job_app(
     """The open App with the task runtime installed; `db`, on the worker's login role, must
     already be open."""
     RETRY.max_attempts = settings.job_max_attempts
+    # The worker opens the sealed fields it sends: webhook secrets, phones, push tokens.
+    await open_keyring(settings, db, as_service=True)
     store: BreakerStore = RedisBreakerStore(redis) if redis is not None else MemoryBreakerStore()
     async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
         deliverer = Deliverer(

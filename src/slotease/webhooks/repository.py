@@ -6,13 +6,14 @@ request, only through the caller-checked functions of the database (`record_deli
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 _WEBHOOK_COLUMNS = (
     "id, organization_id, url, events, is_active, consecutive_failures, disabled_at,"
@@ -33,16 +34,28 @@ def _page(after: list[Any] | None, limit: int) -> dict[str, Any]:
     }
 
 
+def _secret_context(webhook_id: UUID) -> str:
+    return crypto.field_context(crypto.WEBHOOK_SECRET, webhook_id)
+
+
 # ----- management (as the caller) ---------------------------------------------------------
 async def insert_webhook(
     conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
 ) -> DictRow:
+    """The id is chosen here: the secret is sealed to it before the row exists."""
+    webhook_id = uuid4()
     return await fetch_row(
         conn,
-        "insert into public.webhooks (organization_id, url, events, secret)"
-        " values (%(org)s, %(url)s, %(events)s, %(secret)s)"
+        "insert into public.webhooks (id, organization_id, url, events, secret)"
+        " values (%(id)s, %(org)s, %(url)s, %(events)s, %(secret)s)"
         f" returning {_WEBHOOK_COLUMNS}",
-        {"org": organization_id, "url": url, "events": events, "secret": secret},
+        {
+            "id": webhook_id,
+            "org": organization_id,
+            "url": url,
+            "events": events,
+            "secret": crypto.encrypt(secret, context=_secret_context(webhook_id)),
+        },
     )
 
 
@@ -103,7 +116,11 @@ async def rotate_secret(
         conn,
         "select id, previous_secret_expires_at from app.rotate_webhook_secret("
         "%(id)s, %(secret)s, make_interval(secs => %(overlap)s * 3600))",
-        {"id": webhook_id, "secret": secret, "overlap": overlap_hours},
+        {
+            "id": webhook_id,
+            "secret": crypto.encrypt(secret, context=_secret_context(webhook_id)),
+            "overlap": overlap_hours,
+        },
     )
 
 
@@ -167,8 +184,9 @@ async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
 
 
 async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow | None:
-    """The delivery with what sending it needs: its webhook's URL and live secrets."""
-    return await fetch_one(
+    """The delivery with what sending it needs: its webhook's URL and live secrets, opened (the
+    worker is their one reader)."""
+    row = await fetch_one(
         conn,
         "select d.id, d.organization_id, d.webhook_id, d.event, d.payload, d.status, d.attempts,"
         " d.created_at, w.url, w.is_active, w.secret,"
@@ -179,6 +197,14 @@ async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow |
         " where d.id = %s",
         (delivery_id,),
     )
+    if row is None:
+        return None
+    context = _secret_context(row["webhook_id"])
+    return {
+        **row,
+        "secret": crypto.decrypt(row["secret"], context=context),
+        "previous_secret": crypto.decrypt_optional(row["previous_secret"], context=context),
+    }
 
 
 async def record_attempt(
