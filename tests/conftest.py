@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from slotease.app import create_app
 from slotease.config import Settings
 from slotease.db.embedded import embedded_database_url
+from slotease.kit import crypto
 from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent
@@ -32,6 +33,15 @@ TEST_ENCRYPTION_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_keyring() -> crypto.Keyring:
+    """The keyring every app and command of the tests uses, installed for arranging and
+    checking sealed values too."""
+    keyring = crypto.parse_keyring(TEST_ENCRYPTION_KEYS)
+    crypto.install(keyring)
+    return keyring
 
 
 @pytest.fixture(scope="session")
