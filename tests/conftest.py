@@ -35,10 +35,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(autouse=True)
 def test_keyring() -> crypto.Keyring:
     """The keyring every app and command of the tests uses, installed for arranging and
-    checking sealed values too."""
+    checking sealed values too (again for each test: an app or command a test starts
+    installs its own)."""
     keyring = crypto.parse_keyring(TEST_ENCRYPTION_KEYS)
     crypto.install(keyring)
     return keyring
