@@ -20,7 +20,7 @@ from slotease.db.pools import worker_database
 from slotease.keys import service
 from slotease.kit import crypto
 from slotease.kit.crypto import KeyringError, parse_keyring
-from tests.appointments.arrange import book, make_clinic, soon
+from tests.appointments.arrange import make_clinic, soon
 from tests.conftest import TEST_ENCRYPTION_KEYS, TEST_JWT_SECRET
 from tests.factories import Owner, make_user, seal
 from tests.kit.apps import build_app, served
@@ -57,6 +57,9 @@ def _sealed_columns(owner: Owner) -> list[bytes]:
         " union all select push_token from public.notification_preferences"
         " where push_token is not null"
         " union all select secret from public.webhooks"
+        " union all select decode(payload ->> 'notes', 'base64') from public.webhook_deliveries"
+        " union all select decode(response_body ->> 'notes', 'base64')"
+        " from public.idempotency_keys"
     ).fetchall()
     return [bytes(row[0]) for row in rows]
 
@@ -67,9 +70,25 @@ async def test_rotation_under_concurrent_writes_loses_nothing(
     customer = make_user(owner)
     clinic = make_clinic(owner, capacity=APPOINTMENTS)
     day = soon(clinic)
+    hook = uuid.uuid4()
+    owner.execute(
+        "insert into public.webhooks (id, organization_id, url, events, secret)"
+        " values (%s, %s, 'https://example.com/hook', '{appointment.created}', %s)",
+        (hook, clinic.org_id, seal(crypto.WEBHOOK_SECRET, hook, "whsec_before")),
+    )
+
     ids = []
     for index in range(APPOINTMENTS):
-        response = await book(client, customer, clinic, clinic.at(day, "10:00"), notes=f"n{index}")
+        # Each booking leaves copies of its notes in a webhook delivery and a replayable answer.
+        response = await client.post(
+            "/v1/appointments",
+            json={
+                "service_id": str(clinic.service_id),
+                "starts_at": clinic.at(day, "10:00").isoformat(),
+                "notes": f"n{index}",
+            },
+            headers={**customer.headers, "Idempotency-Key": f"booking-{index}"},
+        )
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     # A value from before migration 0019, and sealed values of the other columns.
@@ -82,13 +101,6 @@ async def test_rotation_under_concurrent_writes_loses_nothing(
         "/v1/me/notification-preferences", json={"push_token": "tok"}, headers=customer.headers
     )
     assert put.status_code == 200
-    hook = uuid.uuid4()
-    owner.execute(
-        "insert into public.webhooks (id, organization_id, url, events, secret)"
-        " values (%s, %s, 'https://example.com/hook', '{appointment.created}', %s)",
-        (hook, clinic.org_id, seal(crypto.WEBHOOK_SECRET, hook, "whsec_before")),
-    )
-
     async with served(build_app(settings, encryption_keys=ROTATED)) as rotated:
 
         async def edit(appointment_id: str) -> None:
@@ -127,7 +139,7 @@ async def test_rotation_under_concurrent_writes_loses_nothing(
     assert report.resealed["appointments.notes"] >= APPOINTMENTS // 2
     assert report.resealed["webhooks.secret"] == 1
     values = _sealed_columns(owner)
-    assert len(values) == APPOINTMENTS + 3
+    assert len(values) == 3 * APPOINTMENTS + 3
     assert all(value.startswith(b"v1|test2|") for value in values)
     # Only the new key is needed now: it starts alone and reads everything.
     async with served(build_app(settings, encryption_keys=NEW)) as after:

@@ -4,7 +4,6 @@ translated here into the problems the API answers."""
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -244,24 +243,18 @@ async def idempotency_record(conn: Connection, key: str) -> Row | None:
         {"key": key},
     )
     row = await cursor.fetchone()
-    if row is None or not row["response_body"] or row["response_body"].get("notes") is None:
+    if row is None or row["response_body"] is None:
         return row
     body = row["response_body"]
-    # Stored sealed, like the appointment's own copy (see save_idempotent_response).
     context = crypto.field_context(crypto.NOTES, body["id"])
-    notes = crypto.decrypt(base64.b64decode(body["notes"]), context=context)
-    return {**row, "response_body": {**body, "notes": notes}}
+    return {**row, "response_body": crypto.open_in(body, "notes", context=context)}
 
 
 async def save_idempotent_response(
     conn: Connection, key: str, organization_id: UUID, status: int, body: Row
 ) -> None:
-    """The answer is kept for replays; its notes, a copy of the appointment's, are sealed the
-    same way (as base64 in the JSON)."""
-    if body.get("notes") is not None:
-        sealed = seal_notes(body["notes"], body["id"])
-        assert sealed is not None
-        body = {**body, "notes": base64.b64encode(sealed).decode()}
+    """The answer is kept for replays; its notes, a copy of the appointment's, stay sealed."""
+    body = crypto.seal_in(body, "notes", context=crypto.field_context(crypto.NOTES, body["id"]))
     await conn.execute(
         "update public.idempotency_keys"
         " set response_status = %(status)s, response_body = %(body)s, organization_id = %(org)s"

@@ -18,19 +18,60 @@ Row = dict[str, Any]
 @dataclass(frozen=True)
 class SealedColumn:
     """A column of sealed values: its table's primary key, which the rotation pages by, and
-    the column whose value completes each value's context."""
+    the column whose value completes each value's context. With `json_key`, the column is a
+    JSON copy of a record (`kit.crypto.seal_in`): the value is that key's, in base64, and
+    the record's `id` completes the context."""
 
     table: str
     column: str
     keys: tuple[str, ...]
     field: str
-    row_id: str
+    row_id: str = "id"
+    json_key: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}.{self.column}" + (f".{self.json_key}" if self.json_key else "")
+
+    @property
+    def value(self) -> sql.Composable:
+        column = sql.Identifier(self.column)
+        if self.json_key is None:
+            return column
+        return sql.SQL("decode({} ->> {}, 'base64')").format(column, sql.Literal(self.json_key))
+
+    @property
+    def row_id_value(self) -> sql.Composable:
+        if self.json_key is None:
+            return sql.Identifier(self.row_id)
+        return sql.SQL("{} ->> {}").format(sql.Identifier(self.column), sql.Literal(self.row_id))
+
+    @property
+    def assignment(self) -> sql.Composable:
+        """`column = <the re-sealed value>`, from the `sealed` parameter (bytes)."""
+        column = sql.Identifier(self.column)
+        if self.json_key is None:
+            return sql.SQL("{} = %(sealed)s").format(column)
+        return sql.SQL(
+            "{col} = jsonb_set({col}, array[{key}],"
+            # As Python writes base64: without the line breaks of PostgreSQL's.
+            " to_jsonb(translate(encode(%(sealed)s, 'base64'), E'\\n', '')))"
+        ).format(col=column, key=sql.Literal(self.json_key))
 
 
 SEALED_COLUMNS = (
     SealedColumn("user_profiles", "phone", ("user_id",), crypto.PHONE, "user_id"),
+    SealedColumn("appointments", "notes", ("id", "starts_at", "organization_id"), crypto.NOTES),
+    # The copies of an appointment in a webhook's payloads and in a replayable answer.
     SealedColumn(
-        "appointments", "notes", ("id", "starts_at", "organization_id"), crypto.NOTES, "id"
+        "webhook_deliveries", "payload", ("id", "organization_id"), crypto.NOTES, json_key="notes"
+    ),
+    SealedColumn(
+        "idempotency_keys",
+        "response_body",
+        ("principal", "idempotency_key"),
+        crypto.NOTES,
+        json_key="notes",
     ),
     SealedColumn(
         "feedback", "comment", ("id", "organization_id"), crypto.COMMENT, "appointment_id"
@@ -89,8 +130,8 @@ def _placeholders(names: tuple[str, ...]) -> sql.Composable:
 
 def _not_current(column: SealedColumn) -> sql.Composable:
     return sql.SQL(
-        "{col} is not null and substring({col} from 1 for %(length)s) <> %(prefix)s"
-    ).format(col=sql.Identifier(column.column))
+        "{value} is not null and substring({value} from 1 for %(length)s) <> %(prefix)s"
+    ).format(value=column.value)
 
 
 async def mark_rotating(conn: Connection) -> None:
@@ -104,13 +145,13 @@ async def stale_batch(
     """Up to `limit` values not under the key whose values begin with `prefix`, after `after`
     in primary key order, locked; rows a writer holds are skipped (a later pass finds them)."""
     query = sql.SQL(
-        "select {keys}, {row_id} as row_id, {col} as value from {table}"
+        "select {keys}, {row_id} as row_id, {value} as value from {table}"
         " where {stale} and ({after} or {key_tuple} > {after_tuple})"
         " order by {keys} limit %(limit)s for update skip locked"
     ).format(
         keys=sql.SQL(", ").join(map(sql.Identifier, column.keys)),
-        row_id=sql.Identifier(column.row_id),
-        col=sql.Identifier(column.column),
+        row_id=column.row_id_value,
+        value=column.value,
         table=sql.Identifier("public", column.table),
         stale=_not_current(column),
         after=sql.SQL("true" if after is None else "false"),
@@ -130,10 +171,11 @@ async def stale_batch(
 async def reseal(conn: Connection, column: SealedColumn, rows: list[Row]) -> None:
     """Write each row's `sealed` value in place of the `value` it was read with."""
     query = sql.SQL(
-        "update {table} set {col} = %(sealed)s where {key_tuple} = {key_values} and {col} = %(value)s"
+        "update {table} set {assignment} where {key_tuple} = {key_values} and {value} = %(value)s"
     ).format(
         table=sql.Identifier("public", column.table),
-        col=sql.Identifier(column.column),
+        assignment=column.assignment,
+        value=column.value,
         key_tuple=_tuple(column.keys),
         key_values=_placeholders(column.keys),
     )

@@ -118,7 +118,7 @@ async def rotate(
     report = Rotation()
     prefix = keyring.current_prefix
     for column in repo.SEALED_COLUMNS:
-        name = f"{column.table}.{column.column}"
+        name = column.name
         report.resealed[name] = 0
         for _ in range(MAX_PASSES):
             count = await _pass(db, keyring, column, prefix, batch_size)
@@ -128,7 +128,7 @@ async def rotate(
     async with db.transaction(SERVICE) as conn:
         for column in repo.SEALED_COLUMNS:
             if await repo.any_stale(conn, column, prefix):
-                report.remaining.append(f"{column.table}.{column.column}")
+                report.remaining.append(column.name)
         if not report.remaining:
             report.retired = await repo.retire_keys_except(conn, keyring.current)
     return report
@@ -153,4 +153,4 @@ async def _pass(
             await repo.reseal(conn, column, rows)
         resealed += len(rows)
         after = {name: rows[-1][name] for name in column.keys}
-        log.info("re-sealed %d values of %s.%s", len(rows), column.table, column.column)
+        log.info("re-sealed %d values of %s", len(rows), column.name)

@@ -24,6 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -206,6 +207,21 @@ def encrypt_optional(value: str | None, *, context: str) -> bytes | None:
 
 def decrypt_optional(blob: bytes | None, *, context: str) -> str | None:
     return None if blob is None else decrypt(blob, context=context)
+
+
+def seal_in(document: dict[str, Any], key: str, *, context: str) -> dict[str, Any]:
+    """A JSON document to keep at rest, with its `key` sealed (as base64 text)."""
+    if document.get(key) is None:
+        return document
+    sealed = encrypt(document[key], context=context)
+    return {**document, key: base64.b64encode(sealed).decode()}
+
+
+def open_in(document: dict[str, Any], key: str, *, context: str) -> dict[str, Any]:
+    """The document `seal_in` made, with its `key` in plaintext again."""
+    if document.get(key) is None:
+        return document
+    return {**document, key: decrypt(base64.b64decode(document[key]), context=context)}
 
 
 def field_context(column: str, row_id: object) -> str:

@@ -38,6 +38,11 @@ def _secret_context(webhook_id: UUID) -> str:
     return crypto.field_context(crypto.WEBHOOK_SECRET, webhook_id)
 
 
+def _notes_context(payload: dict[str, Any]) -> str:
+    # Only appointment events carry notes, under the appointment's id.
+    return crypto.field_context(crypto.NOTES, payload.get("id"))
+
+
 # ----- management (as the caller) ---------------------------------------------------------
 async def insert_webhook(
     conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
@@ -160,11 +165,16 @@ async def subscribed(conn: Connection, organization_id: UUID, event: str) -> boo
 async def record_deliveries(
     conn: Connection, organization_id: UUID, event: str, payload: dict[str, Any]
 ) -> list[UUID]:
-    """One pending delivery per active webhook of the organization subscribed to `event`."""
+    """One pending delivery per active webhook of the organization subscribed to `event`. An
+    appointment's notes stay sealed in the kept payload; the worker opens them to send."""
     rows = await fetch_all(
         conn,
         "select app.record_webhook_deliveries(%s, %s, %s) as id",
-        (organization_id, event, Jsonb(payload)),
+        (
+            organization_id,
+            event,
+            Jsonb(crypto.seal_in(payload, "notes", context=_notes_context(payload))),
+        ),
     )
     return [row["id"] for row in rows]
 
@@ -202,6 +212,7 @@ async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> DictRow |
     context = _secret_context(row["webhook_id"])
     return {
         **row,
+        "payload": crypto.open_in(row["payload"], "notes", context=_notes_context(row["payload"])),
         "secret": crypto.decrypt(row["secret"], context=context),
         "previous_secret": crypto.decrypt_optional(row["previous_secret"], context=context),
     }
