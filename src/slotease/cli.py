@@ -7,8 +7,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from types import FrameType
 from typing import Annotated, Any
 
@@ -177,7 +177,6 @@ def _open_keyring(settings: Settings) -> None:
 
     from slotease.db.pools import worker_database
     from slotease.keys.service import open_keyring
-    from slotease.kit.crypto import KeyringError
 
     async def run() -> None:
         database = worker_database(settings, max_size=1)
@@ -187,8 +186,17 @@ def _open_keyring(settings: Settings) -> None:
         finally:
             await database.close()
 
-    try:
+    with _keyring_refusals():
         asyncio.run(run())
+
+
+@contextmanager
+def _keyring_refusals() -> Iterator[None]:
+    """A keyring the database refuses (kit.crypto.KeyringError) as one line and status 2."""
+    from slotease.kit.crypto import KeyringError
+
+    try:
+        yield
     except KeyringError as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -385,13 +393,8 @@ def worker(
     """Run the job worker alone (notifications, reminders, periodic tasks) until stopped."""
     import asyncio
 
-    from slotease.kit.crypto import KeyringError
-
-    try:
+    with _keyring_refusals():
         asyncio.run(_run_worker(load_settings(), queue or None))
-    except KeyringError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
 
 
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
@@ -485,32 +488,30 @@ def keys_rotate(
     ] = 500,
 ) -> None:
     """Re-encrypt every value not under the first key of SLOTEASE_ENCRYPTION_KEYS, online in
-    short batches; when none is left, the other keys are retired and may be removed."""
+    short batches; when none is left, the other keys are retired and may be removed (exit
+    status 1 while rows busy during the run still hold older keys: run it again)."""
     import asyncio
 
     from slotease.db.pools import worker_database
     from slotease.keys import service
-    from slotease.kit.crypto import KeyringError
 
     settings = load_settings()
 
-    async def run() -> list[str]:
+    async def run() -> service.Rotation:
         database = worker_database(settings, max_size=1)
         await database.open()
         try:
             keyring = await service.open_keyring(settings, database, as_service=True)
-            report = await service.rotate(database, keyring, batch_size=batch_size)
+            return await service.rotate(database, keyring, batch_size=batch_size)
         finally:
             await database.close()
-        return report.lines()
 
-    try:
-        lines = asyncio.run(run())
-    except KeyringError as exc:
-        typer.echo(f"configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for line in lines:
+    with _keyring_refusals():
+        report = asyncio.run(run())
+    for line in report.lines():
         typer.echo(line)
+    if report.remaining:
+        raise typer.Exit(1)
 
 
 def main() -> None:
