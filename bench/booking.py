@@ -89,8 +89,9 @@ def as_pgbench(statement: str) -> str:
 
 
 def pgbench_script(org: uuid.UUID, service: uuid.UUID) -> str:
-    # The API sends no notes in this benchmark: NULL, as psycopg binds None.
-    insert = as_pgbench(INSERT_SQL).replace(":notes", "NULL")
+    # The API sends no notes in this benchmark: NULL, as psycopg binds None; the id the
+    # repository chooses is made by the server here.
+    insert = as_pgbench(INSERT_SQL).replace(":notes", "NULL").replace(":id", "gen_random_uuid()")
     return "\n".join(
         [
             f"\\set u random(1, {USERS})",

@@ -12,6 +12,7 @@ import asyncio
 import json
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -134,7 +135,8 @@ def cases(owner: str) -> list[Case]:
         day = now.date() + timedelta(days=1 + next(slots) % 40)
         starts_at = datetime(day.year, day.month, day.day, 8, 30, tzinfo=UTC)
         return {
-            "organization_id": org_ids[0], "service_id": service, "customer_id": user,
+            "id": uuid.uuid4(), "organization_id": org_ids[0], "service_id": service,
+            "customer_id": user,
             "starts_at": starts_at, "ends_at": starts_at + timedelta(minutes=30), "notes": None,
         }  # fmt: skip
 

@@ -4,6 +4,7 @@ module, so no test pays for migrations."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import subprocess
@@ -24,6 +25,7 @@ from slotease.app import create_app
 from slotease.config import Settings
 from slotease.db.embedded import embedded_database_url
 from slotease.kit.events import EventBus
+from slotease.kit import crypto
 from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent
@@ -33,11 +35,23 @@ REQUIRE_SERVICES = os.environ.get("SLOTEASE_REQUIRE_SERVICES") == "1"
 POOLER = os.environ.get("SLOTEASE_TEST_POOLER")
 DB_POOLER = "none" if POOLER is None else "transaction"
 TEST_JWT_SECRET = "test-secret-" + "x" * 40
+# One key for every test process and command, so that whichever seals a value, all open it.
+TEST_ENCRYPTION_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
 
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def test_keyring() -> crypto.Keyring:
+    """The keyring every app and command of the tests uses, installed for arranging and
+    checking sealed values too (again for each test: an app or command a test starts
+    installs its own)."""
+    keyring = crypto.parse_keyring(TEST_ENCRYPTION_KEYS)
+    crypto.install(keyring)
+    return keyring
 
 
 @pytest.fixture(scope="session")
@@ -155,6 +169,7 @@ def settings(
         tmp_path_factory.mktemp("data"),
         app_database_url=app_conninfo,
         db_pooler=DB_POOLER,
+        encryption_keys=TEST_ENCRYPTION_KEYS,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 
 from slotease.auth.tokens import mint_access_token
+from slotease.kit import crypto
 from tests.conftest import TEST_JWT_SECRET
 
 Owner = psycopg.Connection[Any]
@@ -23,6 +24,15 @@ class User:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+def seal(field: str, row_id: object, value: str) -> bytes:
+    """`value` as the application stores it in the column of `field` (kit.crypto)."""
+    return crypto.encrypt(value, context=crypto.field_context(field, row_id))
+
+
+def unseal(field: str, row_id: object, blob: bytes) -> str:
+    return crypto.decrypt(blob, context=crypto.field_context(field, row_id))
 
 
 def make_user(owner: Owner, *, name: str = "Test User", super_admin: bool = False) -> User:

@@ -18,6 +18,7 @@ from slotease.config import Settings, get_settings
 from slotease.context import AppContext
 from slotease.db.pools import api_database, read_routing
 from slotease.jobs.worker import in_process_worker
+from slotease.keys.service import open_keyring
 from slotease.kit.access import AccessMiddleware
 from slotease.kit.bodylimit import BodyLimitMiddleware
 from slotease.kit.dberrors import install_database_refusals
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
+        await open_keyring(settings, context.db, as_service=False)
         await context.reads.start()
         await context.realtime.start()
         await context.realtime_access.start()

@@ -7,8 +7,8 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -34,6 +34,7 @@ def load_settings() -> Settings:
     try:
         settings = get_settings()
         settings.resolved_jwt_secret()
+        settings.resolved_keyring()
     except (ValidationError, ConfigurationError) as exc:
         typer.echo(f"configuration error: {describe_validation_error(exc)}", err=True)
         raise typer.Exit(2) from None
@@ -108,6 +109,7 @@ def _serve(
     from slotease.migrations import runner
 
     runner.upgrade(owner_conninfo(settings))
+    _open_keyring(settings)
     if demo:
         _seed_demo(settings)
     # The server processes read their settings again: the environment is how they learn it.
@@ -165,7 +167,40 @@ def demo() -> None:
     settings = load_settings()
     _refuse_demo_in_production(settings)
     runner.upgrade(owner_conninfo(settings))
+    _open_keyring(settings)
     _seed_demo(settings)
+
+
+def _open_keyring(settings: Settings) -> None:
+    """Check the keyring against the database (registering new keys) and install it, or one
+    line saying what is wrong and exit status 2."""
+    import asyncio
+
+    from slotease.db.pools import worker_database
+    from slotease.keys.service import open_keyring
+
+    async def run() -> None:
+        database = worker_database(settings, max_size=1)
+        await database.open()
+        try:
+            await open_keyring(settings, database, as_service=True)
+        finally:
+            await database.close()
+
+    with _keyring_refusals():
+        asyncio.run(run())
+
+
+@contextmanager
+def _keyring_refusals() -> Iterator[None]:
+    """A keyring the database refuses (kit.crypto.KeyringError) as one line and status 2."""
+    from slotease.kit.crypto import KeyringError
+
+    try:
+        yield
+    except KeyringError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _refuse_demo_in_production(settings: Settings) -> None:
@@ -249,7 +284,7 @@ async def _create_user(
         # The same role sign-up runs as, so the operator's path obeys the same grants.
         await act_as(conn, SERVICE)
         user = await service.register_user(
-            conn, email=email, password=password, full_name=full_name, phone=None
+            conn, email=email, password=password, full_name=full_name
         )
         if super_admin:
             await service.make_platform_admin(conn, user["id"])
@@ -401,7 +436,8 @@ def worker(
     """Run the job worker alone (notifications, reminders, periodic tasks) until stopped."""
     import asyncio
 
-    asyncio.run(_run_worker(load_settings(), queue or None))
+    with _keyring_refusals():
+        asyncio.run(_run_worker(load_settings(), queue or None))
 
 
 async def _run_worker(settings: Settings, queues: list[str] | None) -> None:
@@ -539,6 +575,59 @@ async def _jobs_app(settings: Settings) -> AsyncIterator[Any]:
     with jobs.replace_connector(connector(settings)) as app:
         async with app.open_async():
             yield app
+
+
+keys_cli = typer.Typer(help="Encryption keys of the sensitive fields.", no_args_is_help=True)
+cli.add_typer(keys_cli, name="keys")
+
+
+@keys_cli.command("generate")
+def keys_generate(
+    kid: Annotated[
+        str, typer.Argument(help="The new key's id: letters, digits, '-' or '_', unique.")
+    ],
+) -> None:
+    """Print a new key as `kid:base64key`, to put first in SLOTEASE_ENCRYPTION_KEYS."""
+    from slotease.kit.crypto import KeyringError, generate_key
+
+    try:
+        typer.echo(generate_key(kid))
+    except KeyringError as exc:
+        typer.echo(f"invalid input: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@keys_cli.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, max=10000, help="Rows per transaction.")
+    ] = 500,
+) -> None:
+    """Re-encrypt every value not under the first key of SLOTEASE_ENCRYPTION_KEYS, online in
+    short batches; when none is left, the other keys are retired and may be removed (exit
+    status 1 while rows busy during the run still hold older keys: run it again)."""
+    import asyncio
+
+    from slotease.db.pools import worker_database
+    from slotease.keys import service
+
+    settings = load_settings()
+
+    async def run() -> service.Rotation:
+        database = worker_database(settings, max_size=1)
+        await database.open()
+        try:
+            keyring = await service.open_keyring(settings, database, as_service=True)
+            return await service.rotate(database, keyring, batch_size=batch_size)
+        finally:
+            await database.close()
+
+    with _keyring_refusals():
+        report = asyncio.run(run())
+    for line in report.lines():
+        typer.echo(line)
+    if report.remaining:
+        raise typer.Exit(1)
 
 
 def main() -> None:

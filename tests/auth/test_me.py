@@ -16,9 +16,10 @@ import pytest
 
 from slotease.auth.tokens import DEFAULT_ISSUER
 from slotease.config import Settings
+from slotease.kit import crypto
 from tests.auth.support import assert_problem, issue_api_key
 from tests.conftest import TEST_JWT_SECRET
-from tests.factories import add_member, make_organization, make_user
+from tests.factories import add_member, make_organization, make_user, seal
 from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
@@ -74,7 +75,8 @@ async def test_me_shows_profile_and_memberships_from_the_database(
 ) -> None:
     user = make_user(owner, name="Dr. Who")
     owner.execute(
-        "update public.user_profiles set phone = '+44 20 7946 0000' where user_id = %s", (user.id,)
+        "update public.user_profiles set phone = %s where user_id = %s",
+        (seal(crypto.PHONE, user.id, "+44 20 7946 0000"), user.id),
     )
     clinic = make_organization(owner, user)
     bank = make_organization(owner, make_user(owner), name="Bank")

@@ -14,8 +14,10 @@ from slotease.auth.passwords import needs_rehash
 from slotease.auth.tokens import verify_access_token
 from slotease.config import DEFAULT_ISSUER
 from slotease.kit.secrets import hash_secret
+from slotease.kit import crypto
 from tests.auth.support import PASSWORD, assert_problem, count_users, new_email, sign_up
 from tests.conftest import TEST_JWT_SECRET
+from tests.factories import unseal
 
 pytestmark = pytest.mark.anyio
 
@@ -73,7 +75,12 @@ async def test_signup_creates_the_user_and_signs_them_in(
     assert password_hash.startswith("$argon2id$")
     assert PASSWORD not in password_hash
     assert last_sign_in_at is not None
-    assert (full_name, phone) == ("Grace Hopper", "+33 1 23 45 67")
+    # Sealed to the new user: ciphertext in the table, the number only through the key.
+    assert b"23 45 67" not in phone
+    assert (full_name, unseal(crypto.PHONE, session["user"]["id"], phone)) == (
+        "Grace Hopper",
+        "+33 1 23 45 67",
+    )
 
     me = await client.get("/v1/me", headers={"Authorization": f"Bearer {session['access_token']}"})
     assert me.status_code == 200

@@ -11,6 +11,7 @@ from typer.testing import CliRunner, Result
 
 from slotease.cli import cli
 from slotease.config import get_settings
+from tests.conftest import TEST_ENCRYPTION_KEYS
 
 RunCli = Callable[..., Result]
 
@@ -28,6 +29,7 @@ def run_cli(tmp_path_factory: pytest.TempPathFactory) -> RunCli:
             if name.startswith(("SLOTEASE_", "SUPABASE_")) or name in ("DATABASE_URL", "REDIS_URL")
         }
         isolated["SLOTEASE_DATA_DIR"] = str(workdir / "data")
+        isolated["SLOTEASE_ENCRYPTION_KEYS"] = TEST_ENCRYPTION_KEYS
         isolated.update(env or {})
         # Settings are cached per process: each run must read its own environment.
         get_settings.cache_clear()

@@ -405,6 +405,14 @@ TABLES = (
         expect(anon=DENIED, super=rows("super")),
     ),
     read_only(
+        "app.encryption_keys",
+        "kid",
+        "retired_at = retired_at",
+        "insert into app.encryption_keys (kid, check_value) values (%(slug)s, 'v1|x|')",
+        "A",
+        expect(rows("key")),
+    ),
+    read_only(
         "public.appointment_slot_usage",
         "service_id",
         "places = places",

@@ -114,6 +114,14 @@ def seed(owner: Owner) -> World:
         labels["auth.users"][str(world.users[name].id)] = name
         labels["public.user_profiles"][str(world.users[name].id)] = name
     labels["app.platform_admins"][str(world.users["super"].id)] = "super"
+    # A key check value (migration 0019); no secret, so every role reads it.
+    kid = _insert(
+        owner,
+        "insert into app.encryption_keys (kid, check_value) values ('world', 'v1|world|')"
+        " returning kid",
+        {},
+    )
+    labels["app.encryption_keys"][kid] = "key"
 
     for org in ("A", "B", "C"):
         world.orgs[org] = make_organization(owner, name=f"Organization {org}")

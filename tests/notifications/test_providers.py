@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from slotease.config import Settings
+from slotease.kit import crypto
 from slotease.notifications.channels.base import (
     Message,
     PermanentDeliveryError,
@@ -19,7 +20,7 @@ from slotease.notifications.channels.breaker import Breaker, CircuitOpen, Memory
 from slotease.notifications.channels.fcm import FcmProvider
 from slotease.notifications.channels.sendgrid import SendGridProvider
 from slotease.notifications.channels.twilio import TwilioProvider
-from tests.factories import Owner, make_organization, make_user
+from tests.factories import Owner, make_organization, make_user, seal
 from tests.notifications.support import (
     Provider,
     fcm_check,
@@ -138,8 +139,8 @@ async def test_a_failing_sms_is_retried_then_falls_back_to_email(
     customer = make_user(owner)
     org = make_organization(owner, staff)
     owner.execute(
-        "update public.user_profiles set phone = '+33 6 12 34 56 78' where user_id = %s",
-        (customer.id,),
+        "update public.user_profiles set phone = %s where user_id = %s",
+        (seal(crypto.PHONE, customer.id, "+33 6 12 34 56 78"), customer.id),
     )
     owner.execute(
         "insert into public.notification_preferences (user_id, fallback_order) values (%s, '{sms,email}')",

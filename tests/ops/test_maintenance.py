@@ -4,6 +4,7 @@ months, anonymization, statistics; and the monitoring around it."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,9 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Database
+from slotease.kit import crypto
 from slotease.ops import maintenance, monitoring
 from tests.analytics.arrange import service_database
-from tests.factories import Owner, make_organization, make_service, make_user
+from tests.factories import Owner, make_organization, make_service, make_user, seal, unseal
 from tests.kit.apps import build_app, served
 
 pytestmark = pytest.mark.anyio
@@ -82,11 +84,20 @@ async def test_old_events_and_appointments_lose_their_personal_data(
             " occurred_at) values (%s, %s, 'page.view', %s)",
             (org, user.id, at),
         )
+        appointment = uuid.uuid4()
         owner.execute(
             "insert into public.appointments"
-            " (organization_id, service_id, customer_id, starts_at, ends_at, notes)"
-            " values (%s, %s, %s, %s, %s, 'allergic to penicillin')",
-            (org, service, user.id, at, at + timedelta(minutes=30)),
+            " (id, organization_id, service_id, customer_id, starts_at, ends_at, notes)"
+            " values (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                appointment,
+                org,
+                service,
+                user.id,
+                at,
+                at + timedelta(minutes=30),
+                seal(crypto.NOTES, appointment, "allergic to penicillin"),
+            ),
         )
     anonymized = await maintenance.anonymize(db, settings, NOW)
     assert anonymized == {"public.analytics_events": 1, "public.appointments": 1}
@@ -97,11 +108,14 @@ async def test_old_events_and_appointments_lose_their_personal_data(
     ).fetchall()
     assert events == [(False, user.id), (True, None)]
     notes = owner.execute(
-        "select starts_at < %s, notes from public.appointments where organization_id = %s"
+        "select starts_at < %s, id, notes from public.appointments where organization_id = %s"
         " order by 1",
         (recent - timedelta(days=1), org),
     ).fetchall()
-    assert notes == [(False, "allergic to penicillin"), (True, None)]
+    assert [(old, blob and unseal(crypto.NOTES, id_, blob)) for old, id_, blob in notes] == [
+        (False, "allergic to penicillin"),
+        (True, None),
+    ]
 
 
 async def test_hot_tables_are_analyzed(owner: Owner, db: Database) -> None:

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.conftest import DB_POOLER, TEST_JWT_SECRET, wait_until_serving
+from tests.conftest import DB_POOLER, TEST_ENCRYPTION_KEYS, TEST_JWT_SECRET, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 ServerFactory = Callable[..., AbstractContextManager[str]]
@@ -53,6 +53,7 @@ def start_server(
             "SLOTEASE_WORKER_DATABASE_URL": worker_conninfo,
             "SLOTEASE_DB_POOLER": DB_POOLER,
             "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
+            "SLOTEASE_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
             "SLOTEASE_DATA_DIR": str(tmp_path_factory.mktemp("server")),
             "SLOTEASE_RATE_LIMIT_ANON": "100000/hour",
             "SLOTEASE_RATE_LIMIT_USER": "100000/hour",

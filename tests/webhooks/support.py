@@ -118,7 +118,12 @@ async def create_webhook(
 
 
 async def book(
-    client: httpx.AsyncClient, owner: Owner, clinic: Clinic, hh_mm: str, days: int = 5
+    client: httpx.AsyncClient,
+    owner: Owner,
+    clinic: Clinic,
+    hh_mm: str,
+    days: int = 5,
+    notes: str | None = None,
 ) -> dict[str, Any]:
     customer = make_user(owner)
     response = await client.post(
@@ -126,6 +131,7 @@ async def book(
         json={
             "service_id": str(clinic.service_id),
             "starts_at": clinic.at(soon(clinic, days), hh_mm).isoformat(),
+            "notes": notes,
         },
         headers=customer.headers,
     )

@@ -11,9 +11,10 @@ import psycopg
 import pytest
 
 from slotease.config import Settings
+from slotease.kit import crypto
 from tests.appointments.arrange import make_clinic
 from tests.db.acting import acting_as, as_user
-from tests.factories import Owner
+from tests.factories import Owner, unseal
 from tests.webhooks.support import create_webhook
 
 pytestmark = pytest.mark.anyio
@@ -50,8 +51,9 @@ async def test_keys_and_webhooks_leave_no_secret_in_the_audit_log(
     ).fetchone()
     assert stored is not None
     # The rotation kept the replaced secret beside the new one.
-    assert stored[1:] == (rotated.json()["secret"], webhook["secret"])
-    secrets = [*revealed, *stored]
+    opened = tuple(unseal(crypto.WEBHOOK_SECRET, webhook["id"], blob) for blob in stored[1:])
+    assert opened == (rotated.json()["secret"], webhook["secret"])
+    secrets = [*revealed, stored[0], *(blob.hex() for blob in stored[1:])]
 
     audit = (
         "select table_name, operation, old_row, new_row from public.audit_log"

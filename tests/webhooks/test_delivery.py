@@ -3,6 +3,7 @@ posts them to a local receiver that checks the signature as a customer would."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,9 +14,10 @@ import pytest
 
 from slotease.config import Settings
 from slotease.jobs.queues import WEBHOOKS, priority_of
+from slotease.kit import crypto
 from slotease.kit.events import DomainEvent, EventBus
 from tests.appointments.arrange import Clinic, make_clinic, soon
-from tests.factories import Owner, add_member, make_user
+from tests.factories import Owner, add_member, make_user, unseal
 from tests.notifications.support import jobs, run_jobs, worker_app
 from tests.webhooks.support import (
     Receiver,
@@ -81,9 +83,19 @@ async def test_a_booking_is_delivered_once_signed_to_the_wanted_webhook_only(
     )
     receiver.reset([wanted["secret"]])
 
-    appointment = await book(client, owner, clinic, "10:00")
+    appointment = await book(client, owner, clinic, "10:00", notes="wheelchair access")
 
     assert len(deliveries(owner, wanted["id"])) == 1
+    # The kept payload holds the notes sealed; the receiver gets them in plaintext.
+    row = owner.execute(
+        "select payload from public.webhook_deliveries where webhook_id = %s", (wanted["id"],)
+    ).fetchone()
+    assert row is not None
+    kept = row[0]
+    assert "wheelchair" not in str(kept)
+    assert unseal(crypto.NOTES, appointment["id"], base64.b64decode(kept["notes"])) == (
+        "wheelchair access"
+    )
     assert deliveries(owner, unwanted["id"]) == []
     assert deliveries(owner, elsewhere["id"]) == []
     assert [j[1] for j in jobs(owner, TASK)] == [TASK]
@@ -109,6 +121,7 @@ async def test_a_booking_is_delivered_once_signed_to_the_wanted_webhook_only(
     assert body["organization_id"] == str(clinic.org_id)
     assert body["data"]["id"] == appointment["id"]
     assert body["data"]["status"] == "booked"
+    assert body["data"]["notes"] == "wheelchair access"
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None
     assert (event, status, attempts, code, error, next_at) == (
         "appointment.created", "delivered", 1, 200, None, None

@@ -8,8 +8,9 @@ import httpx
 import pytest
 
 from slotease.config import Settings
+from slotease.kit import crypto
 from tests.appointments.arrange import make_clinic
-from tests.factories import Owner, make_user
+from tests.factories import Owner, make_user, unseal
 from tests.webhooks.support import create_webhook
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +35,10 @@ async def test_create_list_update_and_delete(client: httpx.AsyncClient, owner: O
     stored = owner.execute(
         "select secret from public.webhooks where id = %s", (created["id"],)
     ).fetchone()
-    assert stored == (created["secret"],)
+    assert stored is not None
+    # Sealed in the table, to this webhook.
+    assert created["secret"].encode() not in stored[0]
+    assert unseal(crypto.WEBHOOK_SECRET, created["id"], stored[0]) == created["secret"]
 
     listed = await client.get(
         f"/v1/organizations/{clinic.org_id}/webhooks", headers=clinic.admin.headers

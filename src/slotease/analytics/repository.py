@@ -14,6 +14,7 @@ from slotease.db.database import Connection
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit.dberrors import INSUFFICIENT_PRIVILEGE, refusals
 from slotease.kit.problems import Forbidden, NotFound, Problem
+from slotease.kit import crypto
 
 # The domain's own event types, written only by the database's triggers: the insert policy
 # of migration 0012 refuses them to the API; here they only pick the answer to its refusal.
@@ -328,7 +329,7 @@ _REPORT_ROWS = {
     ),
     "feedback": (
         "select (a.starts_at at time zone o.timezone)::date as day, s.name as service,"
-        " f.rating, f.comment"
+        " f.rating, f.comment, f.appointment_id"
         " from public.feedback f"
         " join public.appointments a on a.id = f.appointment_id"
         "   and a.starts_at = f.appointment_starts_at and a.organization_id = f.organization_id"
@@ -350,4 +351,17 @@ async def report_rows(
         _REPORT_ROWS[kind], {"org": organization_id, "from_day": from_day, "to_day": to_day}
     )
     rows = await cursor.fetchall()
-    return [column.name for column in cursor.description or ()], rows
+    columns = [column.name for column in cursor.description or ()]
+    if kind != "feedback":
+        return columns, rows
+    # The appointment a comment is sealed to opens it, and is no column of the report.
+    columns.remove("appointment_id")
+    return columns, [
+        {
+            **{name: row[name] for name in columns},
+            "comment": crypto.decrypt_optional(
+                row["comment"], context=crypto.field_context(crypto.COMMENT, row["appointment_id"])
+            ),
+        }
+        for row in rows
+    ]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from uuid import UUID
+from typing import Any
+from uuid import UUID, uuid4
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -15,6 +16,7 @@ from slotease.appointments.schemas import AppointmentFilters
 from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection, Database
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 from slotease.kit.dberrors import (
     FOREIGN_KEY_VIOLATION,
     INSUFFICIENT_PRIVILEGE,
@@ -78,8 +80,8 @@ BUSY_SQL = "select starts_at, ends_at, places from app.busy_intervals(%(id)s, %(
 INSERT_SQL = (
     "with a as ("
     " insert into public.appointments"
-    " (organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
-    " values (%(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
+    " (id, organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
+    " values (%(id)s, %(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
     " %(ends_at)s, %(notes)s, auth.uid())"
     " returning *)"
     f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}"
@@ -117,9 +119,24 @@ async def busy_intervals(
     return await fetch_all(conn, BUSY_SQL, {"id": service_id, "start": start, "end": end})
 
 
+def seal_notes(notes: str | None, appointment_id: UUID) -> bytes | None:
+    return crypto.encrypt_optional(
+        notes, context=crypto.field_context(crypto.NOTES, appointment_id)
+    )
+
+
+def _opened(row: Row) -> Row:
+    """The row with its notes in plaintext."""
+    context = crypto.field_context(crypto.NOTES, row["id"])
+    return {**row, "notes": crypto.decrypt_optional(row["notes"], context=context)}
+
+
 async def insert_appointment(conn: Connection, values: Row) -> Row:
+    """The id is chosen here: the notes are sealed to it before the row exists."""
+    appointment_id = uuid4()
+    sealed = {**values, "id": appointment_id, "notes": seal_notes(values["notes"], appointment_id)}
     with refusals(_INSERT_REFUSALS):
-        return await fetch_row(conn, INSERT_SQL, values)
+        return _opened(await fetch_row(conn, INSERT_SQL, sealed))
 
 
 async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
@@ -128,7 +145,8 @@ async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
         " where a.id = %(id)s",
         {"id": appointment_id},
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return None if row is None else _opened(row)
 
 
 async def update_appointment(conn: Connection, appointment_id: UUID, changes: Row) -> Row | None:
@@ -142,9 +160,12 @@ async def update_appointment(conn: Connection, appointment_id: UUID, changes: Ro
         "with a as (update public.appointments set {} where id = %(id)s returning *)"
         " select {}, o.timezone from a{}"
     ).format(assignments, sql.SQL(_APPOINTMENT_COLUMNS), sql.SQL(_WITH_TIMEZONE))
+    if "notes" in changes:
+        changes = {**changes, "notes": seal_notes(changes["notes"], appointment_id)}
     with refusals(_REFUSALS):
         cursor = await conn.execute(query, {**changes, "id": appointment_id})
-        return await cursor.fetchone()
+        row = await cursor.fetchone()
+    return None if row is None else _opened(row)
 
 
 async def list_appointments(
@@ -156,7 +177,7 @@ async def list_appointments(
 ) -> list[Row]:
     """Dates are local to each appointment's organization; the UTC bounds around them (a day
     either side covers every offset) keep the scan on the index."""
-    return await fetch_all(
+    rows = await fetch_all(
         conn,
         f"select {_APPOINTMENT_COLUMNS}, o.timezone from public.appointments a{_WITH_TIMEZONE}"
         " where (%(customer)s::uuid is null or a.customer_id = %(customer)s)"
@@ -183,6 +204,7 @@ async def list_appointments(
             "limit": filters.limit + 1,
         },
     )
+    return [_opened(row) for row in rows]
 
 
 async def claim_idempotency_key(
@@ -212,12 +234,19 @@ async def idempotency_record(conn: Connection, key: str) -> Row | None:
         " where principal = (select app.principal_id()) and idempotency_key = %(key)s",
         {"key": key},
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    if row is None or row["response_body"] is None:
+        return row
+    body = row["response_body"]
+    context = crypto.field_context(crypto.NOTES, body["id"])
+    return {**row, "response_body": crypto.open_in(body, "notes", context=context)}
 
 
 async def save_idempotent_response(
     conn: Connection, key: str, organization_id: UUID, status: int, body: Row
 ) -> None:
+    """The answer is kept for replays; its notes, a copy of the appointment's, stay sealed."""
+    body = crypto.seal_in(body, "notes", context=crypto.field_context(crypto.NOTES, body["id"]))
     await conn.execute(
         "update public.idempotency_keys"
         " set response_status = %(status)s, response_body = %(body)s, organization_id = %(org)s"
@@ -229,8 +258,9 @@ async def save_idempotent_response(
 async def insert_feedback(
     conn: Connection, appointment: Row, rating: int, comment: str | None
 ) -> Row:
+    context = crypto.field_context(crypto.COMMENT, appointment["id"])
     with refusals(_REFUSALS):
-        return await fetch_row(
+        row = await fetch_row(
             conn,
             "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
             " service_id, customer_id, rating, comment)"
@@ -243,9 +273,10 @@ async def insert_feedback(
                 "starts_at": appointment["starts_at"],
                 "service": appointment["service_id"],
                 "rating": rating,
-                "comment": comment,
+                "comment": crypto.encrypt_optional(comment, context=context),
             },
         )
+    return {**row, "comment": comment}
 
 
 async def service_is_visible(conn: Connection, service_id: UUID) -> bool:

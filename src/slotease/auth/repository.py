@@ -11,16 +11,18 @@ from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection, DbIdentity, act_as
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 
 async def sign_up(
-    conn: Connection, *, email: str, password_hash: str, full_name: str, phone: str | None
+    conn: Connection, *, email: str, password_hash: str, full_name: str
 ) -> Row | None:
-    """The new user (with their profile), or None when the address is taken."""
+    """The new user (with their profile, without a phone number: that is sealed to the new
+    id, see `upsert_profile`), or None when the address is taken."""
     return await fetch_one(
         conn,
-        "select id, email from app.sign_up(%(email)s, %(password_hash)s, %(full_name)s, %(phone)s)",
-        {"email": email, "password_hash": password_hash, "full_name": full_name, "phone": phone},
+        "select id, email from app.sign_up(%(email)s, %(password_hash)s, %(full_name)s)",
+        {"email": email, "password_hash": password_hash, "full_name": full_name},
     )
 
 
@@ -94,7 +96,7 @@ async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
 
 async def get_profile(conn: Connection, user_id: UUID) -> Row:
     """The profile fields (empty when the user has none yet) and the platform-admin flag."""
-    return await fetch_row(
+    row = await fetch_row(
         conn,
         "select coalesce(p.full_name, '') as full_name, p.phone,"
         " (select app.is_super_admin()) as is_super_admin"
@@ -102,6 +104,15 @@ async def get_profile(conn: Connection, user_id: UUID) -> Row:
         " left join public.user_profiles p on p.user_id = me.user_id",
         {"user_id": user_id},
     )
+    return {**row, "phone": open_phone(row["phone"], user_id)}
+
+
+def seal_phone(phone: str | None, user_id: UUID) -> bytes | None:
+    return crypto.encrypt_optional(phone, context=crypto.field_context(crypto.PHONE, user_id))
+
+
+def open_phone(blob: bytes | None, user_id: UUID) -> str | None:
+    return crypto.decrypt_optional(blob, context=crypto.field_context(crypto.PHONE, user_id))
 
 
 async def list_memberships(conn: Connection, user_id: UUID) -> list[Row]:
@@ -126,11 +137,17 @@ async def upsert_profile(
             " full_name = coalesce(%(full_name)s, p.full_name),"
             " phone = case when %(set_phone)s then %(phone)s else p.phone end"
             " returning full_name, phone",
-            {"user_id": user_id, "full_name": full_name, "phone": phone, "set_phone": set_phone},
+            {
+                "user_id": user_id,
+                "full_name": full_name,
+                "phone": seal_phone(phone, user_id),
+                "set_phone": set_phone,
+            },
         )
     except ForeignKeyViolation:
         return None
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    return None if row is None else {**row, "phone": open_phone(row["phone"], user_id)}
 
 
 _API_KEY_COLUMNS = (

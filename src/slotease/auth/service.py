@@ -50,13 +50,13 @@ class RefreshRejected:
 # Users and sessions.
 # ---------------------------------------------------------------------------------------
 async def register_user(
-    conn: Connection, *, email: str, password: str, full_name: str, phone: str | None
+    conn: Connection, *, email: str, password: str, full_name: str
 ) -> dict[str, Any]:
     """Create the auth user and their profile; shared by sign-up and `slotease users create`."""
     # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
     password_hash = await to_thread.run_sync(hash_password, password)
     user = await repository.sign_up(
-        conn, email=email, password_hash=password_hash, full_name=full_name, phone=phone
+        conn, email=email, password_hash=password_hash, full_name=full_name
     )
     if user is None:
         raise Conflict("An account with this email already exists.")
@@ -69,9 +69,13 @@ async def make_platform_admin(conn: Connection, user_id: UUID) -> None:
 
 async def sign_up(conn: Connection, context: AppContext, body: SignupRequest) -> SessionOut:
     user = await register_user(
-        conn, email=body.email, password=body.password, full_name=body.full_name, phone=body.phone
+        conn, email=body.email, password=body.password, full_name=body.full_name
     )
     await repository.act_as_user(conn, user["id"], user["email"])
+    if body.phone is not None:
+        await repository.upsert_profile(
+            conn, user_id=user["id"], full_name=None, phone=body.phone, set_phone=True
+        )
     return await _start_session(conn, context, user, family_id=uuid.uuid4())
 
 

@@ -21,6 +21,7 @@ from slotease.jobs import tasks as jobs_tasks
 from slotease.jobs.queues import INTERACTIVE
 from slotease.jobs.retry import RETRY
 from slotease.jobs.service import stalled_after_seconds
+from slotease.keys.service import open_keyring
 from slotease.kit.background import running
 from slotease.kit.events import EventBus
 from slotease.notifications import tasks as notifications_tasks
@@ -73,6 +74,8 @@ async def job_app(
     already be open. The tasks publish on `events`: the application's bus beside the API, a
     bus of their own in a worker process."""
     RETRY.max_attempts = settings.job_max_attempts
+    # The worker opens the sealed fields it sends: webhook secrets, phones, push tokens.
+    await open_keyring(settings, db, as_service=True)
     async with httpx.AsyncClient(timeout=settings.provider_timeout_seconds) as http:
         deliverer = build_deliverer(settings, db, http, events, redis)
         uninstall = runtime.install(

@@ -11,22 +11,34 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 _NOTIFICATION_COLUMNS = "id, channel, subject, body, status, read_at, created_at"
 
 
 # ----- preferences (as the user) --------------------------------------------------------
+def _push_token_context(user_id: UUID) -> str:
+    return crypto.field_context(crypto.PUSH_TOKEN, user_id)
+
+
+def _opened(row: Row, user_id: UUID) -> Row:
+    """The preferences with the push token in plaintext."""
+    token = crypto.decrypt_optional(row["push_token"], context=_push_token_context(user_id))
+    return {**row, "push_token": token}
+
+
 async def get_preferences(conn: Connection, user_id: UUID) -> Row | None:
-    return await fetch_one(
+    row = await fetch_one(
         conn,
         "select email, sms, push, in_app, quiet_hours, fallback_order, push_token"
         " from public.notification_preferences where user_id = %(user_id)s",
         {"user_id": user_id},
     )
+    return None if row is None else _opened(row, user_id)
 
 
 async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any]) -> Row:
-    return await fetch_row(
+    row = await fetch_row(
         conn,
         "insert into public.notification_preferences"
         " (user_id, email, sms, push, in_app, quiet_hours, fallback_order, push_token)"
@@ -40,8 +52,12 @@ async def put_preferences(conn: Connection, user_id: UUID, values: dict[str, Any
             **values,
             "user_id": user_id,
             "quiet_hours": None if values["quiet_hours"] is None else Jsonb(values["quiet_hours"]),
+            "push_token": crypto.encrypt_optional(
+                values["push_token"], context=_push_token_context(user_id)
+            ),
         },
     )
+    return _opened(row, user_id)
 
 
 # ----- sending (as staff or admin) -----------------------------------------------------
@@ -187,7 +203,15 @@ async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
         " where n.id = %(notification_id)s",
         {"notification_id": notification_id},
     )
-    return await cursor.fetchone()
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    # The worker is the one reader of the addresses in plaintext: it hands them to providers.
+    phone_context = crypto.field_context(crypto.PHONE, row["user_id"])
+    return {
+        **_opened(row, row["user_id"]),
+        "phone": crypto.decrypt_optional(row["phone"], context=phone_context),
+    }
 
 
 async def record(

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 _WEBHOOK_COLUMNS = (
     "id, organization_id, url, events, is_active, consecutive_failures, disabled_at,"
@@ -33,16 +34,33 @@ def _page(after: Sequence[Any] | None, limit: int) -> dict[str, Any]:
     }
 
 
+def _secret_context(webhook_id: UUID) -> str:
+    return crypto.field_context(crypto.WEBHOOK_SECRET, webhook_id)
+
+
+def _notes_context(payload: dict[str, Any]) -> str:
+    # Only appointment events carry notes, under the appointment's id.
+    return crypto.field_context(crypto.NOTES, payload.get("id"))
+
+
 # ----- management (as the caller) ---------------------------------------------------------
 async def insert_webhook(
     conn: Connection, organization_id: UUID, url: str, events: list[str], secret: str
 ) -> Row:
+    """The id is chosen here: the secret is sealed to it before the row exists."""
+    webhook_id = uuid4()
     return await fetch_row(
         conn,
-        "insert into public.webhooks (organization_id, url, events, secret)"
-        " values (%(org)s, %(url)s, %(events)s, %(secret)s)"
+        "insert into public.webhooks (id, organization_id, url, events, secret)"
+        " values (%(id)s, %(org)s, %(url)s, %(events)s, %(secret)s)"
         f" returning {_WEBHOOK_COLUMNS}",
-        {"org": organization_id, "url": url, "events": events, "secret": secret},
+        {
+            "id": webhook_id,
+            "org": organization_id,
+            "url": url,
+            "events": events,
+            "secret": crypto.encrypt(secret, context=_secret_context(webhook_id)),
+        },
     )
 
 
@@ -105,7 +123,11 @@ async def rotate_secret(
         conn,
         "select id, previous_secret_expires_at from app.rotate_webhook_secret("
         "%(id)s, %(secret)s, make_interval(secs => %(overlap)s * 3600))",
-        {"id": webhook_id, "secret": secret, "overlap": overlap_hours},
+        {
+            "id": webhook_id,
+            "secret": crypto.encrypt(secret, context=_secret_context(webhook_id)),
+            "overlap": overlap_hours,
+        },
     )
 
 
@@ -147,11 +169,16 @@ async def subscribed(conn: Connection, organization_id: UUID, event: str) -> boo
 async def record_deliveries(
     conn: Connection, organization_id: UUID, event: str, payload: dict[str, Any]
 ) -> list[UUID]:
-    """One pending delivery per active webhook of the organization subscribed to `event`."""
+    """One pending delivery per active webhook of the organization subscribed to `event`. An
+    appointment's notes stay sealed in the kept payload; the worker opens them to send."""
     rows = await fetch_all(
         conn,
         "select app.record_webhook_deliveries(%(org)s, %(event)s, %(payload)s) as id",
-        {"org": organization_id, "event": event, "payload": Jsonb(payload)},
+        {
+            "org": organization_id,
+            "event": event,
+            "payload": Jsonb(crypto.seal_in(payload, "notes", context=_notes_context(payload))),
+        },
     )
     return [row["id"] for row in rows]
 
@@ -174,8 +201,9 @@ async def has_waiting_job(conn: Connection, queueing_lock: str) -> bool:
 
 
 async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> Row | None:
-    """The delivery with what sending it needs: its webhook's URL and live secrets."""
-    return await fetch_one(
+    """The delivery with what sending it needs: its webhook's URL and live secrets, opened (the
+    worker is their one reader)."""
+    row = await fetch_one(
         conn,
         "select d.id, d.organization_id, d.webhook_id, d.event, d.payload, d.status, d.attempts,"
         " d.created_at, w.url, w.is_active, w.secret,"
@@ -186,6 +214,15 @@ async def delivery_for_attempt(conn: Connection, delivery_id: UUID) -> Row | Non
         " where d.id = %(delivery_id)s",
         {"delivery_id": delivery_id},
     )
+    if row is None:
+        return None
+    context = _secret_context(row["webhook_id"])
+    return {
+        **row,
+        "payload": crypto.open_in(row["payload"], "notes", context=_notes_context(row["payload"])),
+        "secret": crypto.decrypt(row["secret"], context=context),
+        "previous_secret": crypto.decrypt_optional(row["previous_secret"], context=context),
+    }
 
 
 async def record_attempt(
