@@ -11,6 +11,7 @@ from procrastinate import App, JobContext, PsycopgConnector
 
 from slotease.analytics import service as analytics_service
 from slotease.appointments import service as appointments_service
+from slotease.auth import account_mail
 from slotease.auth import service as auth_service
 from slotease.jobs import runtime
 from slotease.jobs.queues import MAINTENANCE, priority_of
@@ -88,6 +89,22 @@ async def send_invitation(invitation_id: str, organization_id: str, token: str) 
     rt = runtime.current()
     await invitation_mail.send_invitation(
         rt.db, rt.settings, rt.deliverer, UUID(invitation_id), UUID(organization_id), token
+    )
+
+
+@jobs.task(name=account_mail.RESET_TASK, retry=RETRY)
+async def send_password_reset(token_id: str, token: str) -> None:
+    rt = runtime.current()
+    await account_mail.send_account_mail(
+        rt.db, rt.settings, rt.deliverer, account_mail.RESET_TASK, UUID(token_id), token
+    )
+
+
+@jobs.task(name=account_mail.VERIFICATION_TASK, retry=RETRY)
+async def send_verification(token_id: str, token: str) -> None:
+    rt = runtime.current()
+    await account_mail.send_account_mail(
+        rt.db, rt.settings, rt.deliverer, account_mail.VERIFICATION_TASK, UUID(token_id), token
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slotease.auth import repository as auth_repository
+from slotease.auth.principal import Principal
 from slotease.auth.tokens import hash_secret, mint_access_token
 from slotease.context import AppContext
 from slotease.db.database import Connection
@@ -39,6 +40,19 @@ async def access_token_for_session(
             email=token["email"],
             ttl_seconds=ttl,
             issuer=context.settings.jwt_issuer,
+            session_id=token["family_id"],
         ),
         expires_in=ttl,
     )
+
+
+async def act_as_session(conn: Connection, refresh_token: str) -> Principal | None:
+    """Make the transaction act as the user of the page's session, for the forms that change
+    the account; None when the session is over."""
+    token = await auth_repository.session_user(conn, hash_secret(refresh_token))
+    if token is None:
+        return None
+    identity = await auth_repository.act_as_user(
+        conn, token["user_id"], token["email"], token["family_id"]
+    )
+    return Principal(identity=identity, user_id=token["user_id"], email=token["email"])
