@@ -377,3 +377,32 @@ async def test_codes_of_an_earlier_step_are_refused_after_a_later_one(
     assert (await mfa_grant(client, await mfa_step(client, email), later)).status_code == 200
     if earlier != later:
         assert_problem(await mfa_grant(client, await mfa_step(client, email), earlier), 401)
+
+
+async def test_an_admin_turns_the_requirement_on_only_with_mfa_of_their_own(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    session = await sign_up(client)
+    admin = User(id=session["user"]["id"], email=session["user"]["email"], token="")
+    org_id = make_organization(owner, admin)
+    owner.execute(
+        "update public.organizations set settings = '{\"templates\": {}}' where id = %s",
+        (org_id,),
+    )
+    body = {"settings": {"require_mfa": True}}
+
+    refused = await client.patch(f"/v1/organizations/{org_id}", json=body, headers=bearer(session))
+    assert_problem(refused, 409)
+    await enable_mfa(client, session)
+    accepted = await client.patch(f"/v1/organizations/{org_id}", json=body, headers=bearer(session))
+
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["settings"] == {"require_mfa": True}
+    stored = owner.execute("select settings from public.organizations where id = %s", (org_id,))
+    assert stored.fetchone() == ({"templates": {}, "require_mfa": True},)
+    bad = await client.patch(
+        f"/v1/organizations/{org_id}",
+        json={"settings": {"require_mfa": "sometimes"}},
+        headers=bearer(session),
+    )
+    assert_problem(bad, 422)

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from psycopg import errors, sql
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
@@ -23,7 +24,9 @@ SLUG_CONSTRAINT = "organizations_slug_key"
 _ORGANIZATION = sql.SQL(
     "o.id, o.name, o.slug, o.kind, o.timezone, o.address,"
     " case when o.location is null then null"
-    " else json_build_object('lat', o.location[1], 'lng', o.location[0]) end as location"
+    " else json_build_object('lat', o.location[1], 'lng', o.location[0]) end as location,"
+    " json_build_object('require_mfa', coalesce(o.settings -> 'require_mfa' = 'true', false))"
+    " as settings"
 )
 
 # A service with its week, in one row: the hours come from the covering index
@@ -124,8 +127,13 @@ async def update_organization(
     conn: Connection, org_id: UUID, columns: dict[str, Any], location: tuple[float, float] | None
 ) -> DictRow | None:
     """Apply `columns` (and `location` as (lat, lng) when given); None if RLS hid the row."""
+    settings = columns.pop("settings", None)
     assignments = _assignments(columns)
     params: dict[str, Any] = {**columns, "org_id": org_id}
+    if settings is not None:
+        # Merged: the settings also hold what other routes write (templates, for instance).
+        assignments = sql.SQL("{}, settings = o.settings || %(settings)s").format(assignments)
+        params["settings"] = Jsonb(settings)
     if location is not None:
         assignments = sql.SQL("{}, location = point(%(lng)s, %(lat)s)").format(assignments)
         params["lat"], params["lng"] = location

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
+from slotease.auth import repository as auth_repository
 from slotease.auth.tokens import hash_secret
 from slotease.db.database import Connection
 from slotease.kit.dberrors import (
@@ -153,6 +154,11 @@ async def update_organization(conn: Connection, org_id: UUID, body: Organization
     await require_admin(conn, org_id)
     if "is_active" in body.model_fields_set and not await repository.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
+    if body.settings is not None and body.settings.require_mfa:
+        account = await auth_repository.my_account(conn)
+        if account is not None and not account["mfa_enabled"]:
+            # Otherwise the admin would lock themselves out of their own organization.
+            raise Conflict("Turn on multi-factor sign-in yourself before requiring it.")
     columns = body.model_dump(include=body.model_fields_set - {"location"})
     location = None
     if "location" in body.model_fields_set:
