@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pyotp
@@ -16,18 +17,25 @@ from tests.notifications.support import Mailbox, body_of, run_jobs, worker_app
 PUBLIC_URL = "https://slots.example.org"
 
 
-async def mailed_token(settings: Settings, mailbox: Mailbox, email: str, path: str) -> str:
-    """Run the worker, and answer the token of the one link to `path` mailed to `email`."""
+async def mailed_link(settings: Settings, mailbox: Mailbox, email: str, path: str) -> str:
+    """Run the worker, and answer the one link to `path` under SLOTEASE_PUBLIC_URL mailed to
+    `email`."""
     async with worker_app(settings) as (app, _):
         await run_jobs(app)
-    pattern = re.compile(rf"{re.escape(PUBLIC_URL)}/{path}\?token=(\S+)")
+    base = settings.public_url.rstrip("/")
+    pattern = re.compile(rf"{re.escape(base)}/{path}\?token=\S+")
     links = [
-        link.group(1)
+        link.group(0)
         for recipients, message in mailbox.messages
         if email in recipients and (link := pattern.search(body_of(message)))
     ]
     assert len(links) == 1, f"{len(links)} links to {path} mailed to {email}"
     return links[0]
+
+
+async def mailed_token(settings: Settings, mailbox: Mailbox, email: str, path: str) -> str:
+    link = await mailed_link(settings, mailbox, email, path)
+    return parse_qs(urlsplit(link).query)["token"][0]
 
 
 def audit_events(owner: Any, user_id: Any) -> list[tuple[str, dict[str, Any]]]:

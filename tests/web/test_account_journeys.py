@@ -12,8 +12,9 @@ import pytest
 from playwright.async_api import Page, expect
 
 from slotease.config import Settings
+from tests.auth.accounts import mailed_link
 from tests.factories import Owner
-from tests.notifications.support import Mailbox, body_of, run_jobs, with_smtp, worker_app
+from tests.notifications.support import Mailbox, with_smtp
 from tests.web.conftest import PASSWORD, Browsing, SignUp, log_in
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("clean_jobs")]
@@ -25,19 +26,6 @@ NEW_PASSWORD = "a brand new passphrase"
 def settings(settings: Settings, mail: tuple[Mailbox, int], base_url: str) -> Settings:
     """The worker's: it mails through the local SMTP server, with links to the live server."""
     return with_smtp(settings, mail[1]).model_copy(update={"public_url": base_url})
-
-
-async def mailed_link(settings: Settings, mailbox: Mailbox, email: str, path: str) -> str:
-    async with worker_app(settings) as (app, _):
-        await run_jobs(app)
-    pattern = re.compile(rf"https?://\S+/{path}\?token=\S+")
-    links = [
-        link.group(0)
-        for recipients, message in mailbox.messages
-        if email in recipients and (link := pattern.search(body_of(message)))
-    ]
-    assert len(links) == 1, links
-    return links[0]
 
 
 async def test_a_forgotten_password_is_reset_by_the_mailed_link(

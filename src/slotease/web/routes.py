@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, get_args
 from urllib.parse import parse_qs, quote
@@ -30,6 +31,7 @@ from slotease.auth.schemas import (
     PasswordReset,
     SessionOut,
     SignupRequest,
+    VerificationRequest,
 )
 from slotease.context import app_context
 from slotease.db.database import Connection
@@ -330,17 +332,28 @@ async def reset_password_page(request: Request, token: str = "") -> HTMLResponse
     return render(request, "reset_password.html", token=token)
 
 
+async def _spend_link(
+    request: Request, template: str, token: str, spend: Callable[[], Awaitable[None]]
+) -> HTMLResponse:
+    """The link's page after `spend` used its token: done, or why not (the form again)."""
+    try:
+        await spend()
+    except ValidationError as exc:
+        return _form_error(request, template, _validation_text(exc), token=token)
+    except Problem as exc:
+        return _form_error(request, template, exc.detail, token=token)
+    return render(request, template, done=True)
+
+
 @router.post("/reset-password")
 async def reset_password(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
     token = form.get("token", "")
-    try:
+
+    async def spend() -> None:
         body = PasswordReset(token=token, new_password=form.get("new_password", ""))
         await auth_service.reset_password(conn, body)
-    except ValidationError as exc:
-        return _form_error(request, "reset_password.html", _validation_text(exc), token=token)
-    except Problem as exc:
-        return _form_error(request, "reset_password.html", exc.detail, token=token)
-    return render(request, "reset_password.html", done=True)
+
+    return await _spend_link(request, "reset_password.html", token, spend)
 
 
 @router.get("/verify-email")
@@ -351,11 +364,11 @@ async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
 @router.post("/verify-email")
 async def verify_email(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
     token = form.get("token", "")
-    try:
-        await auth_service.verify_email(conn, token[:512])
-    except Problem as exc:
-        return _form_error(request, "verify_email.html", exc.detail, token=token)
-    return render(request, "verify_email.html", done=True)
+
+    async def spend() -> None:
+        await auth_service.verify_email(conn, VerificationRequest(token=token).token)
+
+    return await _spend_link(request, "verify_email.html", token, spend)
 
 
 def _validation_text(exc: ValidationError) -> str:
@@ -398,6 +411,26 @@ async def account_page(request: Request, conn: ServiceDbDep) -> Response:
     return await _account_page(request, conn)
 
 
+async def _change_account(
+    request: Request,
+    conn: Connection,
+    change: Callable[[Principal], Awaitable[None]],
+    notice: str,
+) -> Response:
+    """Run `change` as the session's user; the account page again, with `notice` or what
+    refused the change."""
+    principal = await _account(conn, request)
+    if principal is None:
+        return _to_login(request)
+    try:
+        await change(principal)
+    except ValidationError as exc:
+        return await _account_page(request, conn, status_code=400, error=_validation_text(exc))
+    except Problem as exc:
+        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
+    return await _account_page(request, conn, notice=notice)
+
+
 @router.post("/account/password")
 async def account_password(
     request: Request,
@@ -406,28 +439,22 @@ async def account_password(
     context: ContextDep,
     address: ClientAddressDep,
 ) -> Response:
-    principal = await _account(conn, request)
-    if principal is None:
-        return _to_login(request)
-    try:
+    async def change(principal: Principal) -> None:
         body = PasswordChange(
             current_password=form.get("current_password", ""),
             new_password=form.get("new_password", ""),
         )
         await auth_service.change_password(conn, context, principal, body, address)
-    except ValidationError as exc:
-        return await _account_page(request, conn, status_code=400, error=_validation_text(exc))
-    except Problem as exc:
-        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
-    return await _account_page(request, conn, notice="Your password is changed.")
+
+    return await _change_account(request, conn, change, "Your password is changed.")
 
 
 @router.post("/account/verify")
 async def account_resend_verification(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
-    if await _account(conn, request) is None:
-        return _to_login(request)
-    await auth_service.resend_verification(conn)
-    return await _account_page(request, conn, notice="A new verification link is on its way.")
+    async def change(_: Principal) -> None:
+        await auth_service.resend_verification(conn)
+
+    return await _change_account(request, conn, change, "A new verification link is on its way.")
 
 
 @router.post("/account/mfa")
@@ -449,24 +476,18 @@ async def account_mfa_enroll(request: Request, _: FormDep, conn: ServiceDbDep) -
 
 @router.post("/account/mfa/confirm")
 async def account_mfa_confirm(request: Request, form: FormDep, conn: ServiceDbDep) -> Response:
-    if await _account(conn, request) is None:
-        return _to_login(request)
-    try:
+    async def change(_: Principal) -> None:
         await auth_service.confirm_mfa(conn, form.get("code", "")[:32])
-    except Problem as exc:
-        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
-    return await _account_page(request, conn, notice="Multi-factor sign-in is on.")
+
+    return await _change_account(request, conn, change, "Multi-factor sign-in is on.")
 
 
 @router.post("/account/mfa/disable")
 async def account_mfa_disable(request: Request, form: FormDep, conn: ServiceDbDep) -> Response:
-    if await _account(conn, request) is None:
-        return _to_login(request)
-    try:
+    async def change(_: Principal) -> None:
         await auth_service.disable_mfa(conn, form.get("code", "")[:32])
-    except Problem as exc:
-        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
-    return await _account_page(request, conn, notice="Multi-factor sign-in is off.")
+
+    return await _change_account(request, conn, change, "Multi-factor sign-in is off.")
 
 
 # ---------------------------------------------------------------------------------------

@@ -104,6 +104,8 @@ grant execute on function app.record_sign_in(text) to authenticated, service_rol
 
 drop function app.record_sign_in_refusal(text, text, text);
 drop function app.record_auth_event(uuid, text, jsonb);
+drop function app.spend_account_token(text, text);
+drop function app.replace_account_token(uuid, text, text, interval);
 
 drop table app.mfa_recovery_codes;
 drop table app.mfa_factors;

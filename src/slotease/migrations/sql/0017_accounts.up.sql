@@ -56,6 +56,42 @@ create policy mfa_factors_service on app.mfa_factors for all to service_role
 create policy mfa_recovery_codes_service on app.mfa_recovery_codes for all to service_role
   using (true) with check (true);
 
+-- The one live token of `purpose` for `subject` (any earlier one dies), and spending a live
+-- token: its account, or null for one that is unknown, used, replaced or expired.
+create function app.replace_account_token(subject uuid, purpose text, token_hash text,
+                                          ttl interval) returns uuid
+  language plpgsql volatile security definer
+  set search_path = ''
+  as $$
+declare
+  created uuid;
+begin
+  update app.account_tokens t set used_at = now()
+  where t.user_id = subject and t.purpose = replace_account_token.purpose and t.used_at is null;
+  insert into app.account_tokens (user_id, purpose, token_hash, expires_at)
+  values (subject, replace_account_token.purpose, token_hash, now() + ttl)
+  returning id into created;
+  return created;
+end
+$$;
+
+create function app.spend_account_token(presented_hash text, purpose text) returns uuid
+  language plpgsql volatile security definer
+  set search_path = ''
+  as $$
+declare
+  subject uuid;
+begin
+  update app.account_tokens t set used_at = now()
+  where t.token_hash = presented_hash and t.purpose = spend_account_token.purpose
+    and t.used_at is null and t.expires_at > now()
+  returning t.user_id into subject;
+  return subject;
+end
+$$;
+revoke execute on function app.replace_account_token(uuid, text, text, interval),
+  app.spend_account_token(text, text) from public;
+
 -- ---------------------------------------------------------------------------------------
 -- Authentication events in the audit log, as rows of the pseudo-table `auth_events`: the
 -- event's name and what identifies the attempt, never a password, token, code or secret.
@@ -199,18 +235,12 @@ create function app.request_password_reset(address text, token_hash text, ttl in
   as $$
 declare
   subject uuid := (select u.id from auth.users u where lower(u.email) = lower(address));
-  created uuid;
 begin
   if subject is null then
     return null;
   end if;
-  update app.account_tokens t set used_at = now()
-  where t.user_id = subject and t.purpose = 'reset' and t.used_at is null;
-  insert into app.account_tokens (user_id, purpose, token_hash, expires_at)
-  values (subject, 'reset', token_hash, now() + ttl)
-  returning id into created;
   perform app.record_auth_event(subject, 'recovery_requested', '{}');
-  return created;
+  return app.replace_account_token(subject, 'reset', token_hash, ttl);
 end
 $$;
 
@@ -221,12 +251,8 @@ create function app.reset_password(presented_hash text, password_hash text) retu
   set search_path = ''
   as $$
 declare
-  subject uuid;
+  subject uuid := app.spend_account_token(presented_hash, 'reset');
 begin
-  update app.account_tokens t set used_at = now()
-  where t.token_hash = presented_hash and t.purpose = 'reset' and t.used_at is null
-    and t.expires_at > now()
-  returning t.user_id into subject;
   if subject is null then
     return null;
   end if;
@@ -246,19 +272,12 @@ create function app.issue_verification(token_hash text, ttl interval) returns uu
   language plpgsql volatile security definer
   set search_path = ''
   as $$
-declare
-  me uuid := auth.uid();
-  created uuid;
 begin
-  if not exists (select 1 from auth.users u where u.id = me and u.email_confirmed_at is null) then
+  if not exists (select 1 from auth.users u
+                 where u.id = auth.uid() and u.email_confirmed_at is null) then
     return null;
   end if;
-  update app.account_tokens t set used_at = now()
-  where t.user_id = me and t.purpose = 'verify' and t.used_at is null;
-  insert into app.account_tokens (user_id, purpose, token_hash, expires_at)
-  values (me, 'verify', token_hash, now() + ttl)
-  returning id into created;
-  return created;
+  return app.replace_account_token(auth.uid(), 'verify', token_hash, ttl);
 end
 $$;
 
@@ -268,12 +287,8 @@ create function app.verify_email(presented_hash text) returns boolean
   set search_path = ''
   as $$
 declare
-  subject uuid;
+  subject uuid := app.spend_account_token(presented_hash, 'verify');
 begin
-  update app.account_tokens t set used_at = now()
-  where t.token_hash = presented_hash and t.purpose = 'verify' and t.used_at is null
-    and t.expires_at > now()
-  returning t.user_id into subject;
   if subject is null then
     return false;
   end if;
