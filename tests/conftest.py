@@ -24,8 +24,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from slotease.app import create_app
 from slotease.config import Settings
 from slotease.db.embedded import embedded_database_url
-from slotease.kit.events import EventBus
 from slotease.kit import crypto
+from slotease.kit.events import EventBus
 from slotease.migrations import runner
 
 MIGRATIONS = Path(runner.__file__).parent

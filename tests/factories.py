@@ -38,7 +38,8 @@ def unseal(field: str, row_id: object, blob: bytes) -> str:
 def make_user(owner: Owner, *, name: str = "Test User", super_admin: bool = False) -> User:
     email = f"user-{uuid.uuid4().hex[:10]}@example.com"
     row = owner.execute(
-        "insert into auth.users (email) values (%s) returning id", (email,)
+        "insert into auth.users (email, email_confirmed_at) values (%s, now()) returning id",
+        (email,),
     ).fetchone()
     assert row is not None
     user_id: uuid.UUID = row[0]

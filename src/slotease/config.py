@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from slotease.kit.crypto import Keyring, KeyringError, load_keyring
 from slotease.kit.durations import parse_duration
 from slotease.kit.offsets import parse_offsets
-from slotease.kit.crypto import Keyring, KeyringError, load_keyring
 
 log = logging.getLogger(__name__)
 

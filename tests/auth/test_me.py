@@ -92,6 +92,8 @@ async def test_me_shows_profile_and_memberships_from_the_database(
         "full_name": "Dr. Who",
         "phone": "+44 20 7946 0000",
         "is_super_admin": False,
+        "email_verified": True,
+        "mfa_enabled": False,
         "memberships": [
             {"organization_id": str(clinic), "role": "admin"},
             {"organization_id": str(bank), "role": "staff"},

@@ -13,8 +13,8 @@ from argon2 import PasswordHasher
 from slotease.auth.passwords import needs_rehash
 from slotease.auth.tokens import verify_access_token
 from slotease.config import DEFAULT_ISSUER
-from slotease.kit.secrets import hash_secret
 from slotease.kit import crypto
+from slotease.kit.secrets import hash_secret
 from tests.auth.support import PASSWORD, assert_problem, count_users, new_email, sign_up
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import unseal

@@ -455,6 +455,30 @@ TABLES = (
         " values (%(user)s, gen_random_uuid(), %(secret)s, now())",
         "customer_a",
     ),
+    # Account tokens and second factors: reached only through the functions of 0017.
+    read_only(
+        "app.account_tokens",
+        "id",
+        "used_at = used_at",
+        "insert into app.account_tokens (user_id, purpose, token_hash, expires_at)"
+        " values (%(user)s, 'reset', %(secret)s, now())",
+        "customer_a",
+    ),
+    read_only(
+        "app.mfa_factors",
+        "user_id",
+        "secret = secret",
+        "insert into app.mfa_factors (user_id, secret)"
+        " values (%(user)s, convert_to(%(secret)s, 'UTF8'))",
+        "customer_a",
+    ),
+    read_only(
+        "app.mfa_recovery_codes",
+        "id",
+        "used_at = used_at",
+        "insert into app.mfa_recovery_codes (user_id, code_hash) values (%(user)s, %(secret)s)",
+        "customer_a",
+    ),
     # procrastinate's tables: the worker's (service_role) alone; the API enqueues through
     # app.enqueue_job().
     read_only(

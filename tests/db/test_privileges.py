@@ -58,7 +58,6 @@ CALLER_CHECKED = {
     "record_in_app": "in-app rows the caller's own transaction inserted",
     "record_webhook_deliveries": "callers with business with the organization",
     "reopen_webhook_delivery": "admins of the organization",
-    "my_password_hash": "the caller's own account",
     "close_my_account": "the caller's own sessions and password",
     "personal_records_of": "the caller's own records (the operator names anyone)",
     # Time-based rules any reader of the rows may apply: they do what the clock already says.
@@ -73,11 +72,32 @@ CALLER_CHECKED = {
     "revoke_refresh_family": "the presented token's family",
     "record_sign_in": "the caller's own account",
     "issue_refresh_token": "the caller's own session",
+    "record_sign_in_refusal": "an audit event for the account of one address",
+    "request_password_reset": "a reset token for the account of one address, answered by id",
+    "reset_password": "the account of the presented reset token",
+    "verify_email": "the account of the presented verification token",
+    "mfa_challenge_user": "the account of the presented MFA step token",
+    # The caller's own account: password, verification, sessions and second factor.
+    "session_is_live": "the caller's own session",
+    "my_account": "the caller",
+    "my_password_hash": "the caller",
+    "change_password": "the caller's own account",
+    "issue_verification": "the caller's own account",
+    "begin_mfa_enrollment": "the caller's own factor",
+    "my_mfa_factor": "the caller's own factor",
+    "use_totp_step": "the caller's own factor",
+    "use_recovery_code": "the caller's own recovery codes",
+    "confirm_mfa": "the caller's own factor",
+    "disable_mfa": "the caller's own factor",
+    "issue_mfa_challenge": "the caller's own sign-in step",
+    "settle_mfa_challenge": "the caller's own sign-in step",
+    "mfa_blocked_org_ids": "the caller's organizations",
 }
 
 # Tables a caller without claims must not read a row of, even as a role it can become.
 PRIVATE_TABLES = (
     "auth.users", "app.refresh_tokens", "app.platform_admins", "public.user_profiles",
+    "app.account_tokens", "app.mfa_factors", "app.mfa_recovery_codes",
     "public.organization_members", "public.appointments", "public.tickets", "public.feedback",
     "public.notifications", "public.notification_preferences", "public.api_keys",
     "public.webhooks", "public.webhook_deliveries", "public.audit_log",

@@ -43,7 +43,16 @@ async def test_create_returns_the_organization_and_makes_the_caller_its_admin(
     response = await client.post("/v1/organizations", json=VALID, headers=user.headers)
     assert response.status_code == 201, response.text
     body = response.json()
-    assert set(body) == {"id", "name", "slug", "kind", "timezone", "address", "location"}
+    assert set(body) == {
+        "id",
+        "name",
+        "slug",
+        "kind",
+        "timezone",
+        "address",
+        "location",
+        "settings",
+    }
     assert body["name"] == "Central Hospital"
     assert body["slug"].startswith("central-hospital")
     assert body["kind"] == "hospital"

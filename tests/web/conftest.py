@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.conftest import REQUIRE_SERVICES
+from tests.notifications.conftest import clean_jobs, mail, mailbox  # noqa: F401
 from tests.realtime.conftest import ROOT, ServerFactory, start_server  # noqa: F401
 from tests.web.browser import CHROMIUM, launch_chromium
 

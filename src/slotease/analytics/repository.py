@@ -12,9 +12,9 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 from slotease.kit.dberrors import INSUFFICIENT_PRIVILEGE, refusals
 from slotease.kit.problems import Forbidden, NotFound, Problem
-from slotease.kit import crypto
 
 # The domain's own event types, written only by the database's triggers: the insert policy
 # of migration 0012 refuses them to the API; here they only pick the answer to its refusal.

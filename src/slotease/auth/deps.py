@@ -14,7 +14,7 @@ from slotease.context import AppContext, app_context
 from slotease.db.database import ANONYMOUS, Connection, Database
 from slotease.kit.clientaddress import client_address
 from slotease.kit.events import after_commit_scope
-from slotease.kit.problems import Unauthorized
+from slotease.kit.problems import Forbidden, Unauthorized
 
 
 async def _context(request: Request) -> AppContext:
@@ -52,8 +52,13 @@ async def caller_transaction(
     context: AppContext, principal: Principal, db: Database | None = None
 ) -> AsyncIterator[Connection]:
     """A transaction acting as the caller on `db` (the primary by default), whose API key (if
-    any) is checked first by the same function the policies use."""
+    any) is checked first by the same function the policies use, and whose access token's
+    session must still be live: a password change or reset revokes the other sessions, and
+    their access tokens with them."""
     async with (db or context.db).transaction(principal.identity) as conn:
+        session_id = principal.session_id
+        if session_id is not None and not await repository.session_is_live(conn, session_id):
+            raise Unauthorized("The session has ended; sign in again.")
         key_hash = principal.identity.api_key_hash
         if key_hash is not None:
             if not await repository.api_key_is_live(conn):
@@ -75,12 +80,39 @@ async def db_session(
     enqueued there); work collected for after the commit (events, cache invalidation) runs
     once it succeeded. A committed change marks the caller for read-your-writes."""
     async with after_commit_scope(context.events) as after_commit:
-        async with caller_transaction(context, principal) as conn:
-            yield conn
-            await after_commit.before_commit(conn)
+        try:
+            async with caller_transaction(context, principal) as conn:
+                yield conn
+                await after_commit.before_commit(conn)
+        except Forbidden as refusal:
+            raise await _with_mfa_reason(context, principal, refusal) from None
         if request.method not in SAFE_METHODS:
             await context.reads.wrote(principal.rate_limit_key)
         await after_commit.run()
+
+
+class MfaEnrollmentRequired(Forbidden):
+    slug = "mfa-enrollment-required"
+
+
+async def _with_mfa_reason(
+    context: AppContext, principal: Principal, refusal: Forbidden
+) -> Forbidden:
+    """A refusal to someone who is staff or admin of an organization requiring multi-factor
+    sign-in they have not turned on says so: the policies treat them as a customer there,
+    which alone would leave them guessing. Asked in a transaction of its own, since the
+    refused one may have been aborted by the database."""
+    if principal.user_id is None:
+        return refusal
+    async with context.db.transaction(principal.identity) as conn:
+        blocked = await repository.mfa_blocked_org_ids(conn)
+    if not blocked:
+        return refusal
+    names = ", ".join(str(org_id) for org_id in blocked)
+    return MfaEnrollmentRequired(
+        f"{refusal.detail} Organization {names} requires multi-factor sign-in of its staff"
+        " and admins: turn it on (POST /v1/me/mfa) to act as staff or admin there."
+    )
 
 
 DbDep = Annotated[Connection, Depends(db_session, scope="function")]

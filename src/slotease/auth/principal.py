@@ -29,6 +29,13 @@ class Principal:
         return self.identity.role == "anon"
 
     @property
+    def session_id(self) -> UUID | None:
+        """The refresh-token family a user's access token belongs to; None for tokens minted
+        without one (Supabase's, for instance), which live until they expire."""
+        sid = self.identity.claims.get("sid") if self.user_id else None
+        return UUID(str(sid)) if sid else None
+
+    @property
     def is_api_key(self) -> bool:
         return self.identity.api_key_hash is not None
 

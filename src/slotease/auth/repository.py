@@ -11,7 +11,9 @@ from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection, DbIdentity, act_as
 from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
+from slotease.jobs.queues import priority_of
 from slotease.kit import crypto
+from slotease.kit.secrets import hash_secret
 
 
 async def sign_up(
@@ -41,21 +43,34 @@ async def find_user_by_email(conn: Connection, email: str) -> Row | None:
     )
 
 
-async def act_as_user(conn: Connection, user_id: UUID, email: str) -> None:
-    """From here on the transaction acts as the user who just proved who they are, so what it
-    writes of their session is theirs alone."""
-    await act_as(
-        conn,
-        DbIdentity(
-            role="authenticated",
-            claims={"sub": str(user_id), "email": email, "role": "authenticated"},
-        ),
+async def act_as_user(
+    conn: Connection, user_id: UUID, email: str, session_id: UUID | None = None
+) -> DbIdentity:
+    """From here on the transaction acts as the user who just proved who they are (in the
+    session `session_id`, when known), so what it writes of their session is theirs alone."""
+    claims = {"sub": str(user_id), "email": email, "role": "authenticated"}
+    if session_id is not None:
+        claims["sid"] = str(session_id)
+    identity = DbIdentity(role="authenticated", claims=claims)
+    await act_as(conn, identity)
+    return identity
+
+
+async def record_sign_in(
+    conn: Connection, new_password_hash: str | None, *, factor: str, client_address: str
+) -> None:
+    """The signed-in user's sign-in stamp and its audit event."""
+    await conn.execute(
+        "select app.record_sign_in(%s, %s, %s)", (new_password_hash, factor, client_address)
     )
 
 
-async def record_sign_in(conn: Connection, new_password_hash: str | None) -> None:
+async def record_sign_in_refusal(
+    conn: Connection, email: str, *, event: str, client_address: str
+) -> None:
+    """`sign_in_failed` or `sign_in_locked`, in the audit log of the account `email` names."""
     await conn.execute(
-        "select app.record_sign_in(%(new_password_hash)s)", {"new_password_hash": new_password_hash}
+        "select app.record_sign_in_refusal(%s, %s, %s)", (email, event, client_address)
     )
 
 
@@ -80,12 +95,17 @@ async def spend_refresh_token(conn: Connection, token_hash: str) -> Row:
 
 
 async def session_user(conn: Connection, token_hash: str) -> Row | None:
-    """The user of a live refresh token, which stays unspent."""
+    """The user and family of a live refresh token, which stays unspent."""
     return await fetch_one(
         conn,
-        "select user_id, email from app.session_user_of(%(token_hash)s)",
+        "select user_id, email, family_id from app.session_user_of(%(token_hash)s)",
         {"token_hash": token_hash},
     )
+
+
+async def session_is_live(conn: Connection, session_id: UUID) -> bool:
+    row = await fetch_row(conn, "select app.session_is_live(%s) as live", (session_id,))
+    return bool(row["live"])
 
 
 async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
@@ -243,3 +263,163 @@ async def delete_expired_refresh_families(conn: Connection) -> int:
         " where live.family_id = t.family_id and live.expires_at > now())"
     )
     return cursor.rowcount
+
+
+# ---------------------------------------------------------------------------------------
+# Accounts: the caller's own password, recovery, verification.
+# ---------------------------------------------------------------------------------------
+async def my_account(conn: Connection) -> Row | None:
+    """`email`, `email_verified` and `mfa_enabled` of the signed-in caller."""
+    return await fetch_one(conn, "select email, email_verified, mfa_enabled from app.my_account()")
+
+
+async def my_password_hash(conn: Connection) -> str | None:
+    row = await fetch_row(conn, "select app.my_password_hash() as hash")
+    password_hash: str | None = row["hash"]
+    return password_hash
+
+
+async def change_password(conn: Connection, password_hash: str, keep_session: UUID | None) -> None:
+    await conn.execute("select app.change_password(%s, %s)", (password_hash, keep_session))
+
+
+async def request_password_reset(
+    conn: Connection, email: str, token: str, ttl_minutes: int, *, task: str, queue: str
+) -> UUID | None:
+    """A reset token for the account `email` names, with the job mailing it; None when no
+    account has the address. One statement either way, so that the answer's timing does not
+    tell whether the address has an account."""
+    row = await fetch_row(
+        conn,
+        "with reset as (select app.request_password_reset("
+        "  %(email)s, %(hash)s, make_interval(mins => %(ttl)s)) as id)"
+        " select id, case when id is not null then app.enqueue_job(%(queue)s, %(task)s,"
+        "  jsonb_build_object('token_id', id, 'token', %(token)s::text),"
+        "  priority => %(priority)s) end as job_id"
+        " from reset",
+        {
+            "email": email,
+            "hash": hash_secret(token),
+            "ttl": ttl_minutes,
+            "queue": queue,
+            "task": task,
+            "token": token,
+            "priority": priority_of(queue),
+        },
+    )
+    token_id: UUID | None = row["id"]
+    return token_id
+
+
+async def reset_password(conn: Connection, token_hash: str, password_hash: str) -> UUID | None:
+    """The account whose password the live reset token changed; None for any other token."""
+    row = await fetch_row(
+        conn, "select app.reset_password(%s, %s) as user_id", (token_hash, password_hash)
+    )
+    user_id: UUID | None = row["user_id"]
+    return user_id
+
+
+async def issue_verification(conn: Connection, token_hash: str, ttl_hours: int) -> UUID | None:
+    """The caller's new verification token; None once the address is verified."""
+    row = await fetch_row(
+        conn,
+        "select app.issue_verification(%s, make_interval(hours => %s)) as id",
+        (token_hash, ttl_hours),
+    )
+    token_id: UUID | None = row["id"]
+    return token_id
+
+
+async def verify_email(conn: Connection, token_hash: str) -> bool:
+    row = await fetch_row(conn, "select app.verify_email(%s) as verified", (token_hash,))
+    return bool(row["verified"])
+
+
+async def account_mail(conn: Connection, token_id: UUID) -> Row | None:
+    """As service_role: the address and name a live reset or verification token is for."""
+    return await fetch_one(
+        conn,
+        "select u.email, coalesce(p.full_name, '') as full_name, t.expires_at"
+        " from app.account_tokens t join auth.users u on u.id = t.user_id"
+        " left join public.user_profiles p on p.user_id = u.id"
+        " where t.id = %s and t.used_at is null and t.expires_at > now()",
+        (token_id,),
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Multi-factor sign-in. The factor's secret is written by `begin_mfa_enrollment` and read by
+# `read_mfa_secret`, and by nothing else.
+# ---------------------------------------------------------------------------------------
+async def begin_mfa_enrollment(
+    conn: Connection, user_id: UUID, secret: str, code_hashes: list[str]
+) -> bool:
+    """A new unconfirmed factor for the caller (`user_id`), its secret sealed to them; False
+    while a confirmed one exists."""
+    sealed = crypto.encrypt(secret, context=crypto.field_context(crypto.MFA_SECRET, user_id))
+    row = await fetch_row(
+        conn,
+        "select app.begin_mfa_enrollment(%(secret)s, %(code_hashes)s) as begun",
+        {"secret": sealed, "code_hashes": code_hashes},
+    )
+    return bool(row["begun"])
+
+
+async def read_mfa_secret(conn: Connection) -> Row | None:
+    """`secret` (opened) and `confirmed` of the caller's factor, if any."""
+    row = await fetch_one(
+        conn, "select secret, confirmed, auth.uid() as user_id from app.my_mfa_factor()"
+    )
+    if row is None:
+        return None
+    context = crypto.field_context(crypto.MFA_SECRET, row["user_id"])
+    return {**row, "secret": crypto.decrypt(row["secret"], context=context)}
+
+
+async def use_totp_step(conn: Connection, step: int) -> bool:
+    """Whether a code of time step `step` is accepted: not replayed, not older than the last."""
+    row = await fetch_row(conn, "select app.use_totp_step(%s) as accepted", (step,))
+    return bool(row["accepted"])
+
+
+async def use_recovery_code(conn: Connection, code_hash: str) -> bool:
+    row = await fetch_row(conn, "select app.use_recovery_code(%s) as accepted", (code_hash,))
+    return bool(row["accepted"])
+
+
+async def confirm_mfa(conn: Connection) -> None:
+    await conn.execute("select app.confirm_mfa()")
+
+
+async def disable_mfa(conn: Connection) -> None:
+    await conn.execute("select app.disable_mfa()")
+
+
+async def issue_mfa_challenge(
+    conn: Connection, token_hash: str, ttl_minutes: int, new_password_hash: str | None
+) -> None:
+    await conn.execute(
+        "select app.issue_mfa_challenge(%s, make_interval(mins => %s), %s)",
+        (token_hash, ttl_minutes, new_password_hash),
+    )
+
+
+async def mfa_challenge_user(conn: Connection, token_hash: str, max_failures: int) -> Row | None:
+    """`user_id`, `email`, `full_name` of a live MFA step token, locked for this transaction."""
+    return await fetch_one(
+        conn,
+        "select user_id, email, full_name from app.mfa_challenge_user(%s, %s)",
+        (token_hash, max_failures),
+    )
+
+
+async def settle_mfa_challenge(conn: Connection, token_hash: str, *, succeeded: bool) -> None:
+    await conn.execute("select app.settle_mfa_challenge(%s, %s)", (token_hash, succeeded))
+
+
+async def mfa_blocked_org_ids(conn: Connection) -> list[UUID]:
+    """Organizations where the caller is staff or admin but, lacking MFA they require, does
+    not act as such."""
+    row = await fetch_row(conn, "select app.mfa_blocked_org_ids() as ids")
+    return list(row["ids"])

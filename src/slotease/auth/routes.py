@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Response, status
@@ -24,14 +24,21 @@ from slotease.auth.schemas import (
     LogoutRequest,
     MeOut,
     MeUpdate,
+    MfaCodeBody,
+    MfaEnrollment,
+    MfaGrant,
+    PasswordChange,
     PasswordGrant,
+    PasswordReset,
+    RecoveryRequest,
     SessionOut,
     SignupRequest,
     TokenRequest,
+    VerificationRequest,
 )
 from slotease.kit.openapi import SIGNED_IN
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
-from slotease.kit.problems import Unauthorized
+from slotease.kit.problems import Problem, Unauthorized
 
 router = APIRouter(tags=["auth"])
 
@@ -49,7 +56,10 @@ async def sign_up(body: SignupRequest, conn: ServiceDbDep, context: ContextDep) 
     "/auth/token",
     response_model=SessionOut,
     responses={
-        **SIGNED_IN,
+        401: {
+            "description": "Bad credentials; or, with MFA on, the problem of type"
+            " `.../mfa-required` whose `mfa_token` the `mfa` grant takes with a code"
+        },
         429: {"description": "Too many failed sign-ins for the account or the address"},
     },
 )
@@ -59,18 +69,100 @@ async def token(
     context: ContextDep,
     address: ClientAddressDep,
 ) -> SessionOut | JSONResponse:
+    # Refusals are answered rather than raised, so that the transaction commits what they
+    # record: a family revocation, an audit event, a failed code counted.
+    outcome: SessionOut | Problem | service.RefreshRejected
     if isinstance(body, PasswordGrant):
-        return await service.sign_in_with_password(conn, context, body, address)
-    outcome = await service.refresh(conn, context, body.refresh_token)
+        outcome = await service.sign_in_with_password(conn, context, body, address)
+    elif isinstance(body, MfaGrant):
+        outcome = await service.sign_in_with_mfa(conn, context, body, address)
+    else:
+        outcome = await service.refresh(conn, context, body.refresh_token)
     if isinstance(outcome, service.RefreshRejected):
-        # Answered rather than raised, so the transaction commits a family revocation.
         return Unauthorized(outcome.detail).response()
+    if isinstance(outcome, Problem):
+        return outcome.response()
     return outcome
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def log_out(body: LogoutRequest, conn: ServiceDbDep) -> Response:
     await service.log_out(conn, body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+_TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The token was used, replaced or has expired"}
+}
+_CODE_REFUSED: dict[int | str, dict[str, Any]] = {
+    **SIGNED_IN,
+    403: {"description": "The code is not valid"},
+    409: {"description": "Multi-factor sign-in is not in the state this step needs"},
+}
+
+
+@router.post(
+    "/auth/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **SIGNED_IN,
+        403: {"description": "The current password is incorrect"},
+        429: {"description": "Too many wrong passwords for the account or the address"},
+    },
+)
+async def change_password(
+    body: PasswordChange,
+    principal: CurrentUser,
+    conn: DbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
+) -> Response:
+    await service.change_password(conn, context, principal, body, address)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/recover", status_code=status.HTTP_202_ACCEPTED)
+async def recover(body: RecoveryRequest, conn: ServiceDbDep) -> Response:
+    await service.request_recovery(conn, body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post("/auth/reset", status_code=status.HTTP_204_NO_CONTENT, responses=_TOKEN_REFUSED)
+async def reset_password(body: PasswordReset, conn: ServiceDbDep) -> Response:
+    await service.reset_password(conn, body)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/verify", status_code=status.HTTP_204_NO_CONTENT, responses=_TOKEN_REFUSED)
+async def verify_email(body: VerificationRequest, conn: ServiceDbDep) -> Response:
+    await service.verify_email(conn, body.token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/auth/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=SIGNED_IN)
+async def resend_verification(_: CurrentUser, conn: DbDep) -> Response:
+    await service.resend_verification(conn)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/me/mfa",
+    status_code=status.HTTP_201_CREATED,
+    responses={**SIGNED_IN, 409: {"description": "Multi-factor sign-in is already on"}},
+)
+async def enroll_mfa(principal: CurrentUser, conn: DbDep) -> MfaEnrollment:
+    return await service.enroll_mfa(conn, principal)
+
+
+@router.post("/me/mfa/confirm", status_code=status.HTTP_204_NO_CONTENT, responses=_CODE_REFUSED)
+async def confirm_mfa(body: MfaCodeBody, _: CurrentUser, conn: DbDep) -> Response:
+    await service.confirm_mfa(conn, body.code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("/me/mfa", status_code=status.HTTP_204_NO_CONTENT, responses=_CODE_REFUSED)
+async def disable_mfa(body: MfaCodeBody, _: CurrentUser, conn: DbDep) -> Response:
+    await service.disable_mfa(conn, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -14,6 +14,8 @@ FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 # The same rule as the user_profiles check constraint, so a bad phone is a 422, not a 500.
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{5,32}$")]
 OpaqueToken = Annotated[str, Field(min_length=1, max_length=512)]
+# A six-digit TOTP code or a recovery code, spaces and dashes allowed.
+MfaCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=6, max_length=32)]
 ApiKeyRole = Literal["staff", "admin"]
 
 
@@ -40,7 +42,13 @@ class RefreshGrant(_Input):
     refresh_token: OpaqueToken
 
 
-TokenRequest = Annotated[PasswordGrant | RefreshGrant, Field(discriminator="grant_type")]
+class MfaGrant(_Input):
+    grant_type: Literal["mfa"]
+    mfa_token: OpaqueToken
+    code: MfaCode
+
+
+TokenRequest = Annotated[PasswordGrant | RefreshGrant | MfaGrant, Field(discriminator="grant_type")]
 
 
 class LogoutRequest(_Input):
@@ -77,6 +85,8 @@ class MeOut(BaseModel):
     full_name: str
     phone: str | None
     is_super_admin: bool
+    email_verified: bool = Field(description="Email notifications go only to verified addresses.")
+    mfa_enabled: bool
     memberships: list[Membership]
 
 
@@ -84,6 +94,35 @@ class MeUpdate(_Input):
     full_name: FullName | None = None
     # An explicit null clears the phone number.
     phone: Phone | None = None
+
+
+class PasswordChange(_Input):
+    current_password: Annotated[str, Field(min_length=1, max_length=256)]
+    new_password: Password
+
+
+class RecoveryRequest(_Input):
+    # Not validated as an address: a malformed one matches nobody and gets the same 202.
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class PasswordReset(_Input):
+    token: OpaqueToken
+    new_password: Password
+
+
+class VerificationRequest(_Input):
+    token: OpaqueToken
+
+
+class MfaCodeBody(_Input):
+    code: MfaCode
+
+
+class MfaEnrollment(BaseModel):
+    secret: str = Field(description="Base32 TOTP secret, shown only in this answer.")
+    otpauth_uri: str
+    recovery_codes: list[str] = Field(description="Single-use codes, shown only here.")
 
 
 class ApiKeyCreate(_Input):

@@ -20,10 +20,18 @@ class InvalidToken(Exception):
 
 
 def mint_access_token(
-    secret: str, *, user_id: UUID, email: str, ttl_seconds: int, issuer: str = DEFAULT_ISSUER
+    secret: str,
+    *,
+    user_id: UUID,
+    email: str,
+    ttl_seconds: int,
+    issuer: str = DEFAULT_ISSUER,
+    session_id: UUID | None = None,
 ) -> str:
+    """`session_id` names the refresh-token family the token belongs to (claim `sid`): the
+    token works only while that session does (see deps.caller_transaction)."""
     now = int(time.time())
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issuer,
         "sub": str(user_id),
         "role": "authenticated",
@@ -32,6 +40,8 @@ def mint_access_token(
         "iat": now,
         "exp": now + ttl_seconds,
     }
+    if session_id is not None:
+        claims["sid"] = str(session_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -60,6 +70,8 @@ def verify_access_token(secret: str, token: str, *, issuers: Collection[str]) ->
         raise InvalidToken("the token's role is not 'authenticated'")
     try:
         UUID(str(claims["sub"]))
+        if "sid" in claims:
+            UUID(str(claims["sid"]))
     except ValueError as exc:
-        raise InvalidToken("the token's subject is not a user id") from exc
+        raise InvalidToken("the token's subject or session is not an id") from exc
     return claims

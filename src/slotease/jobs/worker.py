@@ -12,6 +12,7 @@ from procrastinate import App, PsycopgConnector
 from redis.asyncio import Redis
 
 from slotease.analytics import tasks as analytics_tasks
+from slotease.auth import tasks as auth_tasks
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.db.pools import worker_database, worker_session_options
@@ -46,6 +47,7 @@ for _feature in (
     waitlist_tasks,
     queues_tasks,
     privacy_tasks,
+    auth_tasks,
 ):
     jobs_tasks.add_tasks(jobs, _feature.blueprint)
 

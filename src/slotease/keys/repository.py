@@ -28,6 +28,7 @@ class SealedColumn:
     field: str
     row_id: str = "id"
     json_key: str | None = None
+    schema: str = "public"
 
     @property
     def name(self) -> str:
@@ -83,6 +84,7 @@ SEALED_COLUMNS = (
     SealedColumn(
         "webhooks", "previous_secret", ("id", "organization_id"), crypto.WEBHOOK_SECRET, "id"
     ),
+    SealedColumn("mfa_factors", "secret", ("user_id",), crypto.MFA_SECRET, "user_id", schema="app"),
 )
 
 
@@ -152,7 +154,7 @@ async def stale_batch(
         keys=sql.SQL(", ").join(map(sql.Identifier, column.keys)),
         row_id=column.row_id_value,
         value=column.value,
-        table=sql.Identifier("public", column.table),
+        table=sql.Identifier(column.schema, column.table),
         stale=_not_current(column),
         after=sql.SQL("true" if after is None else "false"),
         key_tuple=_tuple(column.keys),
@@ -173,7 +175,7 @@ async def reseal(conn: Connection, column: SealedColumn, rows: list[Row]) -> Non
     query = sql.SQL(
         "update {table} set {assignment} where {key_tuple} = {key_values} and {value} = %(value)s"
     ).format(
-        table=sql.Identifier("public", column.table),
+        table=sql.Identifier(column.schema, column.table),
         assignment=column.assignment,
         value=column.value,
         key_tuple=_tuple(column.keys),
@@ -185,6 +187,6 @@ async def reseal(conn: Connection, column: SealedColumn, rows: list[Row]) -> Non
 
 async def any_stale(conn: Connection, column: SealedColumn, prefix: bytes) -> bool:
     query = sql.SQL("select 1 from {table} where {stale} limit 1").format(
-        table=sql.Identifier("public", column.table), stale=_not_current(column)
+        table=sql.Identifier(column.schema, column.table), stale=_not_current(column)
     )
     return await fetch_one(conn, query, {"length": len(prefix), "prefix": prefix}) is not None

@@ -52,6 +52,7 @@ COMMENT = "feedback.comment"
 PUSH_TOKEN = "notification_preferences.push_token"
 # Both the live and the previous secret: rotating a secret moves it between the two columns.
 WEBHOOK_SECRET = "webhooks.secret"
+MFA_SECRET = "mfa_factors.secret"
 
 
 class KeyringError(Exception):

@@ -59,9 +59,22 @@ EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 EXEMPT_PREFIXES = ("/static/",)
 
 
-# Where passwords are tried and accounts made: limited per address on top of the caller's bucket.
+# Where passwords, codes and account tokens are tried, accounts made and recovery emails
+# asked for: limited per address on top of the caller's bucket.
 SIGN_IN_PATHS = frozenset(
-    {"/v1/auth/token", "/v1/auth/signup", "/v1/auth/recover", "/login", "/signup"}
+    {
+        "/v1/auth/token",
+        "/v1/auth/signup",
+        "/v1/auth/recover",
+        "/v1/auth/reset",
+        "/v1/auth/verify",
+        "/login",
+        "/login/code",
+        "/signup",
+        "/forgot-password",
+        "/reset-password",
+        "/verify-email",
+    }
 )
 # API keys this process has seen accepted. Bounded, although only a live key can enter, so that
 # a deployment with very many keys keeps its memory flat; an evicted key is relearned.

@@ -186,7 +186,9 @@ async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
     cursor = await conn.execute(
         "select n.id, n.created_at, n.organization_id, n.user_id, n.channel, n.template,"
         " n.subject, n.body, n.data, n.status, n.attempts, n.batch_id,"
-        " u.email, p.phone, p.full_name, coalesce(p.locale, 'en') as locale,"
+        # Email goes only to a verified address: to anyone else it has no address to go to.
+        " case when u.email_confirmed_at is not null then u.email end as email,"
+        " p.phone, p.full_name, coalesce(p.locale, 'en') as locale,"
         " coalesce(f.email, true) as pref_email, coalesce(f.sms, true) as pref_sms,"
         " coalesce(f.push, true) as pref_push, coalesce(f.in_app, true) as pref_in_app,"
         " f.quiet_hours, coalesce(f.fallback_order, '{push,sms,email}') as fallback_order,"

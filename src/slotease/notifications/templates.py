@@ -25,7 +25,7 @@ from jinja2.sandbox import SandboxedEnvironment
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 FALLBACK_LOCALE = "en"
 # Sent by the system alone, with a link it makes: nobody may send them with links of their own.
-SYSTEM_TEMPLATES = frozenset({"invitation"})
+SYSTEM_TEMPLATES = frozenset({"invitation", "password_reset", "verify_email"})
 # An override renders within this long, and writes (or builds) at most this many characters
 # or items: a message is a few kilobytes.
 RENDER_SECONDS = 1.0

@@ -7,21 +7,14 @@ nothing."""
 
 from __future__ import annotations
 
-import logging
-from datetime import UTC, datetime
-from urllib.parse import urlencode
 from uuid import UUID
 
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
-from slotease.jobs.retry import PermanentJobError
-from slotease.notifications.channels.base import DeliveryError, Message
-from slotease.notifications.channels.registry import not_configured_reason
 from slotease.notifications.delivery import NOTIFICATIONS_QUEUE, Deliverer
+from slotease.notifications.system_mail import email_day, link_with_token, send_system_email
 from slotease.organizations import repository
-
-log = logging.getLogger(__name__)
 
 INVITATION_TASK = "organizations.send_invitation"
 INVITATION_TEMPLATE = "invitation"
@@ -35,11 +28,7 @@ async def enqueue_invitation_mail(
 
 
 def invitation_link(public_url: str, invitation_id: UUID, token: str) -> str:
-    return f"{public_url.rstrip('/')}/invitations/{invitation_id}?{urlencode({'token': token})}"
-
-
-def _day(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%d %B %Y, %H:%M UTC")
+    return link_with_token(public_url, f"invitations/{invitation_id}", token)
 
 
 async def send_invitation(
@@ -54,26 +43,15 @@ async def send_invitation(
         row = await repository.invitation_to_mail(conn, invitation_id, org_id)
     if row is None:
         return
-    provider = deliverer.providers.get("email")
-    if provider is None:
-        log.warning("invitation %s not emailed: %s", invitation_id, not_configured_reason("email"))
-        return
-    rendered = deliverer.templates.render(
-        INVITATION_TEMPLATE,
-        None,
-        {
+    await send_system_email(
+        deliverer,
+        to=row["email"],
+        template=INVITATION_TEMPLATE,
+        context={
             "organization": row["organization"],
             "role": row["role"],
             "link": invitation_link(settings.public_url, invitation_id, token),
-            "expires_at": _day(row["expires_at"]),
+            "expires_at": email_day(row["expires_at"]),
         },
+        what=f"invitation {invitation_id}",
     )
-    message = Message(
-        to=row["email"], subject=rendered.subject, text=rendered.text, html=rendered.html
-    )
-    try:
-        await deliverer.breaker.call(provider.name, lambda: provider.send(message))
-    except DeliveryError as exc:
-        if exc.transient:
-            raise
-        raise PermanentJobError(f"invitation {invitation_id} not emailed: {exc}") from exc

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import errors, sql
+from psycopg.types.json import Jsonb
 
 from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection
@@ -40,7 +41,9 @@ refused = refused_as(_REFUSALS)
 _ORGANIZATION = sql.SQL(
     "o.id, o.name, o.slug, o.kind, o.timezone, o.address,"
     " case when o.location is null then null"
-    " else json_build_object('lat', o.location[1], 'lng', o.location[0]) end as location"
+    " else json_build_object('lat', o.location[1], 'lng', o.location[0]) end as location,"
+    " json_build_object('require_mfa', coalesce(o.settings -> 'require_mfa' = 'true', false))"
+    " as settings"
 )
 
 
@@ -96,8 +99,13 @@ async def update_organization(
     conn: Connection, org_id: UUID, columns: dict[str, Any], location: tuple[float, float] | None
 ) -> Row | None:
     """Apply `columns` (and `location` as (lat, lng) when given); None if RLS hid the row."""
+    settings = columns.pop("settings", None)
     changes = assignments(columns)
     params: dict[str, Any] = {**columns, "org_id": org_id}
+    if settings is not None:
+        # Merged: the settings also hold what other routes write (templates, for instance).
+        changes = sql.SQL("{}, settings = o.settings || %(settings)s").format(changes)
+        params["settings"] = Jsonb(settings)
     if location is not None:
         changes = sql.SQL("{}, location = point(%(lng)s, %(lat)s)").format(changes)
         params["lat"], params["lng"] = location

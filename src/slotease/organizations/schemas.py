@@ -65,6 +65,15 @@ class OrganizationCreate(BaseModel):
     location: Location | None = None
 
 
+class OrganizationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    require_mfa: bool = Field(
+        default=False,
+        description="Staff and admins act as such here only with multi-factor sign-in on.",
+    )
+
+
 class OrganizationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -74,10 +83,11 @@ class OrganizationUpdate(BaseModel):
     address: Address | None = None
     location: Location | None = None
     is_active: bool | None = Field(default=None, description="Super admins only.")
+    settings: OrganizationSettings | None = None
 
     @model_validator(mode="after")
     def _required_columns(self) -> OrganizationUpdate:
-        reject_nulls(self, ("name", "kind", "timezone", "is_active"))
+        reject_nulls(self, ("name", "kind", "timezone", "is_active", "settings"))
         return self
 
 
@@ -89,6 +99,7 @@ class Organization(BaseModel):
     timezone: str
     address: str | None
     location: Location | None
+    settings: OrganizationSettings
 
 
 class OrganizationListItem(Organization):

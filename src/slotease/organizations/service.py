@@ -10,6 +10,7 @@ import unicodedata
 from datetime import timedelta
 from uuid import UUID
 
+from slotease.auth import service as auth_service
 from slotease.db.database import Connection
 from slotease.kit.pagination import (
     Page,
@@ -93,6 +94,11 @@ async def update_organization(
     await require_admin(conn, org_id)
     if "is_active" in body.model_fields_set and not await access.is_super_admin(conn):
         raise Forbidden("Only platform admins may activate or deactivate an organization.")
+    if body.settings is not None and body.settings.require_mfa:
+        account = await auth_service.my_account(conn)
+        if account is not None and not account["mfa_enabled"]:
+            # Otherwise the admin would lock themselves out of their own organization.
+            raise Conflict("Turn on multi-factor sign-in yourself before requiring it.")
     columns = body.model_dump(include=body.model_fields_set - {"location"})
     location = None
     if "location" in body.model_fields_set:

@@ -19,12 +19,6 @@ Row = dict[str, Any]
 
 
 # ----- erasure --------------------------------------------------------------------------
-async def own_password_hash(conn: Connection) -> str | None:
-    row = await fetch_row(conn, "select app.my_password_hash() as hash")
-    password_hash: str | None = row["hash"]
-    return password_hash
-
-
 async def close_own_account(conn: Connection) -> None:
     """Every session of the caller ends and their password stops working, at once."""
     await conn.execute("select app.close_my_account()")

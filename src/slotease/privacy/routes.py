@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 
-from slotease.auth.deps import CurrentUser, DbDep
+from slotease.auth.deps import ClientAddressDep, ContextDep, CurrentUser, DbDep
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.privacy import service
 from slotease.privacy.schemas import (
@@ -55,12 +55,19 @@ async def export_my_data(user: CurrentUser, db: DbDep) -> Response:
     "/me",
     status_code=status.HTTP_202_ACCEPTED,
     responses={
-        403: {"description": "The password is incorrect"},
+        403: {"description": "The password (or, with MFA on, the code) is incorrect"},
         409: {"description": "The caller is the only admin of an organization"},
+        429: {"description": "Too many wrong passwords for the account or the address"},
     },
 )
-async def erase_my_account(body: ErasureRequest, user: CurrentUser, db: DbDep) -> ErasureAccepted:
-    return await service.request_erasure(db, user, body)
+async def erase_my_account(
+    body: ErasureRequest,
+    user: CurrentUser,
+    conn: DbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
+) -> ErasureAccepted:
+    return await service.request_erasure(conn, context, user, body, address)
 
 
 @router.get("/me/consents")

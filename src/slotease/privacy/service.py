@@ -7,17 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from anyio import to_thread
-
 from slotease.appointments import service as appointments
-from slotease.auth.passwords import verify_password
+from slotease.auth import service as auth
 from slotease.auth.principal import Principal
+from slotease.context import AppContext
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
 from slotease.jobs.queues import MAINTENANCE
 from slotease.kit.events import EventBus, service_transaction
 from slotease.kit.pagination import Page, decode_cursor, page_of
-from slotease.kit.problems import Conflict, Forbidden, NotFound
+from slotease.kit.problems import Conflict, NotFound
 from slotease.organizations.access import require_admin
 from slotease.privacy import repository as repo
 from slotease.privacy.consents import DEFAULTS, PURPOSES
@@ -61,14 +60,18 @@ async def give_up_bookings(conn: Connection, principal: Principal) -> None:
 
 
 async def request_erasure(
-    conn: Connection, principal: Principal, body: ErasureRequest
+    conn: Connection,
+    context: AppContext,
+    principal: Principal,
+    body: ErasureRequest,
+    client_address: str,
 ) -> ErasureAccepted:
     """`DELETE /v1/me`: the person's bookings are given up and their sessions end in this
     request; the worker then erases what their role cannot reach (`erase_account`)."""
     assert principal.user_id is not None
-    stored_hash = await repo.own_password_hash(conn)
-    if not await to_thread.run_sync(verify_password, stored_hash, body.password):
-        raise Forbidden("The password is incorrect.")
+    await auth.confirm_identity(
+        conn, context, principal, body.password, client_address, code=body.code, second_factor=True
+    )
     await _refuse_sole_admin(conn, principal.user_id)
     await give_up_bookings(conn, principal)
     await repo.close_own_account(conn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -20,10 +21,28 @@ from pydantic import ValidationError
 
 from slotease.auth import service as auth_service
 from slotease.auth.deps import ClientAddressDep, ContextDep, ServiceDbDep
-from slotease.auth.schemas import PasswordGrant, SignupRequest
+from slotease.auth.principal import Principal
+from slotease.auth.schemas import (
+    MfaGrant,
+    PasswordChange,
+    PasswordGrant,
+    PasswordReset,
+    SessionOut,
+    SignupRequest,
+    VerificationRequest,
+)
 from slotease.context import app_context
+from slotease.db.database import Connection
 from slotease.kit.eventtypes import WEBHOOK_EVENTS
-from slotease.kit.problems import Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized
+from slotease.kit.problems import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    Problem,
+    TooManyRequests,
+    Unauthorized,
+)
+from slotease.web.qr import qr_svg
 
 HERE = Path(__file__).parent
 STATIC = (HERE / "static").resolve()
@@ -162,19 +181,24 @@ async def login(
         grant = PasswordGrant(
             grant_type="password", email=form.get("email", ""), password=form.get("password", "")
         )
-        session = await auth_service.sign_in_with_password(conn, context, grant, address)
-    except TooManyRequests as exc:
+    except ValidationError:
+        outcome: SessionOut | Problem = Unauthorized()
+    else:
+        outcome = await auth_service.sign_in_with_password(conn, context, grant, address)
+    if isinstance(outcome, auth_service.MfaRequired):
+        return render(request, "login_code.html", next=target, mfa_token=outcome.mfa_token)
+    if isinstance(outcome, TooManyRequests):
         page = render(
             request,
             "login.html",
             status_code=status.HTTP_429_TOO_MANY_REQUESTS,
             next=target,
             email=form.get("email", ""),
-            error=exc.detail,
+            error=outcome.detail,
         )
-        page.headers.update(exc.headers)
+        page.headers.update(outcome.headers)
         return page
-    except (ValidationError, Unauthorized):
+    if isinstance(outcome, Problem):
         return render(
             request,
             "login.html",
@@ -183,7 +207,36 @@ async def login(
             email=form.get("email", ""),
             error="The email or password is incorrect.",
         )
-    return _start_session(request, session.refresh_token, target)
+    return _start_session(request, outcome.refresh_token, target)
+
+
+@router.post("/login/code")
+async def login_code(
+    request: Request,
+    form: FormDep,
+    conn: ServiceDbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
+) -> Response:
+    """The sign-in's second step, for accounts with multi-factor sign-in on."""
+    target = _local_path(form.get("next"))
+    mfa_token = form.get("mfa_token", "")
+    try:
+        grant = MfaGrant(grant_type="mfa", mfa_token=mfa_token, code=form.get("code", ""))
+    except ValidationError:
+        outcome: SessionOut | Problem = Unauthorized("The code is not valid.")
+    else:
+        outcome = await auth_service.sign_in_with_mfa(conn, context, grant, address)
+    if isinstance(outcome, Problem):
+        return render(
+            request,
+            "login_code.html",
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            next=target,
+            mfa_token=mfa_token,
+            error=outcome.detail,
+        )
+    return _start_session(request, outcome.refresh_token, target)
 
 
 @router.get("/signup")
@@ -207,10 +260,7 @@ async def signup(
         )
         session = await auth_service.sign_up(conn, context, body)
     except ValidationError as exc:
-        error = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc']).replace('_', ' ')}: {item['msg']}"
-            for item in exc.errors()
-        )
+        error = _validation_text(exc)
     except Conflict as exc:
         error, code = exc.detail, status.HTTP_409_CONFLICT
     else:
@@ -256,6 +306,186 @@ async def session_token(request: Request, conn: ServiceDbDep, context: ContextDe
         },
         headers={"Cache-Control": "no-store"},
     )
+
+
+# ---------------------------------------------------------------------------------------
+# Recovery and verification: the pages the emails' links open. The token is spent by the
+# form's POST, never by opening the link, which mail scanners do on their own.
+# ---------------------------------------------------------------------------------------
+@router.get("/forgot-password")
+async def forgot_password_page(request: Request) -> HTMLResponse:
+    return render(request, "forgot_password.html")
+
+
+@router.post("/forgot-password")
+async def forgot_password(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
+    email = form.get("email", "").strip()
+    if email:
+        await auth_service.request_recovery(conn, email[:320])
+    return render(request, "forgot_password.html", sent=True)
+
+
+@router.get("/reset-password")
+async def reset_password_page(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "reset_password.html", token=token)
+
+
+async def _spend_link(
+    request: Request, template: str, token: str, spend: Callable[[], Awaitable[None]]
+) -> HTMLResponse:
+    """The link's page after `spend` used its token: done, or why not (the form again)."""
+    try:
+        await spend()
+    except ValidationError as exc:
+        return _form_error(request, template, _validation_text(exc), token=token)
+    except Problem as exc:
+        return _form_error(request, template, exc.detail, token=token)
+    return render(request, template, done=True)
+
+
+@router.post("/reset-password")
+async def reset_password(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
+    token = form.get("token", "")
+
+    async def spend() -> None:
+        body = PasswordReset(token=token, new_password=form.get("new_password", ""))
+        await auth_service.reset_password(conn, body)
+
+    return await _spend_link(request, "reset_password.html", token, spend)
+
+
+@router.get("/verify-email")
+async def verify_email_page(request: Request, token: str = "") -> HTMLResponse:
+    return render(request, "verify_email.html", token=token)
+
+
+@router.post("/verify-email")
+async def verify_email(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
+    token = form.get("token", "")
+
+    async def spend() -> None:
+        await auth_service.verify_email(conn, VerificationRequest(token=token).token)
+
+    return await _spend_link(request, "verify_email.html", token, spend)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in item['loc']).replace('_', ' ')}: {item['msg']}"
+        for item in exc.errors()
+    )
+
+
+def _form_error(request: Request, template: str, error: str, **context: Any) -> HTMLResponse:
+    return render(
+        request, template, status_code=status.HTTP_400_BAD_REQUEST, error=error, **context
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The account page: verification, password, multi-factor sign-in. Its forms act as the
+# session's user, through the same rules as the API.
+# ---------------------------------------------------------------------------------------
+async def _account(conn: Connection, request: Request) -> Principal | None:
+    refresh_token = request.cookies.get(SESSION_COOKIE)
+    return await auth_service.act_as_session(conn, refresh_token) if refresh_token else None
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    return RedirectResponse("/login?next=/account", status_code=status.HTTP_303_SEE_OTHER)
+
+
+async def _account_page(
+    request: Request, conn: Connection, *, status_code: int = 200, **context: Any
+) -> HTMLResponse:
+    account = await auth_service.my_account(conn)
+    return render(request, "account.html", status_code=status_code, account=account, **context)
+
+
+@router.get("/account")
+async def account_page(request: Request, conn: ServiceDbDep) -> Response:
+    if await _account(conn, request) is None:
+        return _to_login(request)
+    return await _account_page(request, conn)
+
+
+async def _change_account(
+    request: Request,
+    conn: Connection,
+    change: Callable[[Principal], Awaitable[None]],
+    notice: str,
+) -> Response:
+    """Run `change` as the session's user; the account page again, with `notice` or what
+    refused the change."""
+    principal = await _account(conn, request)
+    if principal is None:
+        return _to_login(request)
+    try:
+        await change(principal)
+    except ValidationError as exc:
+        return await _account_page(request, conn, status_code=400, error=_validation_text(exc))
+    except Problem as exc:
+        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
+    return await _account_page(request, conn, notice=notice)
+
+
+@router.post("/account/password")
+async def account_password(
+    request: Request,
+    form: FormDep,
+    conn: ServiceDbDep,
+    context: ContextDep,
+    address: ClientAddressDep,
+) -> Response:
+    async def change(principal: Principal) -> None:
+        body = PasswordChange(
+            current_password=form.get("current_password", ""),
+            new_password=form.get("new_password", ""),
+        )
+        await auth_service.change_password(conn, context, principal, body, address)
+
+    return await _change_account(request, conn, change, "Your password is changed.")
+
+
+@router.post("/account/verify")
+async def account_resend_verification(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+    async def change(_: Principal) -> None:
+        await auth_service.resend_verification(conn)
+
+    return await _change_account(request, conn, change, "A new verification link is on its way.")
+
+
+@router.post("/account/mfa")
+async def account_mfa_enroll(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+    principal = await _account(conn, request)
+    if principal is None:
+        return _to_login(request)
+    try:
+        enrollment = await auth_service.enroll_mfa(conn, principal)
+    except Problem as exc:
+        return await _account_page(request, conn, status_code=exc.status, error=exc.detail)
+    return render(
+        request,
+        "account_mfa.html",
+        enrollment=enrollment,
+        qr_svg=qr_svg(enrollment.otpauth_uri),
+    )
+
+
+@router.post("/account/mfa/confirm")
+async def account_mfa_confirm(request: Request, form: FormDep, conn: ServiceDbDep) -> Response:
+    async def change(_: Principal) -> None:
+        await auth_service.confirm_mfa(conn, form.get("code", "")[:32])
+
+    return await _change_account(request, conn, change, "Multi-factor sign-in is on.")
+
+
+@router.post("/account/mfa/disable")
+async def account_mfa_disable(request: Request, form: FormDep, conn: ServiceDbDep) -> Response:
+    async def change(_: Principal) -> None:
+        await auth_service.disable_mfa(conn, form.get("code", "")[:32])
+
+    return await _change_account(request, conn, change, "Multi-factor sign-in is off.")
 
 
 # ---------------------------------------------------------------------------------------

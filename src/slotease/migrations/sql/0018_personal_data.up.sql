@@ -270,11 +270,6 @@ grant execute on function app.apply_text_retention(timestamptz, timestamptz, tim
 -- rest), and the records about them that their role cannot read (sessions without their
 -- hashes, the audit trail, analytics events).
 -- ---------------------------------------------------------------------------------------
-create function app.my_password_hash() returns text
-  language sql stable security definer
-  set search_path = ''
-  as $$ select u.encrypted_password::text from auth.users u where u.id = auth.uid() $$;
-
 create function app.close_my_account() returns void
   language plpgsql volatile security definer
   set search_path = ''
@@ -322,14 +317,13 @@ begin
 end
 $$;
 
-revoke execute on function app.my_password_hash(), app.close_my_account(),
-  app.personal_records_of(uuid) from public;
-grant execute on function app.my_password_hash(), app.close_my_account() to authenticated;
+revoke execute on function app.close_my_account(), app.personal_records_of(uuid) from public;
+grant execute on function app.close_my_account() to authenticated;
 grant execute on function app.personal_records_of(uuid) to authenticated, service_role;
 
 -- ---------------------------------------------------------------------------------------
--- Enqueueing from a request: a person may ask for their own erasure; everything else goes
--- through the checks of 0011 as before.
+-- Enqueueing from a request: a person may ask for their own erasure; account mails are
+-- checked as in 0017, everything else by the checks of 0011 as before.
 -- ---------------------------------------------------------------------------------------
 create or replace function app.enqueue_job(
   queue text, task text, args jsonb, scheduled_at timestamptz default null,
@@ -340,8 +334,28 @@ create or replace function app.enqueue_job(
   as $$
 declare
   job_id bigint;
+  own_token boolean := false;
 begin
-  if task = 'gdpr.erase' then
+  if task in ('auth.send_password_reset', 'auth.send_verification') then
+    if app.called_by_api_role() then
+      begin
+        own_token := exists (
+          select 1 from app.account_tokens t
+          where t.id = (args ->> 'token_id')::uuid and t.created_at = now()
+            and t.purpose = case task when 'auth.send_password_reset' then 'reset'
+                                      else 'verify' end);
+      exception when invalid_text_representation then
+        own_token := false;
+      end;
+      if not own_token then
+        raise exception 'this job may not be enqueued by the caller'
+          using errcode = 'insufficient_privilege';
+      end if;
+    end if;
+    job_id := (public.procrastinate_defer_jobs_v1(array[
+      row(queue, task, 0, lock, queueing_lock, args, scheduled_at)::public.procrastinate_job_to_defer_v1
+    ]))[1];
+  elsif task = 'gdpr.erase' then
     if app.called_by_api_role() and (args ->> 'user_id') is distinct from auth.uid()::text then
       raise exception 'a person may only ask for their own erasure'
         using errcode = 'insufficient_privilege';

@@ -13,7 +13,9 @@ begin
                 where substring(push_token from 1 for 3) <> 'v0|'::bytea)
      or exists (select 1 from public.webhooks
                 where substring(secret from 1 for 3) <> 'v0|'::bytea
-                   or substring(previous_secret from 1 for 3) <> 'v0|'::bytea) then
+                   or substring(previous_secret from 1 for 3) <> 'v0|'::bytea)
+     or exists (select 1 from app.mfa_factors
+                where substring(secret from 1 for 3) <> 'v0|'::bytea) then
     raise exception 'encrypted values remain: restore a backup taken before migration 0019';
   end if;
 end
