@@ -1,7 +1,9 @@
-import { addDays, api, dataset, el, failed, formatDateTime, wallClockToIso } from "./api.js";
+import { addDays, formatDateTime, wallClockToIso } from "./dates.js";
+import { $, dataset, el } from "./dom.js";
+import { api } from "./http.js";
+import { failed } from "./status.js";
 
 const { orgId } = dataset();
-const $ = (id) => document.getElementById(id);
 let timezone;
 let cursor = null;
 
