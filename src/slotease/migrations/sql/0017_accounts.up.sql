@@ -1,3 +1,6 @@
+-- Wait briefly for locks rather than queue every other statement behind this migration.
+set local lock_timeout = '5s';
+
 -- Accounts: password change and recovery, email verification, TOTP multi-factor sign-in,
 -- organizations that require it of their staff, and authentication events in the audit log.
 
