@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from slotease.auth.tokens import hash_secret
 from slotease.config import Settings
+from slotease.kit.secrets import hash_secret
 from tests.auth.accounts import (
     PUBLIC_URL,
     audit_events,

@@ -14,8 +14,7 @@ import jwt
 import psycopg
 import pytest
 
-from slotease.auth.tokens import DEFAULT_ISSUER
-from slotease.config import Settings
+from slotease.config import DEFAULT_ISSUER, Settings
 from slotease.kit import crypto
 from tests.auth.support import assert_problem, issue_api_key
 from tests.conftest import TEST_JWT_SECRET

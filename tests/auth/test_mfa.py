@@ -11,7 +11,7 @@ import pyotp
 import pytest
 
 from slotease.auth.mfa import hash_recovery_code
-from slotease.auth.tokens import hash_secret
+from slotease.kit.secrets import hash_secret
 from tests.auth.accounts import (
     audit_events,
     bearer,
