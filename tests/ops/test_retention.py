@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from slotease.config import Settings
+from slotease.kit import crypto
 from tests.appointments.arrange import make_clinic
-from tests.factories import Owner, make_user
+from tests.factories import Owner, make_user, seal, unseal
 from tests.notifications.support import run_periodic
 
 pytestmark = pytest.mark.anyio
@@ -32,7 +33,15 @@ def _feedback(owner: Owner, clinic: Any, age: timedelta, comment: str) -> Any:
         "insert into public.feedback (organization_id, appointment_id, appointment_starts_at,"
         " service_id, customer_id, rating, comment, created_at)"
         " values (%s, %s, %s, %s, %s, 5, %s, now() - %s) returning id",
-        (clinic.org_id, row[0], row[1], clinic.service_id, customer.id, comment, age),
+        (
+            clinic.org_id,
+            row[0],
+            row[1],
+            clinic.service_id,
+            customer.id,
+            seal(crypto.COMMENT, row[0], comment),
+            age,
+        ),
     ).fetchone()
     assert inserted is not None
     return inserted[0]
@@ -93,14 +102,21 @@ async def test_free_text_past_its_retention_loses_its_words_and_nothing_else(
         None,
         "body 1",
     }
-    assert texts("select comment from public.feedback where organization_id = %s") == {
+    comments = owner.execute(
+        "select appointment_id, comment from public.feedback where organization_id = %s",
+        (clinic.org_id,),
+    ).fetchall()
+    assert {None if c is None else unseal(crypto.COMMENT, a, c) for a, c in comments} == {
         None, "comment 1"
     }  # fmt: skip
-    assert texts(
+    # The audit log's copies are sealed too: only the fresh comment's copy is left.
+    copies = owner.execute(
         "select c.comment from public.audit_log l,"
         " lateral (values (l.old_row ->> 'comment'), (l.new_row ->> 'comment')) c (comment)"
-        " where l.organization_id = %s and l.table_name = 'feedback'"
-    ) == {None, "comment 1"}
+        " where l.organization_id = %s and l.table_name = 'feedback' and c.comment is not null",
+        (clinic.org_id,),
+    ).fetchall()
+    assert len(copies) == 1
     # The rows and their figures stay.
     assert texts(
         "select count(*) || '/' || sum(rating) from public.feedback where organization_id = %s"

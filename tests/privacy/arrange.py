@@ -4,6 +4,7 @@ them afterwards."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,9 +12,11 @@ from typing import Any
 import httpx
 from psycopg import sql
 
+from slotease.keys.repository import SEALED_COLUMNS
+from slotease.kit import crypto
 from tests.appointments.arrange import Clinic, book, make_clinic, soon
 from tests.auth.support import PASSWORD, sign_up
-from tests.factories import Owner, User, add_member, make_organization, make_user
+from tests.factories import Owner, User, add_member, make_organization, make_user, seal, unseal
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,13 @@ async def seed_person(client: httpx.AsyncClient, owner: Owner) -> Person:
     user = User(id=uuid.UUID(session["user"]["id"]), email=email, token=session["access_token"])
     clinic = make_clinic(owner)
     # Webhooks copy every appointment event, notes included.
+    webhook_id = uuid.uuid4()
     owner.execute(
-        "insert into public.webhooks (organization_id, url, events, secret)"
-        " values (%s, 'https://hooks.invalid/in', %s, 'whsec_test')",
-        (clinic.org_id, ["appointment.created", "appointment.cancelled"]),
-    )
+        "insert into public.webhooks (id, organization_id, url, events, secret)"
+        " values (%s, %s, 'https://hooks.invalid/in', %s, %s)",
+        (webhook_id, clinic.org_id, ["appointment.created", "appointment.cancelled"],
+         seal(crypto.WEBHOOK_SECRET, webhook_id, "whsec_test")),
+    )  # fmt: skip
     notes = f"Allergic to penicillin, knee surgery {tag}"
     response = await book(client, user, clinic, clinic.at(soon(clinic), "10:00"), notes=notes)
     assert response.status_code == 201, response.text
@@ -76,12 +81,13 @@ async def seed_person(client: httpx.AsyncClient, owner: Owner) -> Person:
 
     # A past visit they rated, with a comment.
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
-    visit_id = _one(
-        owner,
-        "insert into public.appointments (organization_id, service_id, customer_id, starts_at,"
-        " ends_at, notes) values (%s, %s, %s, %s, %s, %s) returning id",
-        (clinic.org_id, clinic.service_id, user.id, past, past + timedelta(minutes=30), notes),
-    )
+    visit_id = uuid.uuid4()
+    owner.execute(
+        "insert into public.appointments (id, organization_id, service_id, customer_id,"
+        " starts_at, ends_at, notes) values (%s, %s, %s, %s, %s, %s, %s)",
+        (visit_id, clinic.org_id, clinic.service_id, user.id, past,
+         past + timedelta(minutes=30), seal(crypto.NOTES, visit_id, notes)),
+    )  # fmt: skip
     for step in ("checked_in", "in_service", "completed"):
         owner.execute("update public.appointments set status = %s where id = %s", (step, visit_id))
     comment = f"Doctor Who was lovely, my back hurts {tag}"
@@ -136,7 +142,7 @@ async def seed_person(client: httpx.AsyncClient, owner: Owner) -> Person:
     push_token = f"fcm-device-{tag}"
     owner.execute(
         "insert into public.notification_preferences (user_id, push_token) values (%s, %s)",
-        (user.id, push_token),
+        (user.id, seal(crypto.PUSH_TOKEN, user.id, push_token)),
     )
     owner.execute(
         "insert into public.calendar_feed_tokens (user_id, token_hash) values (%s, %s)",
@@ -178,10 +184,31 @@ def columns_scanned(owner: Owner) -> list[tuple[str, str, str, str]]:
     return [tuple(row) for row in owner.execute(_TEXT_COLUMNS).fetchall()]
 
 
+def sealed_plaintexts(owner: Owner) -> Iterator[tuple[str, str]]:
+    """(`schema.table.column`, plaintext) of every value sealed by kit.crypto, opened with the
+    test keyring: ciphertext would hide a marker from the text scan, so the sealed columns are
+    also read the way the application reads them."""
+    for column in SEALED_COLUMNS:
+        query = sql.SQL("select {}, {} from {}.{} where {} is not null").format(
+            column.row_id_value,
+            column.value,
+            sql.Identifier(column.schema),
+            sql.Identifier(column.table),
+            column.value,
+        )
+        for row_id, blob in owner.execute(query).fetchall():
+            place = f"{column.schema}.{column.table}.{column.column}"
+            yield place, unseal(column.field, row_id, bytes(blob))
+
+
 def find_markers(owner: Owner, markers: dict[str, str]) -> list[str]:
     """`schema.table.column: marker` for every column holding one of `markers`
-    (case-insensitive; bytea read as text)."""
+    (case-insensitive; bytea read as text, sealed values opened)."""
     found: list[str] = []
+    for place, plaintext in sealed_plaintexts(owner):
+        found += [
+            f"{place}: {name}" for name, v in markers.items() if v.lower() in plaintext.lower()
+        ]
     patterns = [f"%{value.lower()}%" for value in markers.values()]
     for schema, table, column, type_name in columns_scanned(owner):
         as_text = (

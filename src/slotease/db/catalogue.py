@@ -88,6 +88,7 @@ class SessionVariable(StrEnum):
     WAITLIST_OFFERS = "slotease.waitlist_offers"
     MOVED_APPOINTMENT = "slotease.moved_appointment"
     AUDIT_REWRITE = "slotease.audit_rewrite"
+    ROTATING_KEYS = "slotease.rotating_keys"
     TRANSACTION_ISOLATION = "transaction_isolation"
 
 
@@ -141,6 +142,11 @@ SESSION_VARIABLES: dict[SessionVariable, Variable] = {
         "'on' while erasure or retention blanks personal fields of the append-only audit log",
         "app.erase_user, app.apply_text_retention (transaction-local)",
         "app.reject_audit_change",
+    ),
+    SessionVariable.ROTATING_KEYS: Variable(
+        "'on' while `slotease keys rotate` re-seals rows, which keep their updated_at",
+        "keys.repository (transaction-local)",
+        "app.touch_updated_at",
     ),
     SessionVariable.TRANSACTION_ISOLATION: Variable(
         "PostgreSQL's own isolation level", "the client (BEGIN ISOLATION LEVEL ...)",

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
 from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.kit import crypto
 
 Row = dict[str, Any]
 
@@ -83,13 +84,20 @@ async def erase_user(conn: Connection, user_id: UUID) -> dict[str, int] | None:
 
 
 # ----- export ---------------------------------------------------------------------------
+def _opened(row: Row, key: str, field: str, row_id: object) -> Row:
+    """`row` with its sealed `key` in plaintext (kit.crypto `field`, sealed to `row_id`)."""
+    context = crypto.field_context(field, row_id)
+    return {**row, key: crypto.decrypt_optional(row[key], context=context)}
+
+
 async def profile(conn: Connection, user_id: UUID) -> Row | None:
-    return await fetch_one(
+    row = await fetch_one(
         conn,
         "select full_name, phone, timezone, locale, created_at, updated_at"
         " from public.user_profiles where user_id = %s",
         (user_id,),
     )
+    return None if row is None else _opened(row, "phone", crypto.PHONE, user_id)
 
 
 async def memberships(conn: Connection, user_id: UUID) -> list[Row]:
@@ -102,13 +110,14 @@ async def memberships(conn: Connection, user_id: UUID) -> list[Row]:
 
 
 async def appointments(conn: Connection, user_id: UUID) -> list[Row]:
-    return await fetch_all(
+    rows = await fetch_all(
         conn,
         "select id, organization_id, service_id, starts_at, ends_at, status, notes, booked_by,"
         " cancelled_at, created_at, updated_at from public.appointments"
         " where customer_id = %s order by starts_at, id",
         (user_id,),
     )
+    return [_opened(row, "notes", crypto.NOTES, row["id"]) for row in rows]
 
 
 async def tickets(conn: Connection, user_id: UUID) -> list[Row]:
@@ -141,21 +150,23 @@ async def notifications(conn: Connection, user_id: UUID) -> list[Row]:
 
 
 async def feedback(conn: Connection, user_id: UUID) -> list[Row]:
-    return await fetch_all(
+    rows = await fetch_all(
         conn,
         "select id, organization_id, appointment_id, service_id, rating, comment, created_at"
         " from public.feedback where customer_id = %s order by created_at, id",
         (user_id,),
     )
+    return [_opened(row, "comment", crypto.COMMENT, row["appointment_id"]) for row in rows]
 
 
 async def notification_preferences(conn: Connection, user_id: UUID) -> Row | None:
-    return await fetch_one(
+    row = await fetch_one(
         conn,
         "select email, sms, push, in_app, quiet_hours, fallback_order, push_token, updated_at"
         " from public.notification_preferences where user_id = %s",
         (user_id,),
     )
+    return None if row is None else _opened(row, "push_token", crypto.PUSH_TOKEN, user_id)
 
 
 async def invitations(conn: Connection, email: str) -> list[Row]:

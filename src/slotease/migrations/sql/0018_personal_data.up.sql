@@ -96,14 +96,17 @@ begin
     return null;
   end if;
   -- What identifies the person in free text. Their own notes and comments count too: they
-  -- are searched only in documents about the person (or, for an address, anywhere).
+  -- are searched only in documents about the person (or, for an address, anywhere). A sealed
+  -- value (0019: bytea) is looked for as the audit log copies it, `\x<hex>`; `to_jsonb(v) #>>
+  -- '{}'` is that copy's text (and the value itself while it is still text).
   select array_agg(distinct m) filter (where length(btrim(m)) >= 2) into markers
   from unnest(array[address, (select p.full_name from public.user_profiles p where p.user_id = person),
-                    (select p.phone from public.user_profiles p where p.user_id = person),
+                    (select to_jsonb(p.phone) #>> '{}' from public.user_profiles p
+                     where p.user_id = person),
                     (select u.phone from auth.users u where u.id = person)]
-              || array(select a.notes from public.appointments a
+              || array(select to_jsonb(a.notes) #>> '{}' from public.appointments a
                        where a.customer_id = person and a.notes is not null)
-              || array(select f.comment from public.feedback f
+              || array(select to_jsonb(f.comment) #>> '{}' from public.feedback f
                        where f.customer_id = person and f.comment is not null)) m;
   markers := coalesce(markers, '{}');
   subjects := array[person_text]
@@ -159,13 +162,21 @@ begin
 
   -- Copies in documents: those about the person lose every string naming them; an address
   -- or a phone number is looked for in every document.
-  update public.webhook_deliveries d set payload = app.erase_from_jsonb(d.payload, markers),
+  -- An appointment's notes travel sealed on their own (kit.crypto.seal_in): no marker finds
+  -- them, so a copy of the person's appointment loses its notes outright.
+  update public.webhook_deliveries d
+  set payload = app.erase_from_jsonb(d.payload, markers)
+        || case when d.payload ? 'notes' and d.payload ->> 'id' = any (subjects)
+           then '{"notes": null}'::jsonb else '{}'::jsonb end,
     last_error = null
   where exists (select 1 from unnest(subjects || array[address]) s
                 where strpos(lower(d.payload::text), lower(s)) > 0);
   get diagnostics n = row_count;
   counts := counts || jsonb_build_object('webhook_deliveries', n);
-  update public.idempotency_keys k set response_body = app.erase_from_jsonb(k.response_body, markers)
+  update public.idempotency_keys k
+  set response_body = app.erase_from_jsonb(k.response_body, markers)
+        || case when k.response_body ? 'notes' and k.response_body ->> 'id' = any (subjects)
+           then '{"notes": null}'::jsonb else '{}'::jsonb end
   where exists (select 1 from unnest(subjects || array[address]) s
                 where strpos(lower(k.response_body::text), lower(s)) > 0);
   update public.analytics_events e
