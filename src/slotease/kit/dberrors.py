@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel
 
-from slotease.kit.problems import Conflict, NotFound, Problem, Unprocessable
+from slotease.kit.problems import Conflict, Forbidden, NotFound, Problem, Unprocessable
 
 # A rule is keyed by SQLSTATE, or by (SQLSTATE, constraint name) to narrow it to one constraint.
 RuleKey = str | tuple[str, str]
@@ -72,6 +72,15 @@ def refusals(rules: Mapping[RuleKey, Refusal]) -> Iterator[None]:
         if make is None:
             raise
         raise make(exc) from None
+
+
+def write_refusals(forbidden: str) -> dict[RuleKey, Refusal]:
+    """The refusals of an organization's admin writes: a check constraint our validation
+    missed (422), a policy's WITH CHECK (403, `forbidden`)."""
+    return {
+        CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
+        INSUFFICIENT_PRIVILEGE: lambda _: Forbidden(forbidden),
+    }
 
 
 def refused_as(

@@ -19,21 +19,17 @@ from slotease.db.catalogue import SqlState, refusals_of
 from slotease.db.database import Connection
 from slotease.db.queries import Row, assignments, fetch_all, fetch_one, fetch_row, keyset_after
 from slotease.kit.dberrors import (
-    CHECK_VIOLATION,
-    INSUFFICIENT_PRIVILEGE,
     Refusal,
     RuleKey,
     refused_as,
+    write_refusals,
 )
-from slotease.kit.problems import Forbidden, Unprocessable
 
 SLUG_CONSTRAINT = "organizations_slug_key"
 
-# The refusals of the writes below: a check constraint our validation missed (422), a
-# policy's WITH CHECK (403), the last-admin trigger (409).
+# The refusals of the writes below: those of every admin write, and the last-admin trigger.
 _REFUSALS: dict[RuleKey, Refusal] = {
-    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
-    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
+    **write_refusals("You may not change this organization."),
     **refusals_of(SqlState.LAST_ADMIN),
 }
 refused = refused_as(_REFUSALS)

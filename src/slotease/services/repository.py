@@ -15,22 +15,9 @@ from psycopg import sql
 
 from slotease.db.database import Connection
 from slotease.db.queries import Row, assignments, fetch_all, fetch_one, fetch_row, keyset_after
-from slotease.kit.dberrors import (
-    CHECK_VIOLATION,
-    INSUFFICIENT_PRIVILEGE,
-    Refusal,
-    RuleKey,
-    refused_as,
-)
-from slotease.kit.problems import Forbidden, Unprocessable
+from slotease.kit.dberrors import refused_as, write_refusals
 
-# The refusals of the writes below: a check constraint our validation missed (422), a
-# policy's WITH CHECK (403).
-_REFUSALS: dict[RuleKey, Refusal] = {
-    CHECK_VIOLATION: lambda _: Unprocessable("A value is out of the allowed range."),
-    INSUFFICIENT_PRIVILEGE: lambda _: Forbidden("You may not change this organization."),
-}
-refused = refused_as(_REFUSALS)
+refused = refused_as(write_refusals("You may not change this organization."))
 
 # A service with its week, in one row: the hours come from the covering index
 # service_working_hours_service_idx, so listing services costs no query per service.
