@@ -169,7 +169,6 @@ def settings(
         tmp_path_factory.mktemp("data"),
         app_database_url=app_conninfo,
         db_pooler=DB_POOLER,
-        encryption_keys=TEST_ENCRYPTION_KEYS,
     )
 
 
@@ -182,6 +181,7 @@ def settings_for(owner_conninfo: str, data_dir: Path, **overrides: object) -> Se
         "app_database_url": _as_login(owner_conninfo, "slotease_app"),
         "worker_database_url": _as_login(owner_conninfo, "slotease_worker"),
         "jwt_secret": TEST_JWT_SECRET,
+        "encryption_keys": TEST_ENCRYPTION_KEYS,
         "data_dir": data_dir,
         "rate_limit_api_key": "100000/hour",
         "rate_limit_user": "100000/hour",

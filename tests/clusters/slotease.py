@@ -17,7 +17,7 @@ import psycopg
 from slotease.config import Settings
 from slotease.migrations import runner
 from tests.clusters.pgcluster import Cluster, free_port
-from tests.conftest import TEST_JWT_SECRET, wait_until_serving
+from tests.conftest import TEST_ENCRYPTION_KEYS, TEST_JWT_SECRET, wait_until_serving
 from tests.notifications.support import Mailbox
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +42,7 @@ def environment(cluster: Cluster, data_dir: Path, **settings: str) -> dict[str, 
         "DATABASE_URL": cluster.url(DATABASE),
         "SLOTEASE_ENV": "test",
         "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
+        "SLOTEASE_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
         "SLOTEASE_DATA_DIR": str(data_dir),
         "SLOTEASE_RATE_LIMIT_ANON": UNLIMITED,
         "SLOTEASE_RATE_LIMIT_USER": UNLIMITED,
@@ -58,6 +59,7 @@ def app_settings(cluster: Cluster, data_dir: Path, **overrides: Any) -> Settings
         "env": "test",
         "database_url": cluster.url(DATABASE),
         "jwt_secret": TEST_JWT_SECRET,
+        "encryption_keys": TEST_ENCRYPTION_KEYS,
         "data_dir": data_dir,
         "rate_limit_api_key": UNLIMITED,
         "rate_limit_user": UNLIMITED,

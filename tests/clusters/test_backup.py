@@ -10,7 +10,7 @@ import psycopg
 from slotease.migrations import runner
 from tests.cli.conftest import RunCli
 from tests.clusters.pgcluster import Cluster, table_fingerprints
-from tests.conftest import TEST_JWT_SECRET
+from tests.conftest import TEST_ENCRYPTION_KEYS, TEST_JWT_SECRET
 
 ROLES = ("anon", "authenticated", "service_role", "slotease_app", "slotease_worker")
 
@@ -33,7 +33,11 @@ def test_a_demo_backup_restores_into_a_cluster_without_the_roles(
     run_cli: RunCli, primary: Cluster, scratch: Path
 ) -> None:
     source = _create_database(primary, "slotease")
-    env: dict[str, str | None] = {"DATABASE_URL": source, "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET}
+    env: dict[str, str | None] = {
+        "DATABASE_URL": source,
+        "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
+        "SLOTEASE_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEYS,
+    }
     seeded = run_cli("demo", env=env)
     assert seeded.exit_code == 0, seeded.output
     backup_dir = scratch / "backup"

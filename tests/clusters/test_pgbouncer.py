@@ -32,7 +32,7 @@ POOLED_SUITE = [
     "tests/auth/test_sessions.py",
     "tests/auth/test_api_keys.py",
     "tests/organizations/test_organizations.py",
-    "tests/organizations/test_services.py",
+    "tests/services/test_services.py",
     "tests/appointments/test_available_slots.py",
     "tests/appointments/test_booking.py",
     "tests/queues/test_line.py",
