@@ -61,7 +61,8 @@ async def record_sign_in(
 ) -> None:
     """The signed-in user's sign-in stamp and its audit event."""
     await conn.execute(
-        "select app.record_sign_in(%s, %s, %s)", (new_password_hash, factor, client_address)
+        "select app.record_sign_in(%(password_hash)s, %(factor)s, %(address)s)",
+        {"password_hash": new_password_hash, "factor": factor, "address": client_address},
     )
 
 
@@ -70,7 +71,8 @@ async def record_sign_in_refusal(
 ) -> None:
     """`sign_in_failed` or `sign_in_locked`, in the audit log of the account `email` names."""
     await conn.execute(
-        "select app.record_sign_in_refusal(%s, %s, %s)", (email, event, client_address)
+        "select app.record_sign_in_refusal(%(email)s, %(event)s, %(address)s)",
+        {"email": email, "event": event, "address": client_address},
     )
 
 
@@ -104,7 +106,9 @@ async def session_user(conn: Connection, token_hash: str) -> Row | None:
 
 
 async def session_is_live(conn: Connection, session_id: UUID) -> bool:
-    row = await fetch_row(conn, "select app.session_is_live(%s) as live", (session_id,))
+    row = await fetch_row(
+        conn, "select app.session_is_live(%(session_id)s) as live", {"session_id": session_id}
+    )
     return bool(row["live"])
 
 
@@ -280,7 +284,10 @@ async def my_password_hash(conn: Connection) -> str | None:
 
 
 async def change_password(conn: Connection, password_hash: str, keep_session: UUID | None) -> None:
-    await conn.execute("select app.change_password(%s, %s)", (password_hash, keep_session))
+    await conn.execute(
+        "select app.change_password(%(password_hash)s, %(keep_session)s)",
+        {"password_hash": password_hash, "keep_session": keep_session},
+    )
 
 
 async def request_password_reset(
@@ -314,7 +321,9 @@ async def request_password_reset(
 async def reset_password(conn: Connection, token_hash: str, password_hash: str) -> UUID | None:
     """The account whose password the live reset token changed; None for any other token."""
     row = await fetch_row(
-        conn, "select app.reset_password(%s, %s) as user_id", (token_hash, password_hash)
+        conn,
+        "select app.reset_password(%(token_hash)s, %(password_hash)s) as user_id",
+        {"token_hash": token_hash, "password_hash": password_hash},
     )
     user_id: UUID | None = row["user_id"]
     return user_id
@@ -324,15 +333,17 @@ async def issue_verification(conn: Connection, token_hash: str, ttl_hours: int) 
     """The caller's new verification token; None once the address is verified."""
     row = await fetch_row(
         conn,
-        "select app.issue_verification(%s, make_interval(hours => %s)) as id",
-        (token_hash, ttl_hours),
+        "select app.issue_verification(%(token_hash)s, make_interval(hours => %(ttl)s)) as id",
+        {"token_hash": token_hash, "ttl": ttl_hours},
     )
     token_id: UUID | None = row["id"]
     return token_id
 
 
 async def verify_email(conn: Connection, token_hash: str) -> bool:
-    row = await fetch_row(conn, "select app.verify_email(%s) as verified", (token_hash,))
+    row = await fetch_row(
+        conn, "select app.verify_email(%(token_hash)s) as verified", {"token_hash": token_hash}
+    )
     return bool(row["verified"])
 
 
@@ -343,8 +354,8 @@ async def account_mail(conn: Connection, token_id: UUID) -> Row | None:
         "select u.email, coalesce(p.full_name, '') as full_name, t.expires_at"
         " from app.account_tokens t join auth.users u on u.id = t.user_id"
         " left join public.user_profiles p on p.user_id = u.id"
-        " where t.id = %s and t.used_at is null and t.expires_at > now()",
-        (token_id,),
+        " where t.id = %(token_id)s and t.used_at is null and t.expires_at > now()",
+        {"token_id": token_id},
     )
 
 
@@ -379,12 +390,14 @@ async def read_mfa_secret(conn: Connection) -> Row | None:
 
 async def use_totp_step(conn: Connection, step: int) -> bool:
     """Whether a code of time step `step` is accepted: not replayed, not older than the last."""
-    row = await fetch_row(conn, "select app.use_totp_step(%s) as accepted", (step,))
+    row = await fetch_row(conn, "select app.use_totp_step(%(step)s) as accepted", {"step": step})
     return bool(row["accepted"])
 
 
 async def use_recovery_code(conn: Connection, code_hash: str) -> bool:
-    row = await fetch_row(conn, "select app.use_recovery_code(%s) as accepted", (code_hash,))
+    row = await fetch_row(
+        conn, "select app.use_recovery_code(%(code_hash)s) as accepted", {"code_hash": code_hash}
+    )
     return bool(row["accepted"])
 
 
@@ -400,8 +413,9 @@ async def issue_mfa_challenge(
     conn: Connection, token_hash: str, ttl_minutes: int, new_password_hash: str | None
 ) -> None:
     await conn.execute(
-        "select app.issue_mfa_challenge(%s, make_interval(mins => %s), %s)",
-        (token_hash, ttl_minutes, new_password_hash),
+        "select app.issue_mfa_challenge("
+        "%(token_hash)s, make_interval(mins => %(ttl)s), %(password_hash)s)",
+        {"token_hash": token_hash, "ttl": ttl_minutes, "password_hash": new_password_hash},
     )
 
 
@@ -409,13 +423,17 @@ async def mfa_challenge_user(conn: Connection, token_hash: str, max_failures: in
     """`user_id`, `email`, `full_name` of a live MFA step token, locked for this transaction."""
     return await fetch_one(
         conn,
-        "select user_id, email, full_name from app.mfa_challenge_user(%s, %s)",
-        (token_hash, max_failures),
+        "select user_id, email, full_name"
+        " from app.mfa_challenge_user(%(token_hash)s, %(max_failures)s)",
+        {"token_hash": token_hash, "max_failures": max_failures},
     )
 
 
 async def settle_mfa_challenge(conn: Connection, token_hash: str, *, succeeded: bool) -> None:
-    await conn.execute("select app.settle_mfa_challenge(%s, %s)", (token_hash, succeeded))
+    await conn.execute(
+        "select app.settle_mfa_challenge(%(token_hash)s, %(succeeded)s)",
+        {"token_hash": token_hash, "succeeded": succeeded},
+    )
 
 
 async def mfa_blocked_org_ids(conn: Connection) -> list[UUID]:

@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from slotease.db.database import Database
+from slotease.db.queries import fetch_row
 from slotease.kit.background import running
 
 log = logging.getLogger(__name__)
@@ -184,13 +185,11 @@ class ReadRouting:
     async def _sample_primary(self) -> None:
         try:
             async with self.primary.pool.connection(timeout=self.check_seconds) as conn:
-                cursor = await conn.execute("select pg_current_wal_lsn()::text as lsn")
-                row = await cursor.fetchone()
+                row = await fetch_row(conn, "select pg_current_wal_lsn()::text as lsn")
         except Exception:
             # Without a new sample the replicas' lag grows with the age of the last one.
             log.warning("could not read the primary's WAL position", exc_info=True)
             return
-        assert row is not None
         now = time.monotonic()
         self._samples.append((now, lsn_position(row["lsn"])))
         horizon = now - self.max_lag - 2 * self.check_seconds
@@ -200,17 +199,16 @@ class ReadRouting:
     async def _check_replica(self, replica: Replica) -> None:
         try:
             async with replica.database.pool.connection(timeout=self.check_seconds) as conn:
-                cursor = await conn.execute(
+                row = await fetch_row(
+                    conn,
                     "select pg_is_in_recovery() as standby,"
-                    " pg_last_wal_replay_lsn()::text as replayed"
+                    " pg_last_wal_replay_lsn()::text as replayed",
                 )
-                row = await cursor.fetchone()
         except Exception as exc:
             if replica.problem is None:
                 log.warning("replica %s does not answer: %s", replica.name, exc)
             replica.lag_seconds, replica.problem = None, "unreachable"
             return
-        assert row is not None
         if not row["standby"] or row["replayed"] is None:
             # Promoted, or not a standby at all: its data may have parted from the primary's.
             replica.lag_seconds, replica.problem = None, "not a standby"

@@ -4,15 +4,12 @@ batches `slotease keys rotate` re-seals (as service_role, which bypasses RLS).""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from psycopg import sql
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one
+from slotease.db.queries import Row, fetch_all, fetch_one
 from slotease.kit import crypto
-
-Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -98,17 +95,18 @@ async def register_key(conn: Connection, kid: str, check_value: bytes) -> None:
     """A key seen for the first time; one already registered keeps its check value, which
     the check that follows compares with."""
     await conn.execute(
-        "insert into app.encryption_keys (kid, check_value) values (%s, %s)"
+        "insert into app.encryption_keys (kid, check_value) values (%(kid)s, %(check_value)s)"
         " on conflict (kid) do nothing",
-        (kid, check_value),
+        {"kid": kid, "check_value": check_value},
     )
 
 
 async def reinstate_key(conn: Connection, kid: str) -> None:
     """The encrypting key is live again, whatever an earlier rotation retired."""
     await conn.execute(
-        "update app.encryption_keys set retired_at = null where kid = %s and retired_at is not null",
-        (kid,),
+        "update app.encryption_keys set retired_at = null"
+        " where kid = %(kid)s and retired_at is not null",
+        {"kid": kid},
     )
 
 
@@ -116,8 +114,8 @@ async def retire_keys_except(conn: Connection, kid: str) -> list[str]:
     rows = await fetch_all(
         conn,
         "update app.encryption_keys set retired_at = now()"
-        " where kid <> %s and retired_at is null returning kid",
-        (kid,),
+        " where kid <> %(kid)s and retired_at is null returning kid",
+        {"kid": kid},
     )
     return [row["kid"] for row in rows]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from slotease.config import Settings
 from slotease.db.database import ANONYMOUS, SERVICE, Database
 from slotease.db.pools import worker_database
+from slotease.db.queries import Row
 from slotease.keys import repository as repo
 from slotease.kit import crypto
 from slotease.kit.crypto import DecryptionError, Keyring, KeyringError
@@ -138,7 +139,7 @@ async def _pass(
     db: Database, keyring: Keyring, column: repo.SealedColumn, prefix: bytes, batch_size: int
 ) -> int:
     """One walk over the column in primary key order; the number of values re-sealed."""
-    after: repo.Row | None = None
+    after: Row | None = None
     resealed = 0
     while True:
         async with db.transaction(SERVICE) as conn:

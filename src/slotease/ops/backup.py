@@ -86,13 +86,12 @@ class Server:
 
 def inspect(conninfo: str) -> Server:
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        row = conn.execute(
+        # The statement always returns one row.
+        [(version, major, database, migrated)] = conn.execute(
             "select current_setting('server_version'),"
             " current_setting('server_version_num')::int / 10000, current_database(),"
             " to_regclass('public.alembic_version') is not null"
-        ).fetchone()
-        assert row is not None
-        version, major, database, migrated = row
+        ).fetchall()
         revision = None
         if migrated:
             found = conn.execute("select version_num from public.alembic_version").fetchone()
@@ -143,7 +142,9 @@ def _run(argv: list[str | Path], conninfo: str | None = None) -> str:
 
 
 def _ensure_roles(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    rows = conn.execute("select rolname from pg_roles where rolname = any(%s)", (list(ROLES),))
+    rows = conn.execute(
+        "select rolname from pg_roles where rolname = any(%(names)s)", {"names": list(ROLES)}
+    )
     existing = {row[0] for row in rows.fetchall()}
     for name, attributes in ROLES.items():
         if name not in existing:

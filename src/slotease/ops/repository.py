@@ -84,10 +84,16 @@ async def apply_text_retention(
 ) -> dict[str, int]:
     row = await fetch_row(
         conn,
-        "select app.apply_text_retention(%s, %s, %s, %s) as counts",
-        (webhook_payloads_before, report_contents_before, notification_bodies_before,
-         feedback_comments_before),
-    )  # fmt: skip
+        "select app.apply_text_retention("
+        " %(webhook_payloads)s, %(report_contents)s, %(notification_bodies)s,"
+        " %(feedback_comments)s) as counts",
+        {
+            "webhook_payloads": webhook_payloads_before,
+            "report_contents": report_contents_before,
+            "notification_bodies": notification_bodies_before,
+            "feedback_comments": feedback_comments_before,
+        },
+    )
     counts: dict[str, int] = row["counts"]
     return counts
 

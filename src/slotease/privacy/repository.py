@@ -13,10 +13,8 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from slotease.db.database import Connection
-from slotease.db.queries import fetch_all, fetch_one, fetch_row
+from slotease.db.queries import Row, fetch_all, fetch_one, fetch_row
 from slotease.kit import crypto
-
-Row = dict[str, Any]
 
 
 # ----- erasure --------------------------------------------------------------------------
@@ -28,7 +26,9 @@ async def close_own_account(conn: Connection) -> None:
 async def user_by_email(conn: Connection, email: str) -> Row | None:
     """The account of an address (service_role only: the operator's commands)."""
     return await fetch_one(
-        conn, "select id, email from auth.users where lower(email) = lower(%s)", (email,)
+        conn,
+        "select id, email from auth.users where lower(email) = lower(%(email)s)",
+        {"email": email},
     )
 
 
@@ -48,9 +48,9 @@ async def organizations_only_they_administer(conn: Connection, user_id: UUID) ->
 async def upcoming_appointments(conn: Connection, user_id: UUID) -> list[UUID]:
     rows = await fetch_all(
         conn,
-        "select id from public.appointments where customer_id = %s and status = 'booked'"
+        "select id from public.appointments where customer_id = %(user)s and status = 'booked'"
         " and starts_at >= now() order by starts_at, id",
-        (user_id,),
+        {"user": user_id},
     )
     return [row["id"] for row in rows]
 
@@ -59,9 +59,9 @@ async def active_tickets(conn: Connection, user_id: UUID) -> list[UUID]:
     """Tickets still waiting or called: those a holder may give up."""
     rows = await fetch_all(
         conn,
-        "select id from public.tickets where user_id = %s and status in ('waiting', 'called')"
-        " order by created_at, id",
-        (user_id,),
+        "select id from public.tickets where user_id = %(user)s"
+        " and status in ('waiting', 'called') order by created_at, id",
+        {"user": user_id},
     )
     return [row["id"] for row in rows]
 
@@ -69,16 +69,16 @@ async def active_tickets(conn: Connection, user_id: UUID) -> list[UUID]:
 async def live_waitlist_entries(conn: Connection, user_id: UUID) -> list[UUID]:
     rows = await fetch_all(
         conn,
-        "select id from public.waitlist_entries where user_id = %s"
+        "select id from public.waitlist_entries where user_id = %(user)s"
         " and status in ('waiting', 'offered') order by created_at, id",
-        (user_id,),
+        {"user": user_id},
     )
     return [row["id"] for row in rows]
 
 
 async def erase_user(conn: Connection, user_id: UUID) -> dict[str, int] | None:
     """What the erasure changed, by kind; None when there is no such account."""
-    row = await fetch_row(conn, "select app.erase_user(%s) as counts", (user_id,))
+    row = await fetch_row(conn, "select app.erase_user(%(user)s) as counts", {"user": user_id})
     counts: dict[str, int] | None = row["counts"]
     return counts
 
@@ -94,8 +94,8 @@ async def profile(conn: Connection, user_id: UUID) -> Row | None:
     row = await fetch_one(
         conn,
         "select full_name, phone, timezone, locale, created_at, updated_at"
-        " from public.user_profiles where user_id = %s",
-        (user_id,),
+        " from public.user_profiles where user_id = %(user)s",
+        {"user": user_id},
     )
     return None if row is None else _opened(row, "phone", crypto.PHONE, user_id)
 
@@ -104,8 +104,8 @@ async def memberships(conn: Connection, user_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
         "select organization_id, role, created_at from public.organization_members"
-        " where user_id = %s order by created_at, organization_id",
-        (user_id,),
+        " where user_id = %(user)s order by created_at, organization_id",
+        {"user": user_id},
     )
 
 
@@ -114,8 +114,8 @@ async def appointments(conn: Connection, user_id: UUID) -> list[Row]:
         conn,
         "select id, organization_id, service_id, starts_at, ends_at, status, notes, booked_by,"
         " cancelled_at, created_at, updated_at from public.appointments"
-        " where customer_id = %s order by starts_at, id",
-        (user_id,),
+        " where customer_id = %(user)s order by starts_at, id",
+        {"user": user_id},
     )
     return [_opened(row, "notes", crypto.NOTES, row["id"]) for row in rows]
 
@@ -125,8 +125,8 @@ async def tickets(conn: Connection, user_id: UUID) -> list[Row]:
         conn,
         "select id, organization_id, queue_id, appointment_id, service_date, number, priority,"
         " status, counter, called_at, serving_at, finished_at, created_at from public.tickets"
-        " where user_id = %s order by created_at, id",
-        (user_id,),
+        " where user_id = %(user)s order by created_at, id",
+        {"user": user_id},
     )
 
 
@@ -135,8 +135,8 @@ async def waitlist_entries(conn: Connection, user_id: UUID) -> list[Row]:
         conn,
         "select id, organization_id, service_id, starts_at, ends_at, status, offered_at,"
         " offer_expires_at, appointment_id, created_at from public.waitlist_entries"
-        " where user_id = %s order by created_at, id",
-        (user_id,),
+        " where user_id = %(user)s order by created_at, id",
+        {"user": user_id},
     )
 
 
@@ -144,8 +144,9 @@ async def notifications(conn: Connection, user_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
         "select id, organization_id, channel, template, subject, body, status, read_at, sent_at,"
-        " created_at from public.notifications where user_id = %s order by created_at, id",
-        (user_id,),
+        " created_at from public.notifications where user_id = %(user)s"
+        " order by created_at, id",
+        {"user": user_id},
     )
 
 
@@ -153,8 +154,8 @@ async def feedback(conn: Connection, user_id: UUID) -> list[Row]:
     rows = await fetch_all(
         conn,
         "select id, organization_id, appointment_id, service_id, rating, comment, created_at"
-        " from public.feedback where customer_id = %s order by created_at, id",
-        (user_id,),
+        " from public.feedback where customer_id = %(user)s order by created_at, id",
+        {"user": user_id},
     )
     return [_opened(row, "comment", crypto.COMMENT, row["appointment_id"]) for row in rows]
 
@@ -163,8 +164,8 @@ async def notification_preferences(conn: Connection, user_id: UUID) -> Row | Non
     row = await fetch_one(
         conn,
         "select email, sms, push, in_app, quiet_hours, fallback_order, push_token, updated_at"
-        " from public.notification_preferences where user_id = %s",
-        (user_id,),
+        " from public.notification_preferences where user_id = %(user)s",
+        {"user": user_id},
     )
     return None if row is None else _opened(row, "push_token", crypto.PUSH_TOKEN, user_id)
 
@@ -173,20 +174,25 @@ async def invitations(conn: Connection, email: str) -> list[Row]:
     return await fetch_all(
         conn,
         "select id, organization_id, email, role, status, expires_at, accepted_at, created_at"
-        " from public.invitations where lower(email) = lower(%s) order by created_at, id",
-        (email,),
+        " from public.invitations where lower(email) = lower(%(email)s)"
+        " order by created_at, id",
+        {"email": email},
     )
 
 
 async def calendar_feed(conn: Connection, user_id: UUID) -> Row | None:
     return await fetch_one(
-        conn, "select created_at from public.calendar_feed_tokens where user_id = %s", (user_id,)
+        conn,
+        "select created_at from public.calendar_feed_tokens where user_id = %(user)s",
+        {"user": user_id},
     )
 
 
 async def records_their_role_cannot_read(conn: Connection, user_id: UUID) -> Row:
     """`account`, `sessions`, `audit_entries` and `analytics_events` of the person."""
-    row = await fetch_row(conn, "select app.personal_records_of(%s) as records", (user_id,))
+    row = await fetch_row(
+        conn, "select app.personal_records_of(%(user)s) as records", {"user": user_id}
+    )
     records: Row = row["records"]
     return records
 
@@ -196,8 +202,8 @@ async def consent_history(conn: Connection, user_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
         "select purpose, granted, source, at from public.consent_events"
-        " where user_id = %s order by at, id",
-        (user_id,),
+        " where user_id = %(user)s order by at, id",
+        {"user": user_id},
     )
 
 
@@ -206,8 +212,8 @@ async def latest_consents(conn: Connection, user_id: UUID) -> list[Row]:
     return await fetch_all(
         conn,
         "select distinct on (purpose) purpose, granted, source, at from public.consent_events"
-        " where user_id = %s order by purpose, at desc, id desc",
-        (user_id,),
+        " where user_id = %(user)s order by purpose, at desc, id desc",
+        {"user": user_id},
     )
 
 
