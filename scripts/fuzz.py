@@ -30,9 +30,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from slotease.config import Settings
 from slotease.db.embedded import embedded_database_url
-from slotease.demo import DEMO_DOMAIN, DEMO_PASSWORD, ORGANIZATIONS, seed_demo
+from slotease.demo import DEMO_DOMAIN, DEMO_PASSWORD, ORGANIZATIONS
 from slotease.migrations import runner
 
 CHECKS = (
@@ -221,7 +220,9 @@ def main() -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     with fresh_database(server_conninfo()) as database_url:
         env = server_environment(database_url, data_dir)
-        print(seed_demo(Settings(database_url=database_url, data_dir=data_dir)))
+        # Seeded as `slotease demo` seeds it: with the keyring the server then opens.
+        slotease = Path(sys.executable).with_name("slotease")
+        subprocess.run([str(slotease), "demo"], env=env, check=True)  # noqa: S603
         with running_server(env, free_port()) as base_url:
             token = admin_token(base_url)
             config = seeded_ids_config(database_url, data_dir / "schemathesis.toml")

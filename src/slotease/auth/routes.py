@@ -121,7 +121,7 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/auth/recover", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/auth/recover", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
 async def recover(body: RecoveryRequest, conn: ServiceDbDep) -> Response:
     await service.request_recovery(conn, body.email)
     return Response(status_code=status.HTTP_202_ACCEPTED)
@@ -139,7 +139,12 @@ async def verify_email(body: VerificationRequest, conn: ServiceDbDep) -> Respons
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/auth/verify/resend", status_code=status.HTTP_202_ACCEPTED, responses=SIGNED_IN)
+@router.post(
+    "/auth/verify/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=SIGNED_IN,
+    response_class=Response,
+)
 async def resend_verification(_: CurrentUser, conn: DbDep) -> Response:
     await service.resend_verification(conn)
     return Response(status_code=status.HTTP_202_ACCEPTED)
