@@ -38,6 +38,9 @@ CALLER_CHECKED = {
     "waitlist_ahead": "a count",
     "queue_public_state": "the public screen of a queue",
     "queue_line": "positions without names",
+    "ticket_positions": "positions without names",
+    "ticket_at_position": "a ticket id without its holder",
+    "queue_summary": "the public screen of a queue",
     "webhook_subscribed": "a yes or no",
     "metrics_counts": "counts",
     # Acting for the caller, who is checked inside.

@@ -24,7 +24,7 @@ QUEUE_UPDATED: dict[str, Any] = {
 def test_the_webhook_events_are_the_catalogues_subscribable_subset() -> None:
     subscribable = {name for name, event_type in EVENTS.items() if event_type.webhook}
     assert set(get_args(WebhookEvent)) == set(WEBHOOK_EVENTS) == subscribable
-    assert set(EVENTS) - subscribable == {"ticket.position", "notification.created"}
+    assert set(EVENTS) - subscribable == {"ticket.position", "queue.moved", "notification.created"}
     schema = create_app().openapi()["components"]["schemas"]["WebhookCreate"]
     assert set(schema["properties"]["events"]["items"]["enum"]) == subscribable
 

@@ -141,19 +141,19 @@ async def test_events_are_delivered_after_commit_and_never_on_rollback(
     )
 
     assert called.status_code == 200
-    assert [e.name for e in events] == ["ticket.called", "ticket.position", "queue.updated"]
-    ticket_event, position_event, queue_event = (e.payload for e in events)
+    assert [e.name for e in events] == ["ticket.called", "queue.moved", "queue.updated"]
+    ticket_event, moved_event, queue_event = (e.payload for e in events)
     assert ticket_event["id"] == first["id"]
     assert ticket_event["counter"] == "7"
     assert ticket_event["number"] == "A-001"
     assert ticket_event["status"] == "called"
-    assert position_event == {
-        "id": second["id"],
+    # The one waiting ticket moved up: positions 1 to 1 changed.
+    assert moved_event == {
         "queue_id": str(desk.queue_id),
         "organization_id": str(desk.org_id),
-        "user_id": str(second_user.id),
-        "position": 1,
-        "estimated_wait_minutes": 0,
+        "waiting_count": 1,
+        "first_moved": 1,
+        "last_moved": 1,
     }
     assert queue_event["waiting_count"] == 1
     assert queue_event["now_serving"] == [{"number": "A-001", "counter": "7"}]

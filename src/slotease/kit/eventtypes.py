@@ -52,6 +52,19 @@ class QueueUpdatedPayload(TypedDict):
     now_serving: list[dict[str, Any]]
 
 
+class QueueMovedPayload(TypedDict):
+    """The line moved: the waiting tickets now at positions `first_moved` to `last_moved`
+    (1 is next, both included) stand elsewhere than before the change. One event per change
+    whatever the line's length; the realtime hub turns it into `ticket.position` for the
+    tickets someone follows."""
+
+    queue_id: str
+    organization_id: str
+    waiting_count: int
+    first_moved: int
+    last_moved: int
+
+
 class WaitlistOfferPayload(TypedDict):
     """An offer the database made (app.offer_waitlist_places), as it reports it."""
 
@@ -91,6 +104,7 @@ EventName = Literal[
     TicketEventName,
     "ticket.position",
     "queue.updated",
+    "queue.moved",
     "waitlist.offered",
     "notification.created",
 ]
@@ -109,10 +123,13 @@ EVENTS: dict[EventName, EventType] = {
         name: EventType(AppointmentPayload, webhook=True) for name in get_args(AppointmentEventName)
     },
     **{name: EventType(TicketPayload, webhook=True) for name in get_args(TicketEventName)},
-    # One call-next moves every waiting ticket: a live signal for the realtime topics, not
-    # something to POST to every subscriber n times.
+    # One call-next moves every waiting ticket: a live signal the realtime hub publishes on
+    # the followed `ticket:<id>` topics only, never through the bus.
     "ticket.position": EventType(TicketPositionPayload, webhook=False),
     "queue.updated": EventType(QueueUpdatedPayload, webhook=True),
+    # What the line's positions became, for the hub and the queue alert; `queue.updated`
+    # already carries what an organization's webhook needs of the line.
+    "queue.moved": EventType(QueueMovedPayload, webhook=False),
     "waitlist.offered": EventType(WaitlistOfferPayload, webhook=True),
     # Emitted by the worker for one recipient's in-app message, with no organization.
     "notification.created": EventType(NotificationCreatedPayload, webhook=False),

@@ -44,18 +44,16 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
 
     async def handle(conn: Connection, event: DomainEvent) -> None:
         payload = event.payload
-        if event.name in _TEMPLATES and _recipient_id(payload) is not None:
-            alert = event.name != "ticket.position" or (
-                payload.get("position") == settings.queue_alert_position
+        if event.name == "queue.moved":
+            await _alert_position(conn, payload, settings.queue_alert_position)
+        elif event.name in _TEMPLATES and _recipient_id(payload) is not None:
+            # Only the subject's id: the worker reads every fact of the message again.
+            await jobs_repo.enqueue(
+                conn,
+                NOTIFY_TASK,
+                {"event": event.name, "subject_id": str(payload["id"])},
+                queue=NOTIFICATIONS_QUEUE,
             )
-            if alert:
-                # Only the subject's id: the worker reads every fact of the message again.
-                await jobs_repo.enqueue(
-                    conn,
-                    NOTIFY_TASK,
-                    {"event": event.name, "subject_id": str(payload["id"])},
-                    queue=NOTIFICATIONS_QUEUE,
-                )
         if event.name.startswith("appointment.") and "starts_at" in payload:
             await repo.drop_reminders(conn, UUID(payload["id"]))
             if payload.get("status") == "booked":
@@ -75,6 +73,22 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
                     )  # fmt: skip
 
     return handle
+
+
+async def _alert_position(conn: Connection, payload: dict[str, Any], position: int) -> None:
+    """One change moved a range of the line: when the alert position is in it, the ticket now
+    standing there has just reached it (one read of the line's first places, not of the line,
+    whoever made the change: the worker finds the holder)."""
+    if not payload["first_moved"] <= position <= payload["last_moved"]:
+        return
+    ticket_id = await repo.ticket_at_position(conn, UUID(payload["queue_id"]), position)
+    if ticket_id is not None:
+        await jobs_repo.enqueue(
+            conn,
+            NOTIFY_TASK,
+            {"event": "ticket.position", "subject_id": str(ticket_id)},
+            queue=NOTIFICATIONS_QUEUE,
+        )
 
 
 def _recipient_id(payload: dict[str, Any]) -> str | None:

@@ -299,12 +299,22 @@ async def ticket_facts(conn: Connection, ticket_id: UUID) -> Row | None:
     return await fetch_one(
         conn,
         "select t.id, t.organization_id, t.user_id, t.status, t.counter, t.number, q.prefix,"
-        " q.service_id, (select l.position from app.queue_line(t.queue_id) l"
-        "                where l.id = t.id) as position"
+        " q.service_id, (select p.position from app.ticket_positions(array[t.id]) p) as position"
         " from public.tickets t join public.queues q on q.id = t.queue_id where t.id ="
         " %(ticket_id)s",
         {"ticket_id": ticket_id},
     )
+
+
+async def ticket_at_position(conn: Connection, queue_id: UUID, position: int) -> UUID | None:
+    """The waiting ticket at `position` of the queue's line, whoever the caller is."""
+    row = await fetch_row(
+        conn,
+        "select app.ticket_at_position(%(queue)s, %(position)s) as id",
+        {"queue": queue_id, "position": position},
+    )
+    ticket_id: UUID | None = row["id"]
+    return ticket_id
 
 
 async def waitlist_entry_facts(conn: Connection, entry_id: UUID) -> Row | None:

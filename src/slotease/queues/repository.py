@@ -100,6 +100,22 @@ async def public_state(conn: Connection, queue_id: UUID) -> Row:
     return await fetch_row(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
 
 
+async def summary(conn: Connection, queue_id: UUID) -> Row:
+    """How many wait and who is being served: what a change announces on the queue's board."""
+    return await fetch_row(conn, "select * from app.queue_summary(%(id)s)", {"id": queue_id})
+
+
+async def positions(conn: Connection, ticket_ids: list[UUID]) -> list[Row]:
+    """The waiting tickets among `ticket_ids` with their queue and position (one index range
+    per ticket, not the line); the holder only where the caller may know."""
+    return await fetch_all(
+        conn,
+        'select id, queue_id, organization_id, user_id, "position"'
+        " from app.ticket_positions(%(ids)s::uuid[])",
+        {"ids": ticket_ids},
+    )
+
+
 async def line(conn: Connection, queue_id: UUID) -> list[Row]:
     """Every waiting ticket's id and position; the holder only where the caller may know."""
     return await fetch_all(

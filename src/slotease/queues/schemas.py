@@ -111,6 +111,17 @@ class Ticket(BaseModel):
     estimated_wait_minutes: int | None
 
 
+class TicketPosition(BaseModel):
+    """Where a waiting ticket stands now: the `ticket.position` event's payload."""
+
+    id: UUID
+    queue_id: UUID
+    organization_id: UUID
+    user_id: UUID | None
+    position: int
+    estimated_wait_minutes: int
+
+
 class CallNext(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from slotease.auth.principal import Principal
-from slotease.db.database import Connection, Database
+from slotease.db.database import SERVICE, Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.events import DomainEvent, EventBus, emit, service_transaction
 from slotease.kit.eventtypes import TicketEventName
@@ -32,6 +32,7 @@ from slotease.queues.schemas import (
     QueueState,
     Ticket,
     TicketCreate,
+    TicketPosition,
     TicketUpdate,
 )
 
@@ -52,44 +53,51 @@ def display_number(prefix: str, number: int) -> str:
 
 
 @dataclass(frozen=True)
-class LineView:
-    """A queue's line right now: positions of its waiting tickets, and the pace that turns a
-    position into a wait."""
+class Pace:
+    """What turns a position into a wait: the service time per ticket, the counters at work."""
 
-    state: Row
-    positions: dict[UUID, int]
-    holders: dict[UUID, UUID | None]
     minutes_per_ticket: float
+    counters: int
 
-    def position(self, ticket_id: UUID) -> int | None:
-        return self.positions.get(ticket_id)
+    def wait(self, position: int) -> int:
+        return wait_minutes(position, self.minutes_per_ticket, self.counters)
 
-    def wait(self, ticket_id: UUID) -> int | None:
-        position = self.positions.get(ticket_id)
-        if position is None:
-            return None
-        return wait_minutes(position, self.minutes_per_ticket, self.state["active_counters"])
+    def wait_of(self, position: int | None) -> int | None:
+        return None if position is None else self.wait(position)
 
 
 def _history(state: Row) -> ServiceHistory:
     return ServiceHistory(minutes=state["service_minutes"], hours=state["service_hours"])
 
 
-async def _positions(conn: Connection, queue_id: UUID) -> dict[UUID, int]:
-    return {row["id"]: row["position"] for row in await repository.line(conn, queue_id)}
-
-
-async def _line_view(conn: Connection, queue_id: UUID) -> LineView:
-    state = await repository.public_state(conn, queue_id)
-    line = await repository.line(conn, queue_id)
-    return LineView(
-        state=state,
-        positions={row["id"]: row["position"] for row in line},
-        holders={row["id"]: row["user_id"] for row in line},
-        minutes_per_ticket=service_minutes(
-            _history(state), state["local_hour"], state["default_service_minutes"]
-        ),
+def _pace(state: Row) -> Pace:
+    minutes = service_minutes(
+        _history(state), state["local_hour"], state["default_service_minutes"]
     )
+    return Pace(minutes, state["active_counters"])
+
+
+async def _position(conn: Connection, ticket_id: UUID) -> int | None:
+    """The ticket's place in line now, None unless it waits: one range of the line's index."""
+    rows = await repository.positions(conn, [ticket_id])
+    return rows[0]["position"] if rows else None
+
+
+def _moved(before: int | None, after: int | None, waiting: int) -> tuple[int, int] | None:
+    """The positions (first, last) whose ticket stands elsewhere once a ticket went from
+    `before` to `after` (None: not in the line) and `waiting` wait: everyone behind the place
+    a ticket left or took, or between the two places of a move within the line."""
+    if before is None:
+        if after is None:
+            return None
+        first, last = after + 1, waiting
+    elif after is None:
+        first, last = before, waiting
+    elif before == after:
+        return None
+    else:
+        first, last = min(before, after), max(before, after)
+    return (first, last) if first <= last else None
 
 
 _ROW_FIELDS = (
@@ -105,12 +113,12 @@ _ROW_FIELDS = (
 )
 
 
-def _ticket(row: Row, view: LineView) -> Ticket:
+def _ticket(row: Row, position: int | None = None, pace: Pace | None = None) -> Ticket:
     return Ticket(
         **{key: row[key] for key in _ROW_FIELDS},
         number=display_number(row["prefix"], row["number"]),
-        position=view.position(row["id"]),
-        estimated_wait_minutes=view.wait(row["id"]),
+        position=position,
+        estimated_wait_minutes=None if pace is None else pace.wait_of(position),
     )
 
 
@@ -130,49 +138,23 @@ _PAYLOAD_FIELDS = {
 
 def _announce(
     queue: Row,
-    before: dict[UUID, int],
-    view: LineView,
-    changed: Iterable[tuple[TicketEventName, Row]],
+    summary: Row,
+    changed: Iterable[tuple[TicketEventName, Ticket]],
+    moved: tuple[int, int] | None,
 ) -> None:
-    """Emit the events of one change: each changed ticket, every other waiting ticket whose
-    position moved, and the queue's public state."""
-    changed_ids: set[UUID] = set()
-    for event, row in changed:
-        changed_ids.add(row["id"])
-        emit(
-            DomainEvent(event, _ticket(row, view).model_dump(mode="json", include=_PAYLOAD_FIELDS))
-        )
-    for ticket_id, position in view.positions.items():
-        if ticket_id in changed_ids or before.get(ticket_id) == position:
-            continue
-        emit(
-            DomainEvent(
-                "ticket.position",
-                {
-                    "id": str(ticket_id),
-                    "queue_id": str(queue["id"]),
-                    "organization_id": str(queue["organization_id"]),
-                    "user_id": _text(view.holders.get(ticket_id)),
-                    "position": position,
-                    "estimated_wait_minutes": view.wait(ticket_id),
-                },
-            )
-        )
-    emit(
-        DomainEvent(
-            "queue.updated",
-            {
-                "queue_id": str(queue["id"]),
-                "organization_id": str(queue["organization_id"]),
-                "waiting_count": view.state["waiting_count"],
-                "now_serving": view.state["now_serving"],
-            },
-        )
-    )
-
-
-def _text(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
+    """Emit the events of one change: each changed ticket, one `queue.moved` naming the
+    positions that changed (never an event per waiting ticket: the realtime hub turns it into
+    positions for the tickets someone follows), and the queue's public state."""
+    for event, ticket in changed:
+        emit(DomainEvent(event, ticket.model_dump(mode="json", include=_PAYLOAD_FIELDS)))
+    line = {
+        "queue_id": str(queue["id"]),
+        "organization_id": str(queue["organization_id"]),
+        "waiting_count": summary["waiting_count"],
+    }
+    if moved is not None:
+        emit(DomainEvent("queue.moved", {**line, "first_moved": moved[0], "last_moved": moved[1]}))
+    emit(DomainEvent("queue.updated", {**line, "now_serving": summary["now_serving"]}))
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,12 +200,15 @@ async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
     """The public view for everyone; the organization's staff also get the tickets. A read
     only: the grace period is applied by the periodic job, and before every call."""
     queue = await _visible_queue(conn, queue_id)
-    view = await _line_view(conn, queue_id)
-    state = view.state
+    state = await repository.public_state(conn, queue_id)
     observed = observed_service_minutes(_history(state), state["local_hour"])
     error = mean_absolute_error(state["quoted_minutes"], state["actual_minutes"])
     tickets = None
     if queue["is_staff"]:
+        rows = await repository.active_tickets(conn, queue_id)
+        # Staff see the whole line, and the waiting tickets come last in line order: their
+        # positions are their ranks among them.
+        called = sum(row["status"] != "waiting" for row in rows)
         tickets = [
             LineTicket(
                 id=row["id"],
@@ -232,9 +217,9 @@ async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
                 priority=row["priority"],
                 counter=row["counter"],
                 user_id=row["user_id"],
-                position=view.position(row["id"]),
+                position=index - called + 1 if row["status"] == "waiting" else None,
             )
-            for row in await repository.active_tickets(conn, queue_id)
+            for index, row in enumerate(rows)
         ]
     return QueueState(
         id=queue["id"],
@@ -248,6 +233,29 @@ async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
     )
 
 
+async def positions_of(db: Database, ticket_ids: list[UUID]) -> list[TicketPosition]:
+    """Where the waiting tickets among `ticket_ids` stand now and how long they should wait,
+    for whoever follows them live: one statement for the positions (one index range each, or
+    one pass per line for many), one per queue for its pace."""
+    async with db.transaction(SERVICE) as conn:
+        rows = await repository.positions(conn, ticket_ids)
+        paces = {
+            queue_id: _pace(await repository.public_state(conn, queue_id))
+            for queue_id in {row["queue_id"] for row in rows}
+        }
+    return [
+        TicketPosition(
+            id=row["id"],
+            queue_id=row["queue_id"],
+            organization_id=row["organization_id"],
+            user_id=row["user_id"],
+            position=row["position"],
+            estimated_wait_minutes=paces[row["queue_id"]].wait(row["position"]),
+        )
+        for row in rows
+    ]
+
+
 async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) -> int:
     """Apply the grace period: called tickets not started in time become no-shows (requeued
     at the back where the queue says so). Runs before a queue calls its next ticket, and for
@@ -255,11 +263,19 @@ async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) 
     expired = await repository.expire_called_tickets(conn, queue_id)
     for queue_id_of_rows in {row["queue_id"] for row in expired}:
         rows = [row for row in expired if row["queue_id"] == queue_id_of_rows]
-        view = await _line_view(conn, queue_id_of_rows)
+        state = await repository.public_state(conn, queue_id_of_rows)
+        pace = _pace(state)
+        requeued = {
+            row["id"]: row["position"]
+            for row in await repository.positions(conn, [row["id"] for row in rows])
+        }
         queue = {"id": queue_id_of_rows, "organization_id": rows[0]["organization_id"]}
         # A requeued ticket joins at the back and a dropped one was not in the line: nobody
-        # else's position moves, so the positions before are the positions now.
-        _announce(queue, view.positions, view, [("ticket.no_show", row) for row in rows])
+        # else's position moves.
+        changed: list[tuple[TicketEventName, Ticket]] = [
+            ("ticket.no_show", _ticket(row, requeued.get(row["id"]), pace)) for row in rows
+        ]
+        _announce(queue, state, changed, None)
     return len(expired)
 
 
@@ -272,13 +288,21 @@ async def expire_called_tickets_on_time(db: Database, bus: EventBus) -> int:
 # ---------------------------------------------------------------------------------------
 # Tickets.
 # ---------------------------------------------------------------------------------------
-async def _quote(conn: Connection, row: Row, view: LineView) -> Row:
+async def _quote(conn: Connection, row: Row, wait: int | None) -> Row:
     """Keep the wait a ticket was promised on entering the line, to measure it later."""
-    quoted = await repository.update_ticket(
-        conn, row["id"], {"estimated_wait_minutes": view.wait(row["id"])}
-    )
+    quoted = await repository.update_ticket(conn, row["id"], {"estimated_wait_minutes": wait})
     assert quoted is not None, "the caller has just written this ticket"
     return quoted
+
+
+async def _entered(conn: Connection, row: Row) -> tuple[Ticket, Row, int | None]:
+    """A ticket that has just entered the line (joined, transferred in, requeued): its place,
+    the wait it is promised (kept), and the queue's state as the change announces it."""
+    position = await _position(conn, row["id"])
+    state = await repository.public_state(conn, row["queue_id"])
+    pace = _pace(state)
+    row = await _quote(conn, row, pace.wait_of(position))
+    return _ticket(row, position, pace), state, position
 
 
 async def join_queue(
@@ -303,14 +327,13 @@ async def join_queue(
             raise NotFound("No such appointment.")
         user_id = appointment["customer_id"]
 
-    before = await _positions(conn, queue_id)
     row = await repository.insert_ticket(
         conn, queue_id, user_id=user_id, priority=body.priority, appointment=appointment
     )
-    view = await _line_view(conn, queue_id)
-    row = await _quote(conn, row, view)
-    _announce(queue, before, view, [("ticket.created", row)])
-    return _ticket(row, view)
+    ticket, state, position = await _entered(conn, row)
+    moved = _moved(None, position, state["waiting_count"])
+    _announce(queue, state, [("ticket.created", ticket)], moved)
+    return ticket
 
 
 async def _visible_ticket(conn: Connection, ticket_id: UUID) -> Row:
@@ -322,33 +345,46 @@ async def _visible_ticket(conn: Connection, ticket_id: UUID) -> Row:
 
 async def get_ticket(conn: Connection, ticket_id: UUID) -> Ticket:
     row = await _visible_ticket(conn, ticket_id)
-    return _ticket(row, await _line_view(conn, row["queue_id"]))
+    if row["status"] != "waiting":
+        return _ticket(row)
+    position = await _position(conn, ticket_id)
+    return _ticket(row, position, _pace(await repository.public_state(conn, row["queue_id"])))
+
+
+async def _place(conn: Connection, row: Row) -> int | None:
+    return await _position(conn, row["id"]) if row["status"] == "waiting" else None
 
 
 async def cancel_ticket(conn: Connection, ticket_id: UUID) -> Ticket:
     """The holder gives up their place."""
     row = await _visible_ticket(conn, ticket_id)
     queue = await _visible_queue(conn, row["queue_id"])
-    before = await _positions(conn, row["queue_id"])
+    before = await _place(conn, row)
     changed = await repository.update_ticket(conn, ticket_id, {"status": "cancelled"})
     if changed is None:
         raise Forbidden("You may not cancel this ticket.")
-    view = await _line_view(conn, row["queue_id"])
-    _announce(queue, before, view, [("ticket.cancelled", changed)])
-    return _ticket(changed, view)
+    summary = await repository.summary(conn, row["queue_id"])
+    ticket = _ticket(changed)
+    moved = _moved(before, None, summary["waiting_count"])
+    _announce(queue, summary, [("ticket.cancelled", ticket)], moved)
+    return ticket
 
 
 async def call_next(conn: Connection, queue_id: UUID, counter: str) -> Ticket | None:
-    """Call the first ticket in line to `counter`; None when nobody waits."""
+    """Call the first ticket in line to `counter`; None when nobody waits. What it costs does
+    not depend on the line's length: the claim takes one index row, the announcement says
+    that everyone left moved up one place."""
     queue = await _staffed_queue(conn, queue_id)
     await expire_called_tickets(conn, queue_id)
-    before = await _positions(conn, queue_id)
     row = await repository.claim_next(conn, queue_id, counter)
     if row is None:
         return None
-    view = await _line_view(conn, queue_id)
-    _announce(queue, before, view, [("ticket.called", row)])
-    return _ticket(row, view)
+    summary = await repository.summary(conn, queue_id)
+    ticket = _ticket(row)
+    _announce(
+        queue, summary, [("ticket.called", ticket)], _moved(1, None, summary["waiting_count"])
+    )
+    return ticket
 
 
 async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
@@ -359,7 +395,7 @@ async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
         assert body.target_queue_id is not None, "validated by the schema"
         return await _transfer(conn, queue, row, body.target_queue_id)
 
-    before = await _positions(conn, row["queue_id"])
+    before = await _place(conn, row)
     if body.action == "set_priority":
         if row["status"] != "waiting":
             raise Conflict("Only a waiting ticket's priority can change.")
@@ -376,11 +412,14 @@ async def update_ticket(conn: Connection, body: TicketUpdate) -> Ticket:
     changed = await repository.update_ticket(conn, body.ticket_id, changes)
     if changed is None:
         raise Forbidden("You may not change this ticket.")
-    view = await _line_view(conn, row["queue_id"])
     if body.action == "requeue":
-        changed = await _quote(conn, changed, view)
-    _announce(queue, before, view, [(event, changed)])
-    return _ticket(changed, view)
+        ticket, state, after = await _entered(conn, changed)
+    else:
+        after = await _place(conn, changed)
+        state = await repository.public_state(conn, row["queue_id"])
+        ticket = _ticket(changed, after, _pace(state))
+    _announce(queue, state, [(event, ticket)], _moved(before, after, state["waiting_count"]))
+    return ticket
 
 
 async def _transfer(conn: Connection, queue: Row, row: Row, target_id: UUID) -> Ticket:
@@ -394,8 +433,7 @@ async def _transfer(conn: Connection, queue: Row, row: Row, target_id: UUID) -> 
     if row["status"] not in _ACTIVE:
         raise Conflict(f"A {row['status']} ticket cannot be transferred.")
 
-    before_source = await _positions(conn, row["queue_id"])
-    before_target = await _positions(conn, target_id)
+    before = await _place(conn, row)
     moved = await repository.insert_ticket(
         conn, target_id, user_id=row["user_id"], priority=row["priority"]
     )
@@ -408,9 +446,14 @@ async def _transfer(conn: Connection, queue: Row, row: Row, target_id: UUID) -> 
         },
     )
     assert ended is not None, "staff of the organization may change its tickets"
-    source_view = await _line_view(conn, row["queue_id"])
-    target_view = await _line_view(conn, target_id)
-    moved = await _quote(conn, moved, target_view)
-    _announce(queue, before_source, source_view, [("ticket.moved", ended)])
-    _announce(target, before_target, target_view, [("ticket.created", moved)])
-    return _ticket(moved, target_view)
+    source = await repository.summary(conn, row["queue_id"])
+    ticket, target_state, position = await _entered(conn, moved)
+    _announce(
+        queue,
+        source,
+        [("ticket.moved", _ticket(ended))],
+        _moved(before, None, source["waiting_count"]),
+    )
+    moved_there = _moved(None, position, target_state["waiting_count"])
+    _announce(target, target_state, [("ticket.created", ticket)], moved_there)
+    return ticket

@@ -50,6 +50,10 @@ def route_event(event: DomainEvent) -> list[tuple[str, dict[str, Any]]]:
         ]
     if event.name == "ticket.position":
         return [(f"ticket:{payload['id']}", payload)]
+    if event.name == "queue.moved":
+        # The public board's and the hub's signal; each ticket's own topic gets its position
+        # from the hub (realtime.positions), for the tickets someone follows.
+        return [(f"queue:{payload['queue_id']}", payload)]
     if event.name == "queue.updated":
         return [
             (f"queue:{payload['queue_id']}", payload),

@@ -1,2 +1,3 @@
--- Reserved; filled by its change.
-select 1;
+drop function if exists app.queue_summary(uuid);
+drop function if exists app.ticket_at_position(uuid, integer);
+drop function if exists app.ticket_positions(uuid[]);
