@@ -20,6 +20,7 @@ from slotease.db.pools import api_database, read_routing
 from slotease.jobs.worker import in_process_worker
 from slotease.keys.service import open_keyring
 from slotease.kit.access import AccessMiddleware
+from slotease.kit.background import running
 from slotease.kit.bodylimit import BodyLimitMiddleware
 from slotease.kit.dberrors import install_database_refusals
 from slotease.kit.events import EventBus
@@ -34,10 +35,12 @@ from slotease.ops.monitoring import periodic_alert_rules
 from slotease.ops.routes import router as ops_router
 from slotease.organizations.routes import router as organizations_router
 from slotease.privacy.routes import router as privacy_router
+from slotease.queues import service as queue_service
 from slotease.queues.routes import router as queues_router
 from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import make_broker
 from slotease.realtime.hub import Hub
+from slotease.realtime.positions import PositionWatch
 from slotease.realtime.routes import router as realtime_router
 from slotease.services.routes import router as services_router
 from slotease.waitlist.routes import router as waitlist_router
@@ -59,6 +62,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     limiter = RateLimiter(settings, metrics, redis)
     hub = Hub(send_queue=settings.realtime_send_queue, replay=settings.realtime_replay)
+    broker = make_broker(
+        hub,
+        redis,
+        url=settings.redis_url,
+        prefix=settings.realtime_prefix,
+        connections_per_address=settings.realtime_connections_per_address,
+    )
+    positions = PositionWatch(broker, partial(queue_service.positions_of, db))
+    hub.observe(positions)
     context = AppContext(
         settings=settings,
         db=db,
@@ -68,14 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis=redis,
         limiter=limiter,
         login_throttle=LoginThrottle(settings, redis, limiter.storage_failed),
-        realtime=make_broker(
-            hub,
-            redis,
-            url=settings.redis_url,
-            prefix=settings.realtime_prefix,
-            connections_per_address=settings.realtime_connections_per_address,
-        ),
+        realtime=broker,
         realtime_access=AccessWatch(db, hub, period_seconds=settings.realtime_recheck_seconds),
+        realtime_positions=positions,
         events=EventBus(),
     )
 
@@ -94,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         try:
             async with AsyncExitStack() as stack:
+                await stack.enter_async_context(running(context.realtime_positions.run()))
                 if settings.run_worker:
                     worker_db = await stack.enter_async_context(
                         in_process_worker(settings, events, redis=context.redis)

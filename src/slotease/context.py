@@ -16,6 +16,7 @@ from slotease.kit.metrics import Metrics
 from slotease.kit.ratelimit import RateLimiter
 from slotease.realtime.access import AccessWatch
 from slotease.realtime.broker import Broker
+from slotease.realtime.positions import PositionWatch
 
 
 @dataclass
@@ -34,6 +35,8 @@ class AppContext:
     realtime: Broker
     # Authorizes the topics of open WebSocket connections again, periodically.
     realtime_access: AccessWatch
+    # Publishes the positions of the tickets this process's clients follow when a line moves.
+    realtime_positions: PositionWatch
     # The domain events' bus: realtime, notifications and webhooks subscribe at startup.
     events: EventBus
 

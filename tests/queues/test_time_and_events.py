@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -14,18 +13,6 @@ from tests.notifications.support import run_periodic
 from tests.queues.arrange import act, join, make_desk, ticket_row
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def events(bus: EventBus) -> Iterator[list[DomainEvent]]:
-    heard: list[DomainEvent] = []
-
-    async def listen(event: DomainEvent) -> None:
-        heard.append(event)
-
-    unsubscribe = bus.subscribe(listen)
-    yield heard
-    unsubscribe()
 
 
 @pytest.mark.parametrize("tz", ["Pacific/Auckland", "America/Los_Angeles", "UTC"])
@@ -133,7 +120,7 @@ async def test_events_are_delivered_after_commit_and_never_on_rollback(
     desk = await make_desk(client, owner)
     first_user, second_user = make_user(owner), make_user(owner)
     first = await join(client, desk.queue_id, first_user)
-    second = await join(client, desk.queue_id, second_user)
+    await join(client, desk.queue_id, second_user)
     events.clear()
 
     called = await client.post(

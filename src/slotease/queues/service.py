@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from slotease.auth.principal import Principal
-from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.database import ANONYMOUS, Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.events import DomainEvent, EventBus, emit, service_transaction
 from slotease.kit.eventtypes import TicketEventName
@@ -236,8 +236,10 @@ async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
 async def positions_of(db: Database, ticket_ids: list[UUID]) -> list[TicketPosition]:
     """Where the waiting tickets among `ticket_ids` stand now and how long they should wait,
     for whoever follows them live: one statement for the positions (one index range each, or
-    one pass per line for many), one per queue for its pace."""
-    async with db.transaction(SERVICE) as conn:
+    one pass per line for many), one per queue for its pace. Read as anonymous, like a
+    queue's public screen: nothing personal, so the holder is not named (`user_id` null);
+    the topic's subscribers know whose ticket they follow."""
+    async with db.transaction(ANONYMOUS) as conn:
         rows = await repository.positions(conn, ticket_ids)
         paces = {
             queue_id: _pace(await repository.public_state(conn, queue_id))

@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections import OrderedDict, deque
 from itertools import islice
+from typing import Protocol
 
 # Sent through a send queue to make its sender close the connection.
 CLOSE = None
@@ -105,6 +106,17 @@ class TopicLog:
         self.subscribers: set[Subscriber] = set()
 
 
+class TopicObserver(Protocol):
+    """Told when a topic gains its first subscriber in this process or loses its last, and
+    of every event the hub delivers (realtime.positions derives ticket positions from them)."""
+
+    def followed(self, topic: str) -> None: ...
+
+    def unfollowed(self, topic: str) -> None: ...
+
+    def published(self, topic: str, event: str) -> None: ...
+
+
 class Hub:
     def __init__(self, *, send_queue: int = 256, replay: int = 500, max_topics: int = 5000) -> None:
         self.send_queue = send_queue
@@ -114,6 +126,10 @@ class Hub:
         self.max_topics = max_topics
         self._topics: OrderedDict[str, TopicLog] = OrderedDict()
         self._connected: set[Subscriber] = set()
+        self._observer: TopicObserver | None = None
+
+    def observe(self, observer: TopicObserver) -> None:
+        self._observer = observer
 
     @property
     def connections(self) -> int:
@@ -136,6 +152,8 @@ class Hub:
 
     def subscribe(self, subscriber: Subscriber, topic: str) -> None:
         log = self._log(topic)
+        if not log.subscribers and self._observer is not None:
+            self._observer.followed(topic)
         log.subscribers.add(subscriber)
         subscriber.topics.add(topic)
         self.offer(subscriber, json.dumps({"type": "subscribed", "topic": topic}))
@@ -156,8 +174,10 @@ class Hub:
     def unsubscribe(self, subscriber: Subscriber, topic: str) -> None:
         subscriber.topics.discard(topic)
         log = self._topics.get(topic)
-        if log is not None:
+        if log is not None and subscriber in log.subscribers:
             log.subscribers.discard(subscriber)
+            if not log.subscribers and self._observer is not None:
+                self._observer.unfollowed(topic)
 
     def publish(self, topic: str, event: str, payload_json: str) -> None:
         """Deliver an event whose seq this process allocates (the in-process broker)."""
@@ -209,6 +229,8 @@ class Hub:
         self._topics.move_to_end(topic)
         for subscriber in list(log.subscribers):
             self.offer(subscriber, frame)
+        if self._observer is not None:
+            self._observer.published(topic, event)
 
     def _log(self, topic: str) -> TopicLog:
         log = self._topics.get(topic)
