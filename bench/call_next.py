@@ -116,8 +116,9 @@ def seed(
 def topped_up(owner: str, queue: uuid.UUID, line: int, seconds: float) -> Iterator[None]:
     """Keep `line` tickets waiting in `queue` for `seconds` of the block: every
     REFILL_SECONDS, as many walk-ins as were called join (ahead of the followers, who joined
-    "tomorrow"). These inserts announce nothing, so they stop a while before the calls do:
-    the followers' last positions then come from calls alone."""
+    "tomorrow"), and the tickets called over a second ago are served, as counters would.
+    These writes announce nothing, so they stop a while before the calls do: the followers'
+    last positions then come from calls alone."""
     stop = threading.Event()
     until = time.monotonic() + seconds
 
@@ -125,6 +126,13 @@ def topped_up(owner: str, queue: uuid.UUID, line: int, seconds: float) -> Iterat
         with psycopg.connect(owner, autocommit=True) as conn:
             conn.execute("set session_replication_role = replica")
             while not stop.wait(REFILL_SECONDS) and time.monotonic() < until:
+                # The counters serve whom they called: the queue's board shows the last few.
+                conn.execute(
+                    "update public.tickets set status = 'served', serving_at = called_at,"
+                    " finished_at = now() where queue_id = %(queue)s and status = 'called'"
+                    " and called_at < now() - interval '1 second'",
+                    {"queue": queue},
+                )
                 conn.execute(
                     "insert into public.tickets (organization_id, queue_id, service_date,"
                     " number, status)"

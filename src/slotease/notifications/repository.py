@@ -307,7 +307,8 @@ async def ticket_facts(conn: Connection, ticket_id: UUID) -> Row | None:
 
 
 async def ticket_at_position(conn: Connection, queue_id: UUID, position: int) -> UUID | None:
-    """The waiting ticket at `position` of the queue's line, whoever the caller is."""
+    """The waiting ticket at `position` of the queue's line if someone holds it, whoever the
+    caller is."""
     row = await fetch_row(
         conn,
         "select app.ticket_at_position(%(queue)s, %(position)s) as id",

@@ -86,23 +86,56 @@ async def list_active_queues(
     )
 
 
+_GET_QUEUE = (
+    f"select {_QUEUE}, app.is_org_member(q.organization_id) as is_staff"
+    " from public.queues q where q.id = %(id)s"
+)
+_EXPIRED_COLUMNS = (
+    "id",
+    "queue_id",
+    "organization_id",
+    "user_id",
+    "prefix",
+    "number",
+    "service_date",
+    "status",
+    "counter",
+    "priority",
+    "appointment_id",
+)
+_EXPIRED = ", ".join(_EXPIRED_COLUMNS)
+
+
 async def get_queue(conn: Connection, queue_id: UUID) -> Row | None:
     """The queue and whether the caller runs it (a member of its organization)."""
-    return await fetch_one(
-        conn,
-        f"select {_QUEUE}, app.is_org_member(q.organization_id) as is_staff"
-        " from public.queues q where q.id = %(id)s",
-        {"id": queue_id},
-    )
+    return await fetch_one(conn, _GET_QUEUE, {"id": queue_id})
+
+
+async def queue_swept(conn: Connection, queue_id: UUID) -> tuple[Row | None, list[Row]]:
+    """`get_queue`, and the grace-period sweep of the queue when the caller runs it (the
+    expired tickets, as `expire_called_tickets` returns them): one round trip, pipelined."""
+    params = {"id": queue_id}
+    async with conn.pipeline():
+        queue = await conn.execute(_GET_QUEUE, params)
+        expired = await conn.execute(
+            f"select {', '.join(f'e.{column}' for column in _EXPIRED_COLUMNS)} from public.queues q"
+            " cross join lateral app.expire_called_tickets(q.id) e"
+            " where q.id = %(id)s and app.is_org_member(q.organization_id)",
+            params,
+        )
+        return await queue.fetchone(), await expired.fetchall()
 
 
 async def public_state(conn: Connection, queue_id: UUID) -> Row:
     return await fetch_row(conn, "select * from app.queue_public_state(%(id)s)", {"id": queue_id})
 
 
+_SUMMARY = "select * from app.queue_summary(%(id)s)"
+
+
 async def summary(conn: Connection, queue_id: UUID) -> Row:
     """How many wait and who is being served: what a change announces on the queue's board."""
-    return await fetch_row(conn, "select * from app.queue_summary(%(id)s)", {"id": queue_id})
+    return await fetch_row(conn, _SUMMARY, {"id": queue_id})
 
 
 async def positions(conn: Connection, ticket_ids: list[UUID]) -> list[Row]:
@@ -136,10 +169,7 @@ async def active_tickets(conn: Connection, queue_id: UUID) -> list[Row]:
 
 async def expire_called_tickets(conn: Connection, queue_id: UUID | None) -> list[Row]:
     return await fetch_all(
-        conn,
-        "select id, queue_id, organization_id, user_id, prefix, number, service_date, status,"
-        " counter, priority, appointment_id from app.expire_called_tickets(%(id)s)",
-        {"id": queue_id},
+        conn, f"select {_EXPIRED} from app.expire_called_tickets(%(id)s)", {"id": queue_id}
     )
 
 
@@ -196,11 +226,17 @@ CLAIM_SQL = (
 )
 
 
-async def claim_next(conn: Connection, queue_id: UUID, counter: str) -> Row | None:
-    """Call the first waiting ticket in line order. SKIP LOCKED: a ticket another counter is
-    claiming right now is passed over, so concurrent calls never get the same one."""
+async def claim_next(conn: Connection, queue_id: UUID, counter: str) -> tuple[Row | None, Row]:
+    """Call the first waiting ticket in line order, and read the queue's summary after it, in
+    one round trip (pipelined). SKIP LOCKED: a ticket another counter is claiming right now is
+    passed over, so concurrent calls never get the same one."""
     with refusals(_REFUSALS):
-        return await fetch_one(conn, CLAIM_SQL, {"queue": queue_id, "counter": counter})
+        async with conn.pipeline():
+            claimed = await conn.execute(CLAIM_SQL, {"queue": queue_id, "counter": counter})
+            summary = await conn.execute(_SUMMARY, {"id": queue_id})
+            row, state = await claimed.fetchone(), await summary.fetchone()
+    assert state is not None, "the caller has just read the queue"
+    return row, state
 
 
 async def update_ticket(conn: Connection, ticket_id: UUID, changes: Row) -> Row | None:

@@ -182,18 +182,25 @@ async def list_queues(
     return Page(items=[_queue(row) for row in items], next_cursor=next_cursor)
 
 
-async def _visible_queue(conn: Connection, queue_id: UUID) -> Row:
-    queue = await repository.get_queue(conn, queue_id)
+def _found(queue: Row | None) -> Row:
     if queue is None:
         raise NotFound("No such queue.")
     return queue
 
 
-async def _staffed_queue(conn: Connection, queue_id: UUID) -> Row:
-    queue = await _visible_queue(conn, queue_id)
-    if not queue["is_staff"]:
+def _staffed(queue: Row | None) -> Row:
+    found = _found(queue)
+    if not found["is_staff"]:
         raise Forbidden("Only the organization's staff may run this queue.")
-    return queue
+    return found
+
+
+async def _visible_queue(conn: Connection, queue_id: UUID) -> Row:
+    return _found(await repository.get_queue(conn, queue_id))
+
+
+async def _staffed_queue(conn: Connection, queue_id: UUID) -> Row:
+    return _staffed(await repository.get_queue(conn, queue_id))
 
 
 async def queue_state(conn: Connection, queue_id: UUID) -> QueueState:
@@ -263,6 +270,11 @@ async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) 
     at the back where the queue says so). Runs before a queue calls its next ticket, and for
     every queue from a periodic job (`queue_id` None). Returns how many expired."""
     expired = await repository.expire_called_tickets(conn, queue_id)
+    await _announce_expired(conn, expired)
+    return len(expired)
+
+
+async def _announce_expired(conn: Connection, expired: list[Row]) -> None:
     for queue_id_of_rows in {row["queue_id"] for row in expired}:
         rows = [row for row in expired if row["queue_id"] == queue_id_of_rows]
         state = await repository.public_state(conn, queue_id_of_rows)
@@ -278,7 +290,6 @@ async def expire_called_tickets(conn: Connection, queue_id: UUID | None = None) 
             ("ticket.no_show", _ticket(row, requeued.get(row["id"]), pace)) for row in rows
         ]
         _announce(queue, state, changed, None)
-    return len(expired)
 
 
 async def expire_called_tickets_on_time(db: Database, bus: EventBus) -> int:
@@ -375,13 +386,14 @@ async def cancel_ticket(conn: Connection, ticket_id: UUID) -> Ticket:
 async def call_next(conn: Connection, queue_id: UUID, counter: str) -> Ticket | None:
     """Call the first ticket in line to `counter`; None when nobody waits. What it costs does
     not depend on the line's length: the claim takes one index row, the announcement says
-    that everyone left moved up one place."""
-    queue = await _staffed_queue(conn, queue_id)
-    await expire_called_tickets(conn, queue_id)
-    row = await repository.claim_next(conn, queue_id, counter)
+    that everyone left moved up one place. Two round trips: the queue with its grace-period
+    sweep, then the claim with the queue's summary."""
+    found, expired = await repository.queue_swept(conn, queue_id)
+    queue = _staffed(found)
+    await _announce_expired(conn, expired)
+    row, summary = await repository.claim_next(conn, queue_id, counter)
     if row is None:
         return None
-    summary = await repository.summary(conn, queue_id)
     ticket = _ticket(row)
     _announce(
         queue, summary, [("ticket.called", ticket)], _moved(1, None, summary["waiting_count"])

@@ -73,14 +73,15 @@ create function app.queue_summary(queue uuid)
 revoke execute on function app.queue_summary(uuid) from public;
 grant execute on function app.queue_summary(uuid) to anon, authenticated, service_role;
 
--- The waiting ticket at `at_position` of a visible queue's line (its id only: positions are
--- no secret, holders are): the queue alert asks it once per change that moved that place,
--- reading the line's index as far as the position.
+-- The waiting ticket at `at_position` of a visible queue's line when someone holds it (its id
+-- only: positions are no secret, holders are; a walk-in without an account is told nothing):
+-- the queue alert asks it once per change that moved that place, reading the line's index as
+-- far as the position.
 create function app.ticket_at_position(queue uuid, at_position integer) returns uuid
   language sql stable security definer
   set search_path = ''
   as $$
-    select t.id
+    select case when t.user_id is not null then t.id end
     from public.tickets t
     where t.queue_id = queue and t.status = 'waiting'
       and exists (select from public.queues y
