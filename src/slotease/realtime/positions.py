@@ -6,8 +6,8 @@ no event per waiting ticket crosses the bus or the broker. Every process hears i
 Redis when configured) and reads, in one statement, the positions of the tickets its own
 clients follow in that queue, then publishes `ticket.position` on those topics only, and
 only where the position or the wait changed. Changes that arrive together (several counters
-calling at once) are read together after a short pause, so the reads per second stay bounded
-by the pause however fast the line moves.
+calling at once) are read together, at most one read per `MIN_INTERVAL_SECONDS`, so the reads
+per second stay bounded however fast the line moves.
 
 Two processes whose clients follow the same ticket both publish its position: the client
 then sees the same position twice, which costs less than agreeing on who publishes.
@@ -29,9 +29,10 @@ from slotease.realtime.topics import parse_topic
 
 log = logging.getLogger(__name__)
 
-# How long the watch waits after a change before reading, so that a burst is read once. Well
-# inside the second a follower may wait for its new position.
-COALESCE_SECONDS = 0.05
+# The least time between two reads: the first change after a quiet spell is read at once,
+# the changes of a busy line during and after that read wait for the next one. A follower
+# waits at most this plus one read for its position, well inside the second it may wait.
+MIN_INTERVAL_SECONDS = 0.25
 MOVED = "queue.moved"
 
 Resolve = Callable[[list[UUID]], Awaitable[list[TicketPosition]]]
@@ -74,15 +75,17 @@ class PositionWatch:
     async def run(self) -> None:
         """Read and publish after each burst of changes, for as long as the app serves (run it
         with kit.background.running)."""
+        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
-            await asyncio.sleep(COALESCE_SECONDS)
             self._wake.clear()
+            started = loop.time()
             try:
                 await self.refresh()
             except (psycopg.Error, OSError) as exc:
                 # The next change reads again; a follower refetches on reconnect anyway.
                 log.warning("realtime: ticket positions not refreshed: %s", exc)
+            await asyncio.sleep(max(0.0, MIN_INTERVAL_SECONDS - (loop.time() - started)))
 
     async def refresh(self) -> None:
         """Read and publish the positions of the followed tickets of the queues that moved

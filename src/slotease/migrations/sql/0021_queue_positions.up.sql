@@ -52,6 +52,12 @@ $$;
 revoke execute on function app.ticket_positions(uuid[]) from public;
 grant execute on function app.ticket_positions(uuid[]) to anon, authenticated, service_role;
 
+-- Who is being served, read by every change of a queue: the few called and serving tickets,
+-- in call order, without reading the day's other tickets (tickets_queue_day_idx has the date
+-- between the queue and the status).
+create index tickets_now_serving_idx on public.tickets (queue_id, called_at)
+  where status in ('called', 'serving');
+
 -- What a change announces on the queue's board: how many wait and who is being served, the
 -- first two fields of app.queue_public_state without the service history behind estimates.
 create function app.queue_summary(queue uuid)
