@@ -143,6 +143,38 @@ async def test_a_call_reaches_the_ticket_page_and_the_board_without_a_reload(
     assert browsing.errors == []
 
 
+async def test_the_ticket_page_shows_its_new_place_when_the_line_moves(
+    browsing: Browsing, owner: Owner, sign_up: SignUp
+) -> None:
+    org_id = make_organization(owner, name="Post Office")
+    queue_id = make_queue(owner, org_id, "Parcels", "P")
+    first_email, second_email = await sign_up("Fay First"), await sign_up("Sam Second")
+    clerk_email = await sign_up("Carl Clerk")
+    add_member(owner, org_id, user_of(owner, clerk_email), "staff")
+
+    pages = []
+    for email in (first_email, second_email):
+        page = await browsing.page(width=375, height=812)
+        await log_in(page, email, f"/q/{queue_id}/join")
+        await page.get_by_role("button", name="Take a ticket").click()
+        await page.wait_for_url(re.compile(r"/t/[0-9a-f-]{36}$"))
+        await expect(page.locator("#live")).to_have_text("Live")
+        pages.append(page)
+    second = pages[1]
+    await expect(second.locator("#position")).to_have_text("2")
+
+    clerk = await browsing.page()
+    await log_in(clerk, clerk_email, f"/staff/{org_id}")
+    await expect(clerk.locator("#live")).to_have_text("Live")
+    await clerk.get_by_role("textbox", name="Your counter").fill("Desk 1")
+    await clerk.get_by_role("button", name="Call next").click()
+
+    # The call announces one queue.moved; the page hears its own ticket.position.
+    await expect(second.locator("#position")).to_have_text("1")
+    await expect(pages[0].locator("#ticket-status")).to_have_text("Called")
+    assert browsing.errors == []
+
+
 async def test_the_admin_dashboard_draws_its_charts(
     browsing: Browsing, owner: Owner, sign_up: SignUp
 ) -> None:
