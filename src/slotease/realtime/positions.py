@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 import psycopg
+from redis.exceptions import RedisError
 
 from slotease.kit.events import DomainEvent
 from slotease.queues.schemas import TicketPosition
@@ -82,8 +83,9 @@ class PositionWatch:
             started = loop.time()
             try:
                 await self.refresh()
-            except (psycopg.Error, OSError) as exc:
-                # The next change reads again; a follower refetches on reconnect anyway.
+            except (psycopg.Error, RedisError, OSError) as exc:
+                # The database or Redis is out of reach: the next change reads again, and a
+                # follower refetches when its connection or the broker's comes back.
                 log.warning("realtime: ticket positions not refreshed: %s", exc)
             await asyncio.sleep(max(0.0, MIN_INTERVAL_SECONDS - (loop.time() - started)))
 
