@@ -537,7 +537,7 @@ def gdpr_erase(
     async def run(db: Any) -> Any:
         user_id = await service.user_id_of(db, email)
         # Nothing in this process listens: what the cancellations cause goes out by jobs.
-        return user_id, await service.erase_account(db, EventBus(), user_id)
+        return user_id, await service.erase_account(db, EventBus(), settings, user_id)
 
     user_id, counts = _with_worker_database(settings, run)
     typer.echo(f"erased {user_id}")
