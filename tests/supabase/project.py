@@ -179,11 +179,12 @@ def access_token(
     algorithm: str = "HS256",
     kid: str | None = None,
     metadata: dict[str, Any] | None = None,
+    issuer: str = ISSUER,
 ) -> str:
     """An access token with the claims Supabase Auth puts in its users' tokens."""
     now = int(time.time())
     claims = {
-        "iss": ISSUER,
+        "iss": issuer,
         "sub": str(user_id),
         "aud": "authenticated",
         "exp": now + 3600,

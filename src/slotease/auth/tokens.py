@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -46,16 +46,19 @@ class SigningKeys:
     document, with a short timeout); `refresh` at start takes the first one off the requests.
     """
 
-    def __init__(self, url: str, *, refresh_seconds: float) -> None:
+    def __init__(
+        self, url: str, *, refresh_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.url = url
         self.refresh_seconds = refresh_seconds
+        self._clock = clock
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> PyJWK | None:
-        now = time.monotonic()
+        now = self._clock()
         if now - self._fetched_at > self.refresh_seconds or (
             kid not in self._keys and now - self._attempted_at > UNKNOWN_KEY_REFETCH_SECONDS
         ):
@@ -64,7 +67,7 @@ class SigningKeys:
 
     def refresh(self) -> None:
         with self._lock:
-            self._attempted_at = time.monotonic()
+            self._attempted_at = self._clock()
             try:
                 response = httpx.get(self.url, timeout=JWKS_FETCH_TIMEOUT_SECONDS)
                 response.raise_for_status()
@@ -77,7 +80,7 @@ class SigningKeys:
                 for key in found
                 if key.key_id and key.algorithm_name in ASYMMETRIC_ALGORITHMS
             }
-            self._fetched_at = time.monotonic()
+            self._fetched_at = self._clock()
 
 
 @dataclass(frozen=True)
