@@ -47,12 +47,23 @@ def migrate(
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the SQL script instead of applying it.")
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="With --sql: only the migrations after this revision (the one in the"
+            " database's public.alembic_version), for a database migrated before.",
+        ),
+    ] = None,
 ) -> None:
     """Apply pending migrations (or print them as one SQL script with --sql)."""
     from slotease.migrations import runner
 
     if sql:
-        typer.echo(runner.offline_sql())
+        if since is not None and not runner.is_known(since):
+            typer.echo(f"configuration error: --from: unknown revision {since!r}", err=True)
+            raise typer.Exit(2)
+        typer.echo(runner.offline_sql(start=since))
         return
     from slotease.db.urls import owner_conninfo
 

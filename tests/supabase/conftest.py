@@ -20,8 +20,11 @@ from tests.conftest import app_client, settings_for
 from tests.realtime.conftest import start_server  # noqa: F401 (a fixture, on this database)
 from tests.supabase import project
 
-# Made before SlotEase's migration: the back-fill must give them their profile.
+# Made before SlotEase's migration, and between its revision PREVIOUS and the next: the
+# back-fill must give them their profile.
 EARLY_METADATA = {"name": "Grace Hopper", "phone": "+33 1 23 45 67 89"}
+UPGRADED_METADATA = {"full_name": "Katherine Johnson"}
+PREVIOUS = "0024"
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +47,27 @@ def early_user(server_conninfo: str, project_name: str) -> tuple[uuid.UUID, str]
 
 
 @pytest.fixture(scope="module")
-def supabase_owner(server_conninfo: str, project_name: str, early_user: object) -> str:
-    """The project migrated by SlotEase's offline script, applied as the non-superuser owner;
-    its conninfo as that owner."""
+def upgraded_user(
+    server_conninfo: str, project_name: str, early_user: object
+) -> tuple[uuid.UUID, str]:
+    """The project with SlotEase up to 0024 (the script from an empty database, as the
+    non-superuser owner), and a user Supabase Auth made then, before SlotEase's profiles
+    followed its users."""
     owner = project.with_user(server_conninfo, project.OWNER, project_name)
-    project.apply_as_owner(owner, runner.offline_sql())
+    project.apply_as_owner(owner, runner.offline_sql(PREVIOUS))
+    with psycopg.connect(
+        project.with_user(server_conninfo, project.AUTH_ADMIN, project_name), autocommit=True
+    ) as conn:
+        return project.insert_user(conn, metadata=UPGRADED_METADATA)
+
+
+@pytest.fixture(scope="module")
+def supabase_owner(server_conninfo: str, project_name: str, upgraded_user: object) -> str:
+    """The project migrated to head by the script of the migrations since PREVIOUS
+    (`slotease migrate --sql --from`), applied as the non-superuser owner; its conninfo as
+    that owner."""
+    owner = project.with_user(server_conninfo, project.OWNER, project_name)
+    project.apply_as_owner(owner, runner.offline_sql(start=PREVIOUS))
     return owner
 
 

@@ -121,10 +121,25 @@ def create_project(server_conninfo: str, name: str) -> str:
 
 
 def drop_project(server_conninfo: str, name: str) -> None:
+    """Drop the database, and the role memberships its migration granted: they belong to the
+    server, and from PostgreSQL 16 on each grantor's grant is one of its own, which the other
+    tests' revocations (as the superuser) would not remove."""
     with psycopg.connect(server_conninfo, autocommit=True) as conn:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
+        granted = conn.execute(
+            "select r.rolname, m.rolname from pg_auth_members a"
+            " join pg_roles r on r.oid = a.roleid join pg_roles m on m.oid = a.member"
+            " where a.grantor = %s::regrole",
+            (OWNER,),
+        ).fetchall()
+        for role, member in granted:
+            conn.execute(
+                sql.SQL("revoke {} from {} granted by {}").format(
+                    sql.Identifier(role), sql.Identifier(member), sql.Identifier(OWNER)
+                )
+            )
 
 
 def apply_as_owner(owner_conninfo: str, script: str) -> None:

@@ -20,6 +20,7 @@ from slotease.kit.problems import PROBLEM_BASE
 from tests.conftest import TEST_JWT_SECRET, app_client
 from tests.notifications.support import run_jobs, worker_app
 from tests.supabase import gotrue, project
+from tests.web.test_session import csrf_of
 
 pytestmark = pytest.mark.anyio
 
@@ -202,3 +203,31 @@ async def test_erasure_deletes_the_account_through_the_admin_api(
     assert account is not None
     assert account[0].endswith("@deleted.invalid")
     assert account[1:] == (True, {}, "", None)
+
+
+async def test_the_web_sign_in_goes_through_supabase_auth(
+    api: httpx.AsyncClient, supabase: gotrue.GoTrue
+) -> None:
+    session = await sign_up(api)
+    csrf = await csrf_of(api, "/login")
+    form = {"csrf": csrf, "email": session["user"]["email"], "next": "/me/appointments"}
+    refused = await api.post("/login", data={**form, "password": "not it"})
+    assert refused.status_code == 401
+    assert "The email or password is incorrect." in refused.text
+    signed_in = await api.post("/login", data={**form, "password": PASSWORD})
+    assert signed_in.status_code == 303, signed_in.text
+    cookie = api.cookies["slotease_session"]
+    assert cookie in supabase.refresh_tokens
+
+    # The page's token is Supabase Auth's, and the cookie follows its refresh token.
+    page_token = await api.post("/session/token", headers={"X-CSRF-Token": csrf})
+    assert page_token.status_code == 200, page_token.text
+    access = page_token.json()["access_token"]
+    assert jwt.get_unverified_header(access)["alg"] == "ES256"
+    assert api.cookies["slotease_session"] != cookie
+    me = await api.get("/v1/me", headers={"Authorization": f"Bearer {access}"})
+    assert me.json()["full_name"] == "Mary Somerville"
+
+    logged_out = await api.post("/logout", data={"csrf": csrf})
+    assert logged_out.status_code == 303
+    assert "slotease_session" not in api.cookies

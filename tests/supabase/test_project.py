@@ -18,7 +18,7 @@ from slotease.migrations import runner
 from tests.conftest import TEST_JWT_SECRET
 from tests.realtime.conftest import ServerFactory, receive, subscribe, ws_url
 from tests.supabase import project
-from tests.supabase.conftest import EARLY_METADATA
+from tests.supabase.conftest import EARLY_METADATA, UPGRADED_METADATA
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +89,15 @@ async def test_a_user_made_before_the_migration_has_their_profile(
         EARLY_METADATA["name"],
     )
     assert answer["phone"] == EARLY_METADATA["phone"]
+
+
+async def test_a_user_made_before_an_upgrade_to_profiles_gets_one(
+    client: httpx.AsyncClient, upgraded_user: tuple[uuid.UUID, str]
+) -> None:
+    user_id, email = upgraded_user
+    headers = {"Authorization": f"Bearer {project.access_token(user_id, email, TEST_JWT_SECRET)}"}
+    answer = (await client.get("/v1/me", headers=headers)).json()
+    assert (answer["full_name"], answer["phone"]) == (UPGRADED_METADATA["full_name"], None)
 
 
 async def test_a_user_supabase_auth_signs_up_appears_with_their_name(
