@@ -45,6 +45,9 @@ class GoTrue:
     refresh_tokens: dict[str, uuid.UUID] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # As a project that confirms addresses first (GOTRUE_MAILER_AUTOCONFIRM off): sign-up
+    # answers the new user alone.
+    confirm_first: bool = False
 
     @property
     def jwks(self) -> dict[str, Any]:
@@ -144,6 +147,10 @@ class GoTrue:
         with psycopg.connect(self.database, autocommit=True) as conn:
             user_id, _ = project.insert_user(conn, email=email, metadata=body.get("data") or {})
         self.passwords[email] = password
+        if self.confirm_first:
+            user = self._user(user_id)
+            assert user is not None
+            return 200, user
         return self._session(user_id)
 
     def _password(self, body: dict[str, Any]) -> Answer:

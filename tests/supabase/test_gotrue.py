@@ -126,6 +126,20 @@ async def test_supabase_auth_refusing_a_sign_up_is_a_problem_of_its_own(
     assert taken.json()["detail"] == "User already registered"
 
 
+async def test_a_project_confirming_addresses_first_answers_the_user_alone(
+    api: httpx.AsyncClient, supabase: gotrue.GoTrue
+) -> None:
+    supabase.confirm_first = True
+    email = f"c-{uuid.uuid4().hex[:8]}@example.com"
+    response = await api.post(
+        "/v1/auth/signup", json={"email": email, "password": PASSWORD, "full_name": "Emmy Noether"}
+    )
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert answer["confirmation_sent"] is True
+    assert (answer["user"]["email"], answer["user"]["full_name"]) == (email, "Emmy Noether")
+
+
 async def test_supabase_auth_down_is_a_502_not_a_500(supabase_settings: Settings) -> None:
     unreachable = supabase_settings.model_copy(
         update={"supabase_url": "http://127.0.0.1:9", "supabase_anon_key": gotrue.ANON_KEY}

@@ -58,6 +58,11 @@ async def _own_accounts(context: ContextDep) -> None:
 
 
 OWN_ACCOUNTS = [Depends(_own_accounts)]
+# The routes forwarded to Supabase Auth when the project's URL and anon key are set.
+_FORWARDED: dict[int | str, dict[str, Any]] = {
+    **_IN_SUPABASE,
+    502: {"description": "Supabase mode: Supabase Auth did not answer"},
+}
 
 
 @router.post(
@@ -65,7 +70,7 @@ OWN_ACCOUNTS = [Depends(_own_accounts)]
     status_code=status.HTTP_201_CREATED,
     response_model=SessionOut,
     responses={
-        **_IN_SUPABASE,
+        **_FORWARDED,
         202: {
             "model": SignupPending,
             "description": "Supabase mode, addresses confirmed first: the account exists and"
@@ -92,7 +97,7 @@ async def sign_up(
             " `.../mfa-required` whose `mfa_token` the `mfa` grant takes with a code"
         },
         429: {"description": "Too many failed sign-ins for the account or the address"},
-        **_IN_SUPABASE,
+        **_FORWARDED,
     },
 )
 async def token(
@@ -167,7 +172,7 @@ async def change_password(
     "/auth/recover",
     status_code=status.HTTP_202_ACCEPTED,
     response_class=Response,
-    responses=_IN_SUPABASE,
+    responses=_FORWARDED,
 )
 async def recover(body: RecoveryRequest, conn: ServiceDbDep, context: ContextDep) -> Response:
     await service.request_recovery(conn, context, body.email)
