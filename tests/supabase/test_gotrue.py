@@ -242,6 +242,18 @@ async def test_the_web_sign_in_goes_through_supabase_auth(
     me = await api.get("/v1/me", headers={"Authorization": f"Bearer {access}"})
     assert me.json()["full_name"] == "Mary Somerville"
 
+    # The account page names Supabase Auth, and its forms change nothing.
+    account = await api.get("/account")
+    assert account.status_code == 200
+    assert "Accounts are managed by Supabase Auth" in account.text
+    assert "current_password" not in account.text
+    changed = await api.post(
+        "/account/password",
+        data={"csrf": csrf, "current_password": PASSWORD, "new_password": "another password"},
+    )
+    assert changed.status_code == 403
+    assert supabase.passwords[session["user"]["email"]] == PASSWORD
+
     logged_out = await api.post("/logout", data={"csrf": csrf})
     assert logged_out.status_code == 303
     assert "slotease_session" not in api.cookies

@@ -422,8 +422,22 @@ async def _account_page(
     return render(request, "account.html", status_code=status_code, account=account, **context)
 
 
+def _managed_elsewhere(request: Request) -> HTMLResponse | None:
+    """In Supabase mode the account page says where the account is managed, and its forms
+    change nothing."""
+    try:
+        auth_service.require_own_accounts(app_context(request))
+    except Problem as refusal:
+        code = status.HTTP_200_OK if request.method == "GET" else refusal.status
+        return render(request, "account.html", status_code=code, elsewhere=refusal.detail)
+    return None
+
+
 @router.get("/account")
 async def account_page(request: Request, conn: ServiceDbDep) -> Response:
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     if await _account(conn, request) is None:
         return _to_login(request)
     return await _account_page(request, conn)
@@ -437,6 +451,9 @@ async def _change_account(
 ) -> Response:
     """Run `change` as the session's user; the account page again, with `notice` or what
     refused the change."""
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     principal = await _account(conn, request)
     if principal is None:
         return _to_login(request)
@@ -477,6 +494,9 @@ async def account_resend_verification(request: Request, _: FormDep, conn: Servic
 
 @router.post("/account/mfa")
 async def account_mfa_enroll(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     principal = await _account(conn, request)
     if principal is None:
         return _to_login(request)
