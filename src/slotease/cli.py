@@ -270,7 +270,9 @@ def create_user(
         raise typer.Exit(2) from None
     try:
         user_id = asyncio.run(
-            _create_user(worker_conninfo(settings), email, password, full_name, super_admin)
+            _create_user(
+                settings, worker_conninfo(settings), email, password, full_name, super_admin
+            )
         )
     except Problem as exc:
         typer.echo(exc.detail, err=True)
@@ -280,7 +282,7 @@ def create_user(
 
 
 async def _create_user(
-    conninfo: str, email: str, password: str, full_name: str, super_admin: bool
+    settings: Settings, conninfo: str, email: str, password: str, full_name: str, super_admin: bool
 ) -> str:
     from psycopg import AsyncConnection
     from psycopg.rows import dict_row
@@ -294,8 +296,8 @@ async def _create_user(
     ):
         # The same role sign-up runs as, so the operator's path obeys the same grants.
         await act_as(conn, SERVICE)
-        user = await service.register_user(
-            conn, email=email, password=password, full_name=full_name
+        user = await service.create_user(
+            conn, settings, email=email, password=password, full_name=full_name
         )
         if super_admin:
             await service.make_platform_admin(conn, user["id"])

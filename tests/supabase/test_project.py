@@ -15,6 +15,8 @@ from websockets.asyncio.client import connect
 
 from slotease.kit.problems import PROBLEM_BASE
 from slotease.migrations import runner
+from tests.auth.support import RunCli, count_users
+from tests.auth.support import run_cli as run_cli
 from tests.conftest import TEST_JWT_SECRET
 from tests.realtime.conftest import ServerFactory, receive, subscribe, ws_url
 from tests.supabase import project
@@ -277,3 +279,10 @@ async def test_signed_in_account_changes_name_supabase_auth(
     changed = await client.patch("/v1/me", json={"full_name": "Renamed"}, headers=person.headers)
     assert changed.status_code == 200, changed.text
     assert changed.json()["full_name"] == "Renamed"
+
+
+async def test_the_users_command_names_supabase_auth(run_cli: RunCli, superuser: Conn) -> None:
+    result = await run_cli("users", "create", "operator@example.com", "--password", "x" * 12)
+    assert result.exit_code == 1, result.output
+    assert "Accounts are managed by Supabase Auth" in result.output
+    assert count_users(superuser, "operator@example.com") == 0

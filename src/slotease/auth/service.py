@@ -109,7 +109,14 @@ async def accounts_mode(db: Database, settings: Settings, *, as_service: bool) -
     if settings.auth_mode != "auto":
         return settings.auth_mode
     async with db.transaction(SERVICE if as_service else ANONYMOUS) as conn:
-        return "supabase" if await repository.accounts_in_supabase(conn) else "standalone"
+        return await accounts_of(conn, settings)
+
+
+async def accounts_of(conn: Connection, settings: Settings) -> Accounts:
+    """`accounts_mode` inside a transaction of one's own."""
+    if settings.auth_mode != "auto":
+        return settings.auth_mode
+    return "supabase" if await repository.accounts_in_supabase(conn) else "standalone"
 
 
 def require_own_accounts(context: AppContext) -> None:
@@ -130,6 +137,15 @@ async def delete_supabase_account(db: Database, settings: Settings, user_id: UUI
 # ---------------------------------------------------------------------------------------
 # Users and sessions.
 # ---------------------------------------------------------------------------------------
+async def create_user(
+    conn: Connection, settings: Settings, *, email: str, password: str, full_name: str
+) -> dict[str, Any]:
+    """`slotease users create`: the account, where SlotEase owns the accounts."""
+    if await accounts_of(conn, settings) == "supabase":
+        raise AccountsInSupabaseAuth(settings)
+    return await register_user(conn, email=email, password=password, full_name=full_name)
+
+
 async def register_user(
     conn: Connection, *, email: str, password: str, full_name: str
 ) -> dict[str, Any]:
