@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI
 from redis.asyncio import Redis
 
@@ -13,7 +14,9 @@ from slotease.analytics.routes import router as analytics_router
 from slotease.appointments.routes import router as appointments_router
 from slotease.auth.principal import resolve_principal
 from slotease.auth.routes import router as auth_router
+from slotease.auth.service import accounts_mode
 from slotease.auth.throttle import LoginThrottle
+from slotease.auth.tokens import SigningKeys, TokenKeys
 from slotease.config import Settings, get_settings
 from slotease.context import AppContext
 from slotease.db.pools import api_database, read_routing
@@ -71,11 +74,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     positions = PositionWatch(broker, partial(queue_service.positions_of, db))
     hub.observe(positions)
+    jwks_url = settings.resolved_jwks_url
     context = AppContext(
         settings=settings,
         db=db,
         reads=read_routing(settings, db, redis),
-        jwt_secret=settings.resolved_jwt_secret(),
+        jwt_secret=TokenKeys(
+            settings.resolved_jwt_secret(),
+            SigningKeys(jwks_url, refresh_seconds=settings.jwks_refresh_seconds)
+            if jwks_url
+            else None,
+        ),
+        # Decided again at start when SLOTEASE_AUTH is `auto` (the database says).
+        accounts="supabase" if settings.auth_mode == "supabase" else "standalone",
         metrics=metrics,
         redis=redis,
         limiter=limiter,
@@ -90,6 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await context.db.open()
         await open_keyring(settings, context.db, as_service=False)
+        context.accounts = await accounts_mode(context.db, settings, as_service=False)
+        if context.jwt_secret.jwks is not None:
+            # The first fetch before serving, so that no request waits for it.
+            await to_thread.run_sync(context.jwt_secret.jwks.refresh)
         await context.reads.start()
         await context.realtime.start()
         await context.realtime_access.start()
@@ -145,7 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=context.limiter,
         identify=partial(
             resolve_principal,
-            jwt_secret=context.jwt_secret,
+            keys=context.jwt_secret,
             issuers=settings.accepted_jwt_issuers,
         ),
         settings=settings,

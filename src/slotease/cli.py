@@ -47,12 +47,23 @@ def migrate(
     sql: Annotated[
         bool, typer.Option("--sql", help="Print the SQL script instead of applying it.")
     ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="With --sql: only the migrations after this revision (the one in the"
+            " database's public.alembic_version), for a database migrated before.",
+        ),
+    ] = None,
 ) -> None:
     """Apply pending migrations (or print them as one SQL script with --sql)."""
     from slotease.migrations import runner
 
     if sql:
-        typer.echo(runner.offline_sql())
+        if since is not None and not runner.is_known(since):
+            typer.echo(f"configuration error: --from: unknown revision {since!r}", err=True)
+            raise typer.Exit(2)
+        typer.echo(runner.offline_sql(start=since))
         return
     from slotease.db.urls import owner_conninfo
 
@@ -259,7 +270,9 @@ def create_user(
         raise typer.Exit(2) from None
     try:
         user_id = asyncio.run(
-            _create_user(worker_conninfo(settings), email, password, full_name, super_admin)
+            _create_user(
+                settings, worker_conninfo(settings), email, password, full_name, super_admin
+            )
         )
     except Problem as exc:
         typer.echo(exc.detail, err=True)
@@ -269,7 +282,7 @@ def create_user(
 
 
 async def _create_user(
-    conninfo: str, email: str, password: str, full_name: str, super_admin: bool
+    settings: Settings, conninfo: str, email: str, password: str, full_name: str, super_admin: bool
 ) -> str:
     from psycopg import AsyncConnection
     from psycopg.rows import dict_row
@@ -283,8 +296,8 @@ async def _create_user(
     ):
         # The same role sign-up runs as, so the operator's path obeys the same grants.
         await act_as(conn, SERVICE)
-        user = await service.register_user(
-            conn, email=email, password=password, full_name=full_name
+        user = await service.create_user(
+            conn, settings, email=email, password=password, full_name=full_name
         )
         if super_admin:
             await service.make_platform_admin(conn, user["id"])
@@ -537,7 +550,7 @@ def gdpr_erase(
     async def run(db: Any) -> Any:
         user_id = await service.user_id_of(db, email)
         # Nothing in this process listens: what the cancellations cause goes out by jobs.
-        return user_id, await service.erase_account(db, EventBus(), user_id)
+        return user_id, await service.erase_account(db, EventBus(), settings, user_id)
 
     user_id, counts = _with_worker_database(settings, run)
     typer.echo(f"erased {user_id}")

@@ -120,6 +120,27 @@ class Settings(BaseSettings):
     refresh_token_ttl_days: int = Field(
         default=30, ge=1, validation_alias="SLOTEASE_REFRESH_TTL_DAYS"
     )
+    # Who owns the accounts: SlotEase (`standalone`: its own auth schema and /v1/auth routes)
+    # or Supabase Auth (`supabase`: SlotEase only reads auth.users). `auto` asks the database
+    # (app.accounts_in_supabase(): auth.users belongs to another role than SlotEase's schema).
+    auth_mode: Literal["auto", "standalone", "supabase"] = Field(
+        default="auto", validation_alias="SLOTEASE_AUTH"
+    )
+    # The Supabase project (`https://<ref>.supabase.co`): with the anon key, the account routes
+    # and the web sign-in go to its Auth API; its issuer (`<url>/auth/v1`) is accepted and its
+    # JWKS (`<url>/auth/v1/.well-known/jwks.json`) verifies asymmetric tokens.
+    supabase_url: str | None = Field(default=None, validation_alias="SUPABASE_URL")
+    supabase_anon_key: str | None = Field(default=None, validation_alias="SUPABASE_ANON_KEY")
+    # For erasure only: Supabase Auth's admin API deletes the erased person's account.
+    supabase_service_role_key: str | None = Field(
+        default=None, validation_alias="SUPABASE_SERVICE_ROLE_KEY"
+    )
+    # Where the public keys of RS256/ES256 access tokens are published (JWKS); derived from
+    # SUPABASE_URL when unset. HS256 tokens keep being checked with the JWT secret.
+    jwks_url: str | None = Field(default=None, validation_alias="SLOTEASE_JWKS_URL")
+    jwks_refresh_seconds: float = Field(
+        default=600, ge=10, validation_alias="SLOTEASE_JWKS_REFRESH_SECONDS"
+    )
     api_key_rotation_grace_minutes: int = Field(
         default=60 * 24, ge=0, validation_alias="SLOTEASE_API_KEY_ROTATION_GRACE_MINUTES"
     )
@@ -358,9 +379,31 @@ class Settings(BaseSettings):
             raise ValueError("expected DEBUG, INFO, WARNING or ERROR")
         return value.upper()
 
+    @field_validator("supabase_url", "jwks_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def supabase_auth_url(self) -> str | None:
+        """The base of the Supabase project's Auth API (`<SUPABASE_URL>/auth/v1`)."""
+        return f"{self.supabase_url}/auth/v1" if self.supabase_url else None
+
+    @property
+    def resolved_jwks_url(self) -> str | None:
+        if self.jwks_url:
+            return self.jwks_url
+        auth_url = self.supabase_auth_url
+        return f"{auth_url}/.well-known/jwks.json" if auth_url else None
+
     @property
     def accepted_jwt_issuers(self) -> frozenset[str]:
-        return frozenset({self.jwt_issuer, *self.jwt_accepted_issuers})
+        supabase = {self.supabase_auth_url} if self.supabase_auth_url else set()
+        return frozenset({self.jwt_issuer, *self.jwt_accepted_issuers, *supabase})
 
     @property
     def secure_cookies(self) -> bool | None:

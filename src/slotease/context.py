@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from slotease.auth.supabase import Accounts
 from slotease.auth.throttle import LoginThrottle
+from slotease.auth.tokens import TokenKeys
 from slotease.config import Settings
 from slotease.db.database import Database
 from slotease.db.replicas import ReadRouting
@@ -25,7 +27,10 @@ class AppContext:
     db: Database
     # Where lag-tolerant reads go: a replica that keeps up, or `db`.
     reads: ReadRouting
-    jwt_secret: str
+    # What access tokens are checked with (the HS256 secret, and a JWKS when configured).
+    jwt_secret: TokenKeys
+    # Who owns the accounts, decided at start (auth.service.accounts_mode).
+    accounts: Accounts
     metrics: Metrics
     # Shared by every Redis user in the process; None when REDIS_URL is not set.
     redis: Redis | None

@@ -11,7 +11,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from slotease.auth.passwords import needs_rehash
-from slotease.auth.tokens import verify_access_token
+from slotease.auth.tokens import TokenKeys, verify_access_token
 from slotease.config import DEFAULT_ISSUER
 from slotease.kit import crypto
 from slotease.kit.secrets import hash_secret
@@ -61,7 +61,9 @@ async def test_signup_creates_the_user_and_signs_them_in(
     assert session["refresh_token"].startswith("rt_")
     assert session["user"]["email"] == email
     assert session["user"]["full_name"] == "Grace Hopper"
-    claims = verify_access_token(TEST_JWT_SECRET, session["access_token"], issuers={DEFAULT_ISSUER})
+    claims = verify_access_token(
+        TokenKeys(TEST_JWT_SECRET), session["access_token"], issuers={DEFAULT_ISSUER}
+    )
     assert claims["sub"] == session["user"]["id"]
     assert claims["email"] == email
 
@@ -154,7 +156,9 @@ async def test_password_grant_signs_in_case_insensitively(
     assert body["token_type"] == "bearer"
     assert body["refresh_token"] != session["refresh_token"]
     assert (
-        verify_access_token(TEST_JWT_SECRET, body["access_token"], issuers={DEFAULT_ISSUER})["sub"]
+        verify_access_token(
+            TokenKeys(TEST_JWT_SECRET), body["access_token"], issuers={DEFAULT_ISSUER}
+        )["sub"]
         == user_id
     )
     row = owner.execute(
@@ -243,7 +247,9 @@ async def test_refresh_rotates_the_token_within_its_family(
     rotated = response.json()
     assert rotated["user"] == session["user"]
     assert rotated["refresh_token"] != session["refresh_token"]
-    claims = verify_access_token(TEST_JWT_SECRET, rotated["access_token"], issuers={DEFAULT_ISSUER})
+    claims = verify_access_token(
+        TokenKeys(TEST_JWT_SECRET), rotated["access_token"], issuers={DEFAULT_ISSUER}
+    )
     assert claims["sub"] == session["user"]["id"]
     family = family_of(owner, rotated["refresh_token"])
     assert len(family) == 2

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from starlette.requests import HTTPConnection
 
-from slotease.auth.tokens import InvalidToken, verify_access_token
+from slotease.auth.tokens import InvalidToken, TokenKeys, verify_access_token
 from slotease.db.database import ANONYMOUS, DbIdentity
 from slotease.kit.problems import Unauthorized
 from slotease.kit.secrets import hash_secret
@@ -57,7 +57,7 @@ def api_key_from(connection: HTTPConnection) -> str | None:
 
 
 def resolve_principal(
-    connection: HTTPConnection, jwt_secret: str, issuers: Collection[str]
+    connection: HTTPConnection, keys: TokenKeys, issuers: Collection[str]
 ) -> Principal:
     """Read the credentials of a request or WebSocket; 401 for any that are present but bad.
 
@@ -76,7 +76,7 @@ def resolve_principal(
             raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
         token = value.strip()
     if token:
-        return principal_for_token(token, jwt_secret, issuers)
+        return principal_for_token(token, keys, issuers)
     if api_key:
         if not api_key.startswith(API_KEY_PREFIX):
             raise Unauthorized("The API key is not valid.")
@@ -90,9 +90,9 @@ def resolve_principal(
     return ANONYMOUS_PRINCIPAL
 
 
-def principal_for_token(token: str, jwt_secret: str, issuers: Collection[str]) -> Principal:
+def principal_for_token(token: str, keys: TokenKeys, issuers: Collection[str]) -> Principal:
     try:
-        claims: dict[str, Any] = verify_access_token(jwt_secret, token, issuers=issuers)
+        claims: dict[str, Any] = verify_access_token(keys, token, issuers=issuers)
     except InvalidToken as exc:
         raise Unauthorized("The access token is invalid or expired.") from exc
     return Principal(

@@ -272,6 +272,11 @@ async def delete_expired_refresh_families(conn: Connection) -> int:
 # ---------------------------------------------------------------------------------------
 # Accounts: the caller's own password, recovery, verification.
 # ---------------------------------------------------------------------------------------
+async def accounts_in_supabase(conn: Connection) -> bool:
+    row = await fetch_row(conn, "select app.accounts_in_supabase() as supabase")
+    return bool(row["supabase"])
+
+
 async def my_account(conn: Connection) -> Row | None:
     """`email`, `email_verified` and `mfa_enabled` of the signed-in caller."""
     return await fetch_one(conn, "select email, email_verified, mfa_enabled from app.my_account()")

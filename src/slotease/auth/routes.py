@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Depends, Response, status
 from fastapi.responses import JSONResponse
 
 from slotease.auth import service
@@ -32,6 +32,7 @@ from slotease.auth.schemas import (
     PasswordReset,
     RecoveryRequest,
     SessionOut,
+    SignupPending,
     SignupRequest,
     TokenRequest,
     VerificationRequest,
@@ -42,14 +43,49 @@ from slotease.kit.problems import Problem, Unauthorized
 
 router = APIRouter(tags=["auth"])
 
+# Supabase mode (auth.supabase): the answer of every account route SlotEase leaves to
+# Supabase Auth, and of those it forwards when the project's URL and anon key are not set.
+_IN_SUPABASE: dict[int | str, dict[str, Any]] = {
+    403: {
+        "description": "Supabase mode: accounts are managed by Supabase Auth"
+        " (`.../accounts-in-supabase-auth`)"
+    }
+}
+
+
+async def _own_accounts(context: ContextDep) -> None:
+    service.require_own_accounts(context)
+
+
+OWN_ACCOUNTS = [Depends(_own_accounts)]
+# The routes forwarded to Supabase Auth when the project's URL and anon key are set.
+_FORWARDED: dict[int | str, dict[str, Any]] = {
+    **_IN_SUPABASE,
+    502: {"description": "Supabase mode: Supabase Auth did not answer"},
+}
+
 
 @router.post(
     "/auth/signup",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "The email is taken"}},
+    response_model=SessionOut,
+    responses={
+        **_FORWARDED,
+        202: {
+            "model": SignupPending,
+            "description": "Supabase mode, addresses confirmed first: the account exists and"
+            " its session starts from the link Supabase Auth sent",
+        },
+        409: {"description": "The email is taken"},
+    },
 )
-async def sign_up(body: SignupRequest, conn: ServiceDbDep, context: ContextDep) -> SessionOut:
-    return await service.sign_up(conn, context, body)
+async def sign_up(
+    body: SignupRequest, conn: ServiceDbDep, context: ContextDep
+) -> SessionOut | JSONResponse:
+    outcome = await service.sign_up(conn, context, body)
+    if isinstance(outcome, SignupPending):
+        return JSONResponse(outcome.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    return outcome
 
 
 @router.post(
@@ -61,6 +97,7 @@ async def sign_up(body: SignupRequest, conn: ServiceDbDep, context: ContextDep) 
             " `.../mfa-required` whose `mfa_token` the `mfa` grant takes with a code"
         },
         429: {"description": "Too many failed sign-ins for the account or the address"},
+        **_FORWARDED,
     },
 )
 async def token(
@@ -85,18 +122,24 @@ async def token(
     return outcome
 
 
-@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+@router.post(
+    "/auth/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_IN_SUPABASE,
+    dependencies=OWN_ACCOUNTS,
+)
 async def log_out(body: LogoutRequest, conn: ServiceDbDep) -> Response:
     await service.log_out(conn, body.refresh_token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 _TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The token was used, replaced or has expired"}
+    400: {"description": "The token was used, replaced or has expired"},
+    **_IN_SUPABASE,
 }
 _CODE_REFUSED: dict[int | str, dict[str, Any]] = {
     **SIGNED_IN,
-    403: {"description": "The code is not valid"},
+    403: {"description": "The code is not valid; in Supabase mode, MFA is Supabase Auth's"},
     409: {"description": "Multi-factor sign-in is not in the state this step needs"},
 }
 
@@ -106,9 +149,13 @@ _CODE_REFUSED: dict[int | str, dict[str, Any]] = {
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **SIGNED_IN,
-        403: {"description": "The current password is incorrect"},
+        403: {
+            "description": "The current password is incorrect; in Supabase mode, passwords"
+            " are Supabase Auth's"
+        },
         429: {"description": "Too many wrong passwords for the account or the address"},
     },
+    dependencies=OWN_ACCOUNTS,
 )
 async def change_password(
     body: PasswordChange,
@@ -121,19 +168,34 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/auth/recover", status_code=status.HTTP_202_ACCEPTED, response_class=Response)
-async def recover(body: RecoveryRequest, conn: ServiceDbDep) -> Response:
-    await service.request_recovery(conn, body.email)
+@router.post(
+    "/auth/recover",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,
+    responses=_FORWARDED,
+)
+async def recover(body: RecoveryRequest, conn: ServiceDbDep, context: ContextDep) -> Response:
+    await service.request_recovery(conn, context, body.email)
     return Response(status_code=status.HTTP_202_ACCEPTED)
 
 
-@router.post("/auth/reset", status_code=status.HTTP_204_NO_CONTENT, responses=_TOKEN_REFUSED)
+@router.post(
+    "/auth/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_TOKEN_REFUSED,
+    dependencies=OWN_ACCOUNTS,
+)
 async def reset_password(body: PasswordReset, conn: ServiceDbDep) -> Response:
     await service.reset_password(conn, body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/auth/verify", status_code=status.HTTP_204_NO_CONTENT, responses=_TOKEN_REFUSED)
+@router.post(
+    "/auth/verify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_TOKEN_REFUSED,
+    dependencies=OWN_ACCOUNTS,
+)
 async def verify_email(body: VerificationRequest, conn: ServiceDbDep) -> Response:
     await service.verify_email(conn, body.token)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -142,8 +204,9 @@ async def verify_email(body: VerificationRequest, conn: ServiceDbDep) -> Respons
 @router.post(
     "/auth/verify/resend",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=SIGNED_IN,
+    responses={**SIGNED_IN, **_IN_SUPABASE},
     response_class=Response,
+    dependencies=OWN_ACCOUNTS,
 )
 async def resend_verification(_: CurrentUser, conn: DbDep) -> Response:
     await service.resend_verification(conn)
@@ -153,19 +216,34 @@ async def resend_verification(_: CurrentUser, conn: DbDep) -> Response:
 @router.post(
     "/me/mfa",
     status_code=status.HTTP_201_CREATED,
-    responses={**SIGNED_IN, 409: {"description": "Multi-factor sign-in is already on"}},
+    responses={
+        **SIGNED_IN,
+        **_IN_SUPABASE,
+        409: {"description": "Multi-factor sign-in is already on"},
+    },
+    dependencies=OWN_ACCOUNTS,
 )
 async def enroll_mfa(principal: CurrentUser, conn: DbDep) -> MfaEnrollment:
     return await service.enroll_mfa(conn, principal)
 
 
-@router.post("/me/mfa/confirm", status_code=status.HTTP_204_NO_CONTENT, responses=_CODE_REFUSED)
+@router.post(
+    "/me/mfa/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_CODE_REFUSED,
+    dependencies=OWN_ACCOUNTS,
+)
 async def confirm_mfa(body: MfaCodeBody, _: CurrentUser, conn: DbDep) -> Response:
     await service.confirm_mfa(conn, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("/me/mfa", status_code=status.HTTP_204_NO_CONTENT, responses=_CODE_REFUSED)
+@router.delete(
+    "/me/mfa",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_CODE_REFUSED,
+    dependencies=OWN_ACCOUNTS,
+)
 async def disable_mfa(body: MfaCodeBody, _: CurrentUser, conn: DbDep) -> Response:
     await service.disable_mfa(conn, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

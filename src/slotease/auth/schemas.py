@@ -74,6 +74,14 @@ class SessionOut(BaseModel):
     expires_in: int
 
 
+class SignupPending(BaseModel):
+    """Sign-up in Supabase mode when the project confirms addresses first: the account
+    exists, and its session starts once the link Supabase Auth sent is opened."""
+
+    user: SessionUser
+    confirmation_sent: Literal[True] = True
+
+
 class Membership(BaseModel):
     organization_id: UUID
     role: str

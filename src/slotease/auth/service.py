@@ -29,11 +29,21 @@ from slotease.auth.schemas import (
     PasswordReset,
     SessionOut,
     SessionUser,
+    SignupPending,
     SignupRequest,
 )
+from slotease.auth.supabase import (
+    Accounts,
+    AccountsInSupabaseAuth,
+    SupabaseAuth,
+    SupabaseAuthRefused,
+    session_of,
+    signup_outcome,
+)
 from slotease.auth.tokens import mint_access_token
+from slotease.config import Settings
 from slotease.context import AppContext
-from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.database import ANONYMOUS, SERVICE, Connection, Database
 from slotease.db.queries import Row
 from slotease.jobs.queues import INTERACTIVE
 from slotease.kit.pagination import Page, decode_cursor, page_of
@@ -90,8 +100,52 @@ class RefreshRejected:
 
 
 # ---------------------------------------------------------------------------------------
+# Who owns the accounts (auth.supabase).
+# ---------------------------------------------------------------------------------------
+async def accounts_mode(db: Database, settings: Settings, *, as_service: bool) -> Accounts:
+    """SLOTEASE_AUTH, or with `auto` the database's answer: Supabase Auth owns the accounts
+    where auth.users belongs to another role than SlotEase's schema. `as_service` for the
+    worker's database, whose login role acts only as service_role."""
+    if settings.auth_mode != "auto":
+        return settings.auth_mode
+    async with db.transaction(SERVICE if as_service else ANONYMOUS) as conn:
+        return await accounts_of(conn, settings)
+
+
+async def accounts_of(conn: Connection, settings: Settings) -> Accounts:
+    """`accounts_mode` inside a transaction of one's own."""
+    if settings.auth_mode != "auto":
+        return settings.auth_mode
+    return "supabase" if await repository.accounts_in_supabase(conn) else "standalone"
+
+
+def require_own_accounts(context: AppContext) -> None:
+    """For the account operations SlotEase never forwards (reset and verification links,
+    MFA, password change, logout): Supabase Auth does them where it owns the accounts."""
+    if context.accounts == "supabase":
+        raise AccountsInSupabaseAuth(context.settings)
+
+
+async def delete_supabase_account(db: Database, settings: Settings, user_id: UUID) -> None:
+    """Erasure's last step where Supabase Auth owns the account: its admin API erases it
+    (SlotEase's own erasure leaves auth.users alone there); nothing to do elsewhere. `db` is
+    the worker's."""
+    if await accounts_mode(db, settings, as_service=True) == "supabase":
+        await SupabaseAuth(settings).delete_user(user_id)
+
+
+# ---------------------------------------------------------------------------------------
 # Users and sessions.
 # ---------------------------------------------------------------------------------------
+async def create_user(
+    conn: Connection, settings: Settings, *, email: str, password: str, full_name: str
+) -> dict[str, Any]:
+    """`slotease users create`: the account, where SlotEase owns the accounts."""
+    if await accounts_of(conn, settings) == "supabase":
+        raise AccountsInSupabaseAuth(settings)
+    return await register_user(conn, email=email, password=password, full_name=full_name)
+
+
 async def register_user(
     conn: Connection, *, email: str, password: str, full_name: str
 ) -> dict[str, Any]:
@@ -110,7 +164,17 @@ async def make_platform_admin(conn: Connection, user_id: UUID) -> None:
     await repository.add_platform_admin(conn, user_id)
 
 
-async def sign_up(conn: Connection, context: AppContext, body: SignupRequest) -> SessionOut:
+async def sign_up(
+    conn: Connection, context: AppContext, body: SignupRequest
+) -> SessionOut | SignupPending:
+    """The new account's session; in Supabase mode Supabase Auth's, or only the user while
+    the project waits for the address to be confirmed."""
+    if context.accounts == "supabase":
+        metadata = {"full_name": body.full_name}
+        if body.phone is not None:
+            metadata["phone"] = body.phone
+        answer = await SupabaseAuth(context.settings).sign_up(body.email, body.password, metadata)
+        return signup_outcome(answer)
     user = await register_user(
         conn, email=body.email, password=body.password, full_name=body.full_name
     )
@@ -127,7 +191,16 @@ async def sign_in_with_password(
     conn: Connection, context: AppContext, grant: PasswordGrant, client_address: str
 ) -> SessionOut | Problem:
     """The session, or the refusal to answer: returned rather than raised, so that the
-    transaction commits the refusal's audit event (or the MFA step's token)."""
+    transaction commits the refusal's audit event (or the MFA step's token). In Supabase
+    mode, Supabase Auth's password grant (which throttles and audits on its side)."""
+    if context.accounts == "supabase":
+        try:
+            answer = await SupabaseAuth(context.settings).password_grant(
+                grant.email, grant.password
+            )
+        except Problem as refusal:
+            return refusal
+        return session_of(answer)
     # Before the password is looked at: a locked account refuses the right password too.
     try:
         attempt = await context.login_throttle.begin(grant.email, client_address)
@@ -168,6 +241,7 @@ async def sign_in_with_mfa(
 ) -> SessionOut | Problem:
     """The second step: the MFA step's token and a TOTP or recovery code. A wrong code counts
     against the token (returned, not raised, so that the count commits)."""
+    require_own_accounts(context)
     token_hash = hash_secret(grant.mfa_token)
     user = await repository.mfa_challenge_user(conn, token_hash, MFA_STEP_FAILURES)
     if user is None:
@@ -201,7 +275,10 @@ async def refresh(
     conn: Connection, context: AppContext, refresh_token: str
 ) -> SessionOut | RefreshRejected:
     """Spend a refresh token for a new session in the same family. A spent or revoked token
-    presented again means it leaked: the whole family is revoked."""
+    presented again means it leaked: the whole family is revoked. In Supabase mode, Supabase
+    Auth's refresh grant, which rotates its tokens likewise."""
+    if context.accounts == "supabase":
+        return session_of(await SupabaseAuth(context.settings).refresh_grant(refresh_token))
     token = await repository.spend_refresh_token(conn, hash_secret(refresh_token))
     if token["outcome"] == "unknown":
         return RefreshRejected("The refresh token is not valid.")
@@ -244,7 +321,7 @@ def _access_token(
     ttl = context.settings.access_token_ttl_seconds
     return AccessToken(
         access_token=mint_access_token(
-            context.jwt_secret,
+            context.jwt_secret.secret,
             user_id=user_id,
             email=email,
             ttl_seconds=ttl,
@@ -257,14 +334,23 @@ def _access_token(
 
 async def session_access_token(
     conn: Connection, context: AppContext, refresh_token: str
-) -> AccessToken | None:
+) -> AccessToken | SessionOut | None:
     """An access token for the session of `refresh_token`, which stays unspent; None when the
     session is over (unknown, spent by a replay, revoked by logout, or expired).
 
     For the web pages' session cookie: a page (or several tabs) may ask concurrently, and
     rotating the token would make the second request look like a replay and revoke the whole
     family. The cookie is HttpOnly, SameSite=Lax, and every request that uses it carries a
-    CSRF token, so it stands in for a classic server session."""
+    CSRF token, so it stands in for a classic server session.
+
+    In Supabase mode the token is Supabase Auth's, which a refresh replaces: the session
+    comes back whole so the page's cookie takes the new refresh token (Supabase Auth accepts
+    the old one again for a few seconds, which covers tabs asking at once)."""
+    if context.accounts == "supabase":
+        try:
+            return session_of(await SupabaseAuth(context.settings).refresh_grant(refresh_token))
+        except SupabaseAuthRefused:
+            return None
     token = await repository.session_user(conn, hash_secret(refresh_token))
     if token is None:
         return None
@@ -326,6 +412,10 @@ async def confirm_identity(
     and with `second_factor`, when MFA is on, a TOTP or recovery code (spent)."""
     assert principal.user_id is not None
     attempt = await context.login_throttle.begin(principal.email or "", client_address)
+    if context.accounts == "supabase":
+        await _confirm_with_supabase(context, principal, password)
+        await context.login_throttle.succeeded(attempt)
+        return
     stored_hash = await repository.my_password_hash(conn)
     if not await to_thread.run_sync(verify_password, stored_hash, password):
         raise Forbidden("The password is incorrect.")
@@ -336,6 +426,17 @@ async def confirm_identity(
     mfa_on = account is not None and account["mfa_enabled"]
     if mfa_on and (code is None or await _accept_second_factor(conn, code) is None):
         raise Forbidden("A valid code from the authenticator app (or a recovery code) is needed.")
+
+
+async def _confirm_with_supabase(context: AppContext, principal: Principal, password: str) -> None:
+    """The password is Supabase Auth's to check: a password grant proves it (the session it
+    opens is not kept). Multi-factor sign-in is Supabase Auth's there too."""
+    try:
+        await SupabaseAuth(context.settings).password_grant(principal.email or "", password)
+    except SupabaseAuthRefused as refusal:
+        if refusal.status == 401:
+            raise Forbidden("The password is incorrect.") from None
+        raise
 
 
 async def change_password(
@@ -351,9 +452,13 @@ async def change_password(
     await repository.change_password(conn, new_hash, principal.session_id)
 
 
-async def request_recovery(conn: Connection, email: str) -> None:
+async def request_recovery(conn: Connection, context: AppContext, email: str) -> None:
     """A reset link by email when an account has the address, and nothing otherwise; the
-    caller cannot tell which (same answer, same work up to the database)."""
+    caller cannot tell which (same answer, same work up to the database). In Supabase mode
+    Supabase Auth sends its own link."""
+    if context.accounts == "supabase":
+        await SupabaseAuth(context.settings).recover(email)
+        return
     await repository.request_password_reset(
         conn,
         email,

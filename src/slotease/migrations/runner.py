@@ -28,10 +28,12 @@ def downgrade(conninfo: str, revision: str = "base") -> None:
     command.downgrade(_config(conninfo), revision)
 
 
-def offline_sql(revision: str = "head") -> str:
-    """The SQL script for `revision`, for a database the CLI cannot reach (Supabase SQL editor)."""
+def offline_sql(revision: str = "head", *, start: str | None = None) -> str:
+    """The SQL script for `revision`, for a database the CLI cannot reach (Supabase SQL editor):
+    from an empty database, or from revision `start` on."""
     buffer = io.StringIO()
-    command.upgrade(_config(output=buffer), revision, sql=True)
+    target = revision if start is None else f"{start}:{revision}"
+    command.upgrade(_config(output=buffer), target, sql=True)
     return buffer.getvalue()
 
 

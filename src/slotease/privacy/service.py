@@ -10,6 +10,7 @@ from uuid import UUID
 from slotease.appointments import service as appointments
 from slotease.auth import service as auth
 from slotease.auth.principal import Principal
+from slotease.config import Settings
 from slotease.context import AppContext
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
@@ -81,11 +82,13 @@ async def request_erasure(
     return ErasureAccepted(id=principal.user_id)
 
 
-async def erase_account(db: Database, bus: EventBus, user_id: UUID) -> dict[str, int]:
-    """The whole erasure as service_role (the worker's job, `slotease gdpr erase`), in two
-    steps that may each run again: anything still booked is given up, and once that has
-    committed (with the webhook deliveries and messages it causes), every copy of the person
-    is erased, those included."""
+async def erase_account(
+    db: Database, bus: EventBus, settings: Settings, user_id: UUID
+) -> dict[str, int]:
+    """The whole erasure as service_role (the worker's job, `slotease gdpr erase`), in steps
+    that may each run again: anything still booked is given up, and once that has committed
+    (with the webhook deliveries and messages it causes), every copy of the person is erased,
+    those included; where Supabase Auth owns the account, its admin API erases that last."""
     async with service_transaction(db, bus) as conn:
         await _refuse_sole_admin(conn, user_id)
         await give_up_bookings(conn, Principal(identity=SERVICE, user_id=user_id))
@@ -93,6 +96,7 @@ async def erase_account(db: Database, bus: EventBus, user_id: UUID) -> dict[str,
         counts = await repo.erase_user(conn, user_id)
     if counts is None:
         raise NotFound("No such user.")
+    await auth.delete_supabase_account(db, settings, user_id)
     return counts
 
 

@@ -18,4 +18,4 @@ async def erase_account(user_id: str) -> None:
     """Enqueued by `DELETE /v1/me`, once the person's bookings are given up and their
     sessions ended."""
     rt = runtime.current()
-    await service.erase_account(rt.db, rt.events, UUID(user_id))
+    await service.erase_account(rt.db, rt.events, rt.settings, UUID(user_id))

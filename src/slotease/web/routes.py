@@ -28,6 +28,7 @@ from slotease.auth.schemas import (
     PasswordGrant,
     PasswordReset,
     SessionOut,
+    SignupPending,
     SignupRequest,
     VerificationRequest,
 )
@@ -35,7 +36,6 @@ from slotease.context import app_context
 from slotease.db.database import Connection
 from slotease.kit.eventtypes import WEBHOOK_EVENTS
 from slotease.kit.problems import (
-    Conflict,
     Forbidden,
     NotFound,
     Problem,
@@ -142,6 +142,11 @@ def _local_path(target: str | None) -> str:
 
 def _start_session(request: Request, refresh_token: str, target: str | None) -> Response:
     response = RedirectResponse(_local_path(target), status_code=status.HTTP_303_SEE_OTHER)
+    _set_session_cookie(request, response, refresh_token)
+    return response
+
+
+def _set_session_cookie(request: Request, response: Response, refresh_token: str) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         refresh_token,
@@ -150,7 +155,6 @@ def _start_session(request: Request, refresh_token: str, target: str | None) -> 
         samesite="lax",
         path="/",
     )
-    return response
 
 
 def _signed_in_page(request: Request, template: str, **context: Any) -> Response:
@@ -199,13 +203,15 @@ async def login(
         page.headers.update(outcome.headers)
         return page
     if isinstance(outcome, Problem):
+        # Anything but bad credentials (Supabase Auth's refusals in Supabase mode) says why.
+        bad_credentials = outcome.status == status.HTTP_401_UNAUTHORIZED
         return render(
             request,
             "login.html",
-            status_code=status.HTTP_401_UNAUTHORIZED,
+            status_code=outcome.status,
             next=target,
             email=form.get("email", ""),
-            error="The email or password is incorrect.",
+            error="The email or password is incorrect." if bad_credentials else outcome.detail,
         )
     return _start_session(request, outcome.refresh_token, target)
 
@@ -261,10 +267,14 @@ async def signup(
         session = await auth_service.sign_up(conn, context, body)
     except ValidationError as exc:
         error = _validation_text(exc)
-    except Conflict as exc:
-        error, code = exc.detail, status.HTTP_409_CONFLICT
+    except Problem as exc:
+        error, code = exc.detail, exc.status
     else:
-        return _start_session(request, session.refresh_token, target)
+        if isinstance(session, SignupPending):
+            error = "Open the link sent to your address to confirm it, then log in."
+            code = status.HTTP_202_ACCEPTED
+        else:
+            return _start_session(request, session.refresh_token, target)
     return render(request, "signup.html", status_code=code, next=target, error=error, **entered)
 
 
@@ -274,9 +284,10 @@ async def logout_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/logout")
-async def logout(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+async def logout(request: Request, _: FormDep, conn: ServiceDbDep, context: ContextDep) -> Response:
     refresh_token = request.cookies.get(SESSION_COOKIE)
-    if refresh_token:
+    # Supabase Auth's session ends with its refresh token's expiry once the cookie is gone.
+    if refresh_token and context.accounts == "standalone":
         await auth_service.log_out(conn, refresh_token)
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True)
@@ -298,7 +309,7 @@ async def session_token(request: Request, conn: ServiceDbDep, context: ContextDe
         response = Unauthorized("Sign in again: the session is over.").response()
         response.delete_cookie(SESSION_COOKIE, path="/", secure=_secure(request), httponly=True)
         return response
-    return JSONResponse(
+    answer = JSONResponse(
         {
             "access_token": token.access_token,
             "token_type": "bearer",
@@ -306,6 +317,10 @@ async def session_token(request: Request, conn: ServiceDbDep, context: ContextDe
         },
         headers={"Cache-Control": "no-store"},
     )
+    if isinstance(token, SessionOut):
+        # Supabase Auth replaced the refresh token: the cookie carries the new one.
+        _set_session_cookie(request, answer, token.refresh_token)
+    return answer
 
 
 # ---------------------------------------------------------------------------------------
@@ -318,10 +333,15 @@ async def forgot_password_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/forgot-password")
-async def forgot_password(request: Request, form: FormDep, conn: ServiceDbDep) -> HTMLResponse:
+async def forgot_password(
+    request: Request, form: FormDep, conn: ServiceDbDep, context: ContextDep
+) -> HTMLResponse:
     email = form.get("email", "").strip()
     if email:
-        await auth_service.request_recovery(conn, email[:320])
+        try:
+            await auth_service.request_recovery(conn, context, email[:320])
+        except Problem as exc:
+            return render(request, "forgot_password.html", status_code=exc.status, error=exc.detail)
     return render(request, "forgot_password.html", sent=True)
 
 
@@ -402,8 +422,22 @@ async def _account_page(
     return render(request, "account.html", status_code=status_code, account=account, **context)
 
 
+def _managed_elsewhere(request: Request) -> HTMLResponse | None:
+    """In Supabase mode the account page says where the account is managed, and its forms
+    change nothing."""
+    try:
+        auth_service.require_own_accounts(app_context(request))
+    except Problem as refusal:
+        code = status.HTTP_200_OK if request.method == "GET" else refusal.status
+        return render(request, "account.html", status_code=code, elsewhere=refusal.detail)
+    return None
+
+
 @router.get("/account")
 async def account_page(request: Request, conn: ServiceDbDep) -> Response:
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     if await _account(conn, request) is None:
         return _to_login(request)
     return await _account_page(request, conn)
@@ -417,6 +451,9 @@ async def _change_account(
 ) -> Response:
     """Run `change` as the session's user; the account page again, with `notice` or what
     refused the change."""
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     principal = await _account(conn, request)
     if principal is None:
         return _to_login(request)
@@ -457,6 +494,9 @@ async def account_resend_verification(request: Request, _: FormDep, conn: Servic
 
 @router.post("/account/mfa")
 async def account_mfa_enroll(request: Request, _: FormDep, conn: ServiceDbDep) -> Response:
+    elsewhere = _managed_elsewhere(request)
+    if elsewhere is not None:
+        return elsewhere
     principal = await _account(conn, request)
     if principal is None:
         return _to_login(request)

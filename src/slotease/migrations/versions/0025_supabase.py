@@ -1,4 +1,4 @@
-"""Reserved for the change that fills it.
+"""Supabase mode: profiles from Supabase Auth's users, erasure that leaves auth.* to it.
 
 Revision ID: 0025
 Revises: 0024
