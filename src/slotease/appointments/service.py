@@ -8,7 +8,7 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -21,18 +21,16 @@ from slotease.appointments.schemas import (
     AppointmentCreate,
     AppointmentFilters,
     AppointmentUpdate,
-    AvailableSlots,
     Feedback,
     FeedbackCreate,
     Ratings,
-    SlotOut,
 )
 from slotease.appointments.slots import (
-    Busy,
     Schedule,
     WorkingHours,
-    available_slots,
     is_offered,
+    offered_days,
+    slots_json,
 )
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
@@ -83,11 +81,14 @@ def _schedule(row: Row, closures: list[Row]) -> Schedule:
     )
 
 
-async def active_service(conn: Connection, service_id: UUID) -> Row:
-    row = await repo.schedule(conn, service_id)
+def _offering(row: Row | None) -> Row:
     if row is None or not row["is_active"]:
         raise NotFound("No such service.")
     return row
+
+
+async def active_service(conn: Connection, service_id: UUID) -> Row:
+    return _offering(await repo.schedule(conn, service_id))
 
 
 @dataclass(frozen=True)
@@ -122,31 +123,33 @@ async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
     return await cache.get(question.cache_key)
 
 
+def _around(first_day: date, last_day: date) -> Interval:
+    """UTC instants around every zone's version of the local days: offsets stay within a day
+    of UTC, so the window is known before the service's zone is, and the slot engine checks
+    each candidate against the closures and places anyway."""
+    return Interval(
+        datetime.combine(first_day - timedelta(days=1), time.min, tzinfo=UTC),
+        datetime.combine(last_day + timedelta(days=2), time.min, tzinfo=UTC),
+    )
+
+
 async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequest) -> str:
-    row = await active_service(conn, question.service_id)
-    zone = ZoneInfo(row["timezone"])
-    window = day_window(question.first_day, question.last_day, zone)
-    closures = await repo.closures(conn, question.service_id, window.starts_at, window.ends_at)
-    busy = await repo.busy_intervals(conn, question.service_id, window.starts_at, window.ends_at)
-    computed = available_slots(
+    window = _around(question.first_day, question.last_day)
+    row = _offering(
+        await repo.availability_inputs(conn, question.service_id, window.starts_at, window.ends_at)
+    )
+    closures = [
+        {"starts_at": start, "ends_at": end}
+        for start, end in zip(row["closure_starts"], row["closure_ends"], strict=True)
+    ]
+    days = offered_days(
         _schedule(row, closures),
         question.first_day,
         question.last_day,
         question.now,
-        [Busy(b["starts_at"], b["ends_at"], b["places"]) for b in busy],
+        list(zip(row["busy_starts"], row["busy_ends"], row["busy_places"], strict=True)),
     )
-    answer = AvailableSlots(
-        service_id=question.service_id,
-        timezone=row["timezone"],
-        slots=[
-            SlotOut(
-                starts_at=s.starts_at.astimezone(zone),
-                ends_at=s.ends_at.astimezone(zone),
-                remaining=s.remaining,
-            )
-            for s in computed
-        ],
-    ).model_dump_json()
+    answer = slots_json(question.service_id, row["timezone"], days)
     await cache.set(question.cache_key, answer, SLOTS_CACHE_TTL_SECONDS)
     return answer
 
