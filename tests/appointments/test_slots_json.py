@@ -14,9 +14,10 @@ from slotease.appointments.slots import (
     Schedule,
     WorkingHours,
     available_slots,
+    day_json,
     offered_days,
     places_of,
-    slots_json,
+    slots_document,
 )
 from tests.appointments.test_slots import schedules
 
@@ -44,8 +45,10 @@ def _through_models(
 def _direct(
     schedule: Schedule, first_day: date, last_day: date, now: datetime, busy: list[Busy]
 ) -> str:
-    days = offered_days(schedule, first_day, last_day, now, places_of(busy))
-    return slots_json(SERVICE, schedule.timezone.key, days)
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    offered = offered_days(schedule, days, now, places_of(busy))
+    objects = [o for day in offered for o in day_json(day, schedule.timezone)]
+    return slots_document(SERVICE, schedule.timezone.key, objects)
 
 
 @settings(max_examples=150, deadline=None)

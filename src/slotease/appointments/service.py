@@ -26,11 +26,15 @@ from slotease.appointments.schemas import (
     Ratings,
 )
 from slotease.appointments.slots import (
+    DaySlots,
     Schedule,
     WorkingHours,
+    day_json,
     is_offered,
+    lead_limits,
     offered_days,
-    slots_json,
+    slots_document,
+    within,
 )
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
@@ -48,7 +52,7 @@ MAX_RANGE_DAYS = 62
 CALENDAR_FEED_PAST = timedelta(days=30)
 CALENDAR_FEED_MAX_EVENTS = 1000
 CALENDAR_TOKEN_PREFIX = "cal_"
-# Entries also carry the minute they were computed for, so the TTL only bounds memory.
+# Entries are keyed by versions and hold for every `now`, so the TTL only bounds memory.
 SLOTS_CACHE_TTL_SECONDS = 120
 
 
@@ -93,13 +97,12 @@ async def active_service(conn: Connection, service_id: UUID) -> Row:
 
 @dataclass(frozen=True)
 class SlotsRequest:
-    """One availability question, and where its answer is cached."""
+    """One availability question, and where the answer of each of its days is cached."""
 
     service_id: UUID
-    first_day: date
-    last_day: date
+    days: list[date]
     now: datetime
-    cache_key: str
+    day_keys: list[str]
 
 
 async def slots_request(
@@ -110,20 +113,54 @@ async def slots_request(
     if (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
         raise Unprocessable(f"The range may span at most {MAX_RANGE_DAYS} days.")
     now = _engine_now()
-    # The version is read before the answer is computed: an answer computed from a snapshot
-    # older than a change is stored under the version that change has since replaced. The
-    # database bumps it in every writer's transaction, so it is current once a change answered.
-    version = await repo.availability_version(db, service_id)
-    key = f"{_slots_namespace(service_id)}:{version}:{first_day}:{last_day}:{now:%Y%m%d%H%M}"
-    return SlotsRequest(service_id, first_day, last_day, now, key)
+    # The versions are read before the answer is computed: an answer computed from a snapshot
+    # older than a change is stored under the versions that change has since replaced. The
+    # database bumps them in every writer's transaction, so they are current once a change
+    # answered. A day is keyed by its service's version and its own.
+    versions = await repo.availability_versions(db, service_id, first_day, last_day)
+    days = [first_day + timedelta(days=n) for n in range(len(versions.days))]
+    namespace = f"{_slots_namespace(service_id)}:{versions.service}"
+    keys = [f"{namespace}:{day}:{v}" for day, v in zip(days, versions.days, strict=True)]
+    return SlotsRequest(service_id, days, now, keys)
+
+
+# A cached day holds for every `now`: computed without the notice and advance rules, which are
+# applied as it is served. Its lines: "<notice minutes> <advance days> <timezone>", the slots'
+# starts (microseconds since the epoch, space-separated), then one JSON object per slot.
+def _day_entry(schedule: Schedule, timezone: str, day: DaySlots) -> str:
+    header = f"{schedule.min_notice_minutes} {schedule.max_advance_days} {timezone}"
+    starts = " ".join(str(start) for start, _, _ in day.slots)
+    return "\n".join([header, starts, *day_json(day, schedule.timezone)])
+
+
+def _document(question: SlotsRequest, entries: list[str]) -> str:
+    """The answer from the cached days, each cut to the slots bookable at `question.now`."""
+    timezone = "UTC"
+    slots: list[str] = []
+    for entry in entries:
+        header, starts, *objects = entry.split("\n")
+        notice, advance, timezone = header.split(" ")
+        if not objects:
+            continue
+        limits = lead_limits(question.now, int(notice), int(advance))
+        first, _, rest = starts.partition(" ")
+        # Most days lie wholly between the limits: their slots are taken as they are.
+        if limits[0] <= int(first) and int(rest.rpartition(" ")[2] or first) <= limits[1]:
+            slots.extend(objects)
+        else:
+            slots.extend(objects[within([int(s) for s in starts.split(" ")], limits)])
+    return slots_document(question.service_id, timezone, slots)
 
 
 async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
-    """The cached answer as JSON, served as it is: the hot path touches no database."""
-    return await cache.get(question.cache_key)
+    """The answer when every day of it is cached: the hot path touches no database."""
+    entries = await cache.get_many(question.day_keys)
+    if any(entry is None for entry in entries):
+        return None
+    return _document(question, [entry for entry in entries if entry is not None])
 
 
-def _around(first_day: date, last_day: date) -> Interval:
+def inputs_window(first_day: date, last_day: date) -> Interval:
     """UTC instants around every zone's version of the local days: offsets stay within a day
     of UTC, so the window is known before the service's zone is, and the slot engine checks
     each candidate against the closures and places anyway."""
@@ -134,24 +171,35 @@ def _around(first_day: date, last_day: date) -> Interval:
 
 
 async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequest) -> str:
-    window = _around(question.first_day, question.last_day)
-    row = _offering(
-        await repo.availability_inputs(conn, question.service_id, window.starts_at, window.ends_at)
+    """The answer, computing only the days missing from the cache (a booking moves on the
+    days it touches, not the month)."""
+    entries = await cache.get_many(question.day_keys)
+    missing = [day for day, entry in zip(question.days, entries, strict=True) if entry is None]
+    computed: dict[str, str] = {}
+    if missing:
+        window = inputs_window(missing[0], missing[-1])
+        row = _offering(
+            await repo.availability_inputs(
+                conn, question.service_id, window.starts_at, window.ends_at
+            )
+        )
+        closures = [
+            {"starts_at": start, "ends_at": end}
+            for start, end in zip(row["closure_starts"], row["closure_ends"], strict=True)
+        ]
+        schedule = _schedule(row, closures)
+        places = list(zip(row["busy_starts"], row["busy_ends"], row["busy_places"], strict=True))
+        offered = {d.day: d for d in offered_days(schedule, missing, None, places)}
+        computed = {
+            key: _day_entry(schedule, row["timezone"], offered[day])
+            for day, key in zip(question.days, question.day_keys, strict=True)
+            if day in offered
+        }
+        await cache.set_many(computed, SLOTS_CACHE_TTL_SECONDS)
+    return _document(
+        question,
+        [entry or computed[key] for entry, key in zip(entries, question.day_keys, strict=True)],
     )
-    closures = [
-        {"starts_at": start, "ends_at": end}
-        for start, end in zip(row["closure_starts"], row["closure_ends"], strict=True)
-    ]
-    days = offered_days(
-        _schedule(row, closures),
-        question.first_day,
-        question.last_day,
-        question.now,
-        list(zip(row["busy_starts"], row["busy_ends"], row["busy_places"], strict=True)),
-    )
-    answer = slots_json(question.service_id, row["timezone"], days)
-    await cache.set(question.cache_key, answer, SLOTS_CACHE_TTL_SECONDS)
-    return answer
 
 
 def _appointment(row: Row) -> Appointment:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
@@ -188,11 +188,27 @@ class _Candidates:
         return offset, [base + start for start in self._template(day.weekday())]
 
 
-def _bookable(schedule: Schedule, starts: list[int], now: datetime) -> list[int]:
-    """The starts within notice and advance that miss every closure (all sorted)."""
-    earliest = micros(now + timedelta(minutes=schedule.min_notice_minutes))
-    latest = micros(now + timedelta(days=schedule.max_advance_days))
-    kept = starts[bisect_left(starts, earliest) : bisect_right(starts, latest)]
+def lead_limits(now: datetime, min_notice_minutes: int, max_advance_days: int) -> tuple[int, int]:
+    """The first and last start a booking made `now` may take."""
+    return (
+        micros(now) + min_notice_minutes * _MINUTE,
+        micros(now + timedelta(days=max_advance_days)),
+    )
+
+
+def within(starts: list[int], limits: tuple[int, int]) -> slice:
+    """The part of sorted `starts` between the limits, inclusive."""
+    return slice(bisect_left(starts, limits[0]), bisect_right(starts, limits[1]))
+
+
+def _bookable(schedule: Schedule, starts: list[int], now: datetime | None) -> list[int]:
+    """The starts that miss every closure and, unless `now` is None, are within notice and
+    advance (all sorted)."""
+    kept = starts
+    if now is not None:
+        kept = starts[
+            within(starts, lead_limits(now, schedule.min_notice_minutes, schedule.max_advance_days))
+        ]
     duration = schedule.duration_minutes * _MINUTE
     for closure in schedule.closures:
         # A slot [s, s + duration) meets [c0, c1) when c0 - duration < s < c1.
@@ -201,7 +217,7 @@ def _bookable(schedule: Schedule, starts: list[int], now: datetime) -> list[int]
         lo = bisect_right(kept, closed_from)
         hi = bisect_left(kept, closed_to)
         if lo < hi:
-            del kept[lo:hi]
+            kept = kept[:lo] + kept[hi:]
     return kept
 
 
@@ -227,13 +243,13 @@ def places_of(busy: Sequence[Busy]) -> list[Place]:
 
 def offered_days(
     schedule: Schedule,
-    first_day: date,
-    last_day: date,
-    now: datetime,
+    days: Iterable[date],
+    now: datetime | None,
     places: Sequence[Place],
 ) -> list[DaySlots]:
     """Offered slots with at least one free place, day by day; `places` are those of the
-    active appointments."""
+    active appointments. With `now` None, the notice and advance rules are left to the
+    caller (`lead_limits`), so that the answer holds whenever it is served."""
     buffer = schedule.buffer_minutes * _MINUTE
     duration = schedule.duration_minutes * _MINUTE
     capacity = schedule.capacity
@@ -244,20 +260,24 @@ def offered_days(
     # with a service's uniform durations that keeps each look-up to a handful of rows.
     longest = max((o[1] - o[0] for o in occupied), default=0)
     candidates = _Candidates(schedule)
-    days = []
-    for day in _days(first_day, last_day):
+    offered = []
+    for day in days:
         offset, starts = candidates.day(day)
         slots = []
         for start in _bookable(schedule, starts, now):
             end = start + duration
             lo = bisect_right(place_starts, start - longest)
             hi = bisect_left(place_starts, end + buffer, lo)
-            overlapping = [o for o in occupied[lo:hi] if start < o[1]]
-            remaining = capacity - _peak(start, overlapping) if overlapping else capacity
+            if hi - lo == 1:  # the usual case: the place of this very slot, or none
+                place = occupied[lo]
+                remaining = capacity - place[2] if start < place[1] else capacity
+            else:
+                overlapping = [o for o in occupied[lo:hi] if start < o[1]]
+                remaining = capacity - _peak(start, overlapping) if overlapping else capacity
             if remaining > 0:
                 slots.append((start, end, remaining))
-        days.append(DaySlots(day, offset, slots))
-    return days
+        offered.append(DaySlots(day, offset, slots))
+    return offered
 
 
 def _peak(start: int, overlapping: list[tuple[int, int, int]]) -> int:
@@ -279,7 +299,7 @@ def available_slots(
     """Offered slots with at least one free place; `busy` are the active appointments."""
     return [
         Slot(instant(start), instant(end), remaining)
-        for day in offered_days(schedule, first_day, last_day, now, places_of(busy))
+        for day in offered_days(schedule, _days(first_day, last_day), now, places_of(busy))
         for start, end, remaining in day.slots
     ]
 
@@ -314,36 +334,35 @@ def _zone_suffix(offset: int) -> str | None:
     return f"{'-' if offset < 0 else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
-class _LocalTimes:
-    """Local RFC 3339 times of one day's instants: by arithmetic within the day's steady
-    offset, through the zone otherwise (an offset change, a slot ending past the next day)."""
+def day_json(day: DaySlots, zone: ZoneInfo) -> list[str]:
+    """The slots of one day as JSON objects, as pydantic writes `SlotOut`. Local times come by
+    arithmetic within the day's steady offset, through the zone otherwise (an offset change, a
+    time with a fraction of a second, the next midnight, which may not exist on the wall
+    clock)."""
+    suffix = None if day.offset is None else _zone_suffix(day.offset)
+    midnight = micros(datetime.combine(day.day, time.min, tzinfo=UTC)) - (day.offset or 0)
+    date_part = f"{day.day.isoformat()}T"
+    objects = []
+    for start, end, remaining in day.slots:
+        since_start, since_end = start - midnight, end - midnight
+        if suffix is None or since_start % _SECOND or since_end % _SECOND or since_end >= _DAY:
+            starts_at = _DATETIME.dump_json(instant(start).astimezone(zone)).decode()
+            ends_at = _DATETIME.dump_json(instant(end).astimezone(zone)).decode()
+            objects.append(
+                f'{{"starts_at":{starts_at},"ends_at":{ends_at},"remaining":{remaining}}}'
+            )
+        else:
+            objects.append(
+                f'{{"starts_at":"{date_part}{_clock(since_start // _SECOND)}{suffix}",'
+                f'"ends_at":"{date_part}{_clock(since_end // _SECOND)}{suffix}",'
+                f'"remaining":{remaining}}}'
+            )
+    return objects
 
-    def __init__(self, day: DaySlots, zone: ZoneInfo) -> None:
-        self._zone = zone
-        self._suffix = None if day.offset is None else _zone_suffix(day.offset)
-        offset = day.offset or 0
-        self._midnight = micros(datetime.combine(day.day, time.min, tzinfo=UTC)) - offset
-        self._date = f"{day.day.isoformat()}T"
 
-    def __call__(self, moment: int) -> str:
-        since_midnight = moment - self._midnight
-        # The next midnight goes through the zone too: it may not exist on the wall clock.
-        if self._suffix is None or since_midnight % _SECOND or not 0 <= since_midnight < _DAY:
-            return _DATETIME.dump_json(instant(moment).astimezone(self._zone)).decode()[1:-1]
-        return f"{self._date}{_clock(since_midnight // _SECOND)}{self._suffix}"
-
-
-def slots_json(service_id: UUID, timezone: str, days: Sequence[DaySlots]) -> str:
-    """The `AvailableSlots` document of `days`, with times local to `timezone`."""
-    zone = ZoneInfo(timezone)
-    parts: list[str] = []
-    for day in days:
-        local = _LocalTimes(day, zone)
-        parts.extend(
-            f'{{"starts_at":"{local(start)}","ends_at":"{local(end)}","remaining":{remaining}}}'
-            for start, end, remaining in day.slots
-        )
+def slots_document(service_id: UUID, timezone: str, slots: Iterable[str]) -> str:
+    """The `AvailableSlots` document of the slots' JSON objects."""
     return (
         f'{{"service_id":"{service_id}","timezone":{json.dumps(timezone)},'
-        f'"slots":[{",".join(parts)}]}}'
+        f'"slots":[{",".join(slots)}]}}'
     )
