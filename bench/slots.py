@@ -7,12 +7,12 @@ appointments table holds 1,000,000 rows across 24 monthly partitions.
    just moved on (what the first client after a booking pays).
 2. What every answer, a cache hit included, pays first: reading the service's and the days'
    availability versions from the database (one round trip), p50/p95 over many calls.
-3. Through the API (HTTP, one process) with 50 connections on the miss path (an app whose
+3. Through the API (HTTP, one process) with 50 connections (`--connections`) on the miss path (an app whose
    cache never hits), then as clients see it (the cache in play), against pgbench running
    what a miss asks of the database (the version read, then the transaction acting as `anon`
    with the one availability statement) with the same client count.
 
-    .venv/bin/python -m bench.slots [--rows 1000000] [--seconds 10]
+    .venv/bin/python -m bench.slots [--rows 1000000] [--seconds 10] [--connections 50]
 """
 
 from __future__ import annotations
@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=200)
+    # Fewer on a loaded machine: wrk gives up on a request after 2 s.
+    parser.add_argument("--connections", type=int, default=50)
     args = parser.parse_args()
 
     owner = fresh_database("slotease_bench_slots")
@@ -247,13 +249,15 @@ def main() -> None:
     ):
         with api_server(owner, app=app) as url:
             wrk("warm-up", url + url_path, connections=10, seconds=2)
-            rows.append(wrk(label, url + url_path, connections=50, seconds=args.seconds))
+            rows.append(
+                wrk(label, url + url_path, connections=args.connections, seconds=args.seconds)
+            )
         print(f"{label}: {load()}")
     peer = pgbench(
         "pgbench: what a miss asks of the database",
         app_role_conninfo(owner),
         pgbench_script(service, first),
-        clients=50,
+        clients=args.connections,
         seconds=args.seconds,
     )
     print(f"pgbench: {load()}")
