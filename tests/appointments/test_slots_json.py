@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 
+from slotease.appointments import service
 from slotease.appointments.schemas import AvailableSlots, SlotOut
 from slotease.appointments.slots import (
     Busy,
@@ -79,3 +80,21 @@ def test_zero_offsets_seconds_and_changes_of_offset_are_written_as_pydantic_does
         busy = [Busy(booked, booked + timedelta(minutes=60), 2)]
         case = (schedule, first_day, first_day + timedelta(days=3), now, busy)
         assert _direct(*case) == _through_models(*case)
+
+
+@settings(max_examples=150, deadline=None)
+@given(schedules())
+def test_a_cached_day_cut_at_serving_time_is_the_answer_computed_then(
+    case: tuple[Schedule, date, date, datetime, list[Busy]],
+) -> None:
+    """Days are cached without the notice and advance rules, which are applied as they are
+    served: the answer is the one computed at that `now`."""
+    schedule, first_day, last_day, now, busy = case
+    days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    zone = schedule.timezone.key
+    entries = [
+        service._day_entry(schedule, zone, day)
+        for day in offered_days(schedule, days, None, places_of(busy))
+    ]
+    question = service.SlotsRequest(SERVICE, days, now, [str(day) for day in days])
+    assert service._document(question, entries) == _through_models(*case)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -103,6 +103,9 @@ class SlotsRequest:
     days: list[date]
     now: datetime
     day_keys: list[str]
+    # The days found by the last look-up, so that a miss computes the others without reading
+    # the cache again.
+    found: dict[str, str] = field(default_factory=dict)
 
 
 async def slots_request(
@@ -155,9 +158,12 @@ def _document(question: SlotsRequest, entries: list[str]) -> str:
 async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
     """The answer when every day of it is cached: the hot path touches no database."""
     entries = await cache.get_many(question.day_keys)
-    if any(entry is None for entry in entries):
+    question.found.update(
+        (key, entry) for key, entry in zip(question.day_keys, entries, strict=True) if entry
+    )
+    if len(question.found) < len(question.day_keys):
         return None
-    return _document(question, [entry for entry in entries if entry is not None])
+    return _document(question, [question.found[key] for key in question.day_keys])
 
 
 def inputs_window(first_day: date, last_day: date) -> Interval:
@@ -171,11 +177,13 @@ def inputs_window(first_day: date, last_day: date) -> Interval:
 
 
 async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequest) -> str:
-    """The answer, computing only the days missing from the cache (a booking moves on the
-    days it touches, not the month)."""
-    entries = await cache.get_many(question.day_keys)
-    missing = [day for day, entry in zip(question.days, entries, strict=True) if entry is None]
-    computed: dict[str, str] = {}
+    """The answer, computing only the days its look-up missed (a booking moves on the days
+    it touches, not the month)."""
+    missing = [
+        day
+        for day, key in zip(question.days, question.day_keys, strict=True)
+        if key not in question.found
+    ]
     if missing:
         window = inputs_window(missing[0], missing[-1])
         row = _offering(
@@ -196,10 +204,8 @@ async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequ
             if day in offered
         }
         await cache.set_many(computed, SLOTS_CACHE_TTL_SECONDS)
-    return _document(
-        question,
-        [entry or computed[key] for entry, key in zip(entries, question.day_keys, strict=True)],
-    )
+        question.found.update(computed)
+    return _document(question, [question.found[key] for key in question.day_keys])
 
 
 def _appointment(row: Row) -> Appointment:
