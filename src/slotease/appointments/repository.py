@@ -87,17 +87,17 @@ def _micros(column: str) -> str:
 
 # A cache miss in one statement: the schedule, its closures and the places in use around the
 # window, the places as aligned arrays of microseconds since the epoch, so that the driver
-# parses three arrays instead of a timestamp pair per row. No row: no such service visible.
+# parses three arrays instead of a timestamp pair per row. The aggregates of one query take
+# its rows in one order, so the arrays stay aligned without sorting (the engine sorts the
+# places itself). No row: no such service visible.
 AVAILABILITY_SQL = (
     f"with s as ({SCHEDULE_SQL}), c as ({CLOSURES_SQL}), b as ({BUSY_SQL})"
-    " select s.*,"
-    " array(select c.starts_at from c order by c.starts_at, c.ends_at) as closure_starts,"
-    " array(select c.ends_at from c order by c.starts_at, c.ends_at) as closure_ends,"
-    f" array(select {_micros('b.starts_at')} from b order by b.starts_at, b.ends_at)"
-    "   as busy_starts,"
-    f" array(select {_micros('b.ends_at')} from b order by b.starts_at, b.ends_at) as busy_ends,"
-    " array(select b.places from b order by b.starts_at, b.ends_at) as busy_places"
-    " from s"
+    " select s.*, closures.*, places.* from s,"
+    " (select coalesce(array_agg(c.starts_at), '{}') as closure_starts,"
+    "   coalesce(array_agg(c.ends_at), '{}') as closure_ends from c) closures,"
+    f" (select coalesce(array_agg({_micros('b.starts_at')}), '{{}}') as busy_starts,"
+    f"   coalesce(array_agg({_micros('b.ends_at')}), '{{}}') as busy_ends,"
+    "   coalesce(array_agg(b.places), '{}') as busy_places from b) places"
 )
 INSERT_SQL = (
     "with a as ("
