@@ -115,3 +115,23 @@ async def test_a_cancellation_frees_the_place_in_the_next_answer(
     assert cancelled.status_code == 200, cancelled.text
 
     assert (await _slots(client, clinic, day, day))[ten.isoformat()] == 1
+
+
+async def test_a_place_after_the_last_midnight_blocks_the_last_days_late_slot(
+    client: httpx.AsyncClient, owner: Owner, cache: RecordingCache
+) -> None:
+    # A far-west zone (UTC-11) and the longest buffer: a place at 14:00 the next day, past
+    # the next UTC midnight but one, is within the 23:00 slot's place (23:30 plus a day).
+    clinic = make_clinic(owner, capacity=1, tz="Pacific/Pago_Pago", buffer_minutes=1440)
+    owner.execute(
+        "update public.service_working_hours set start_time = '00:00', end_time = '23:59'"
+        " where service_id = %s",
+        (clinic.service_id,),
+    )
+    day = soon(clinic)
+    late = clinic.at(day, "23:00")
+    assert late.isoformat() in await _slots(client, clinic, day, day)
+
+    insert_as_owner(owner, clinic, make_user(owner), clinic.at(day + timedelta(days=1), "14:00"))
+
+    assert late.isoformat() not in await _slots(client, clinic, day, day)

@@ -167,12 +167,14 @@ async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
 
 
 def inputs_window(first_day: date, last_day: date) -> Interval:
-    """UTC instants around every zone's version of the local days: offsets stay within a day
-    of UTC, so the window is known before the service's zone is, and the slot engine checks
-    each candidate against the closures and places anyway."""
+    """UTC instants around every zone's version of the local days, known before the
+    service's zone is (the slot engine checks each candidate against the closures and places
+    anyway): offsets stay within 14 hours of UTC, and the last slot's place runs up to a
+    24-hour buffer past the last local midnight, so the window ends two days after it.
+    `app.busy_intervals` looks back 48 hours for the places that began before."""
     return Interval(
         datetime.combine(first_day - timedelta(days=1), time.min, tzinfo=UTC),
-        datetime.combine(last_day + timedelta(days=2), time.min, tzinfo=UTC),
+        datetime.combine(last_day + timedelta(days=3), time.min, tzinfo=UTC),
     )
 
 
