@@ -430,6 +430,14 @@ TABLES = (
         "A",
     ),
     read_only(
+        "public.availability_days",
+        "service_id",
+        "version = version",
+        "insert into public.availability_days (organization_id, service_id, day, version)"
+        " values (%(org)s, %(service)s, current_date, 1)",
+        "A",
+    ),
+    read_only(
         "public.analytics_daily_service",
         "service_id",
         "total = total",

@@ -49,6 +49,7 @@ CALLER_CHECKED = {
     "accept_invitation": "the invitation addressed to the caller",
     "rotate_webhook_secret": "admins of the organization",
     "availability_version": "a version number",
+    "availability_days": "version numbers",
     "next_ticket_number": "the caller's own ticket",
     "check_in_appointment": "the appointment's customer or staff",
     "accept_waitlist_offer": "the offer's own waiter",

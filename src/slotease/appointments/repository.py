@@ -5,7 +5,8 @@ translated here into the problems the API answers."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from uuid import UUID, uuid4
 
 from psycopg import sql
@@ -66,16 +67,38 @@ SCHEDULE_SQL = (
     " where s.id = %(id)s"
     " group by s.id, s.organization_id, o.timezone"
 )
-# The service id is a UUID bound as a literal: a query with parameters could hold only one
-# statement.
+# The service id and the days are bound as literals: a query with parameters could hold only
+# one statement.
 _VERSION_QUERY = sql.SQL(
-    "select set_config('role', 'anon', true); select app.availability_version({}) as version"
+    "select set_config('role', 'anon', true);"
+    " select app.availability_version({id}) as version,"
+    " app.availability_days({id}, {first}, {last}) as days"
 )
 CLOSURES_SQL = (
     "select starts_at, ends_at from public.service_closures"
     " where service_id = %(id)s and ends_at > %(start)s and starts_at < %(end)s"
 )
 BUSY_SQL = "select starts_at, ends_at, places from app.busy_intervals(%(id)s, %(start)s, %(end)s)"
+
+
+def _micros(column: str) -> str:
+    return f"(extract(epoch from {column}) * 1000000)::bigint"
+
+
+# A cache miss in one statement: the schedule, its closures and the places in use around the
+# window, the places as aligned arrays of microseconds since the epoch, so that the driver
+# parses three arrays instead of a timestamp pair per row. The aggregates of one query take
+# its rows in one order, so the arrays stay aligned without sorting (the engine sorts the
+# places itself). No row: no such service visible.
+AVAILABILITY_SQL = (
+    f"with s as ({SCHEDULE_SQL}), c as ({CLOSURES_SQL}), b as ({BUSY_SQL})"
+    " select s.*, closures.*, places.* from s,"
+    " (select coalesce(array_agg(c.starts_at), '{}') as closure_starts,"
+    "   coalesce(array_agg(c.ends_at), '{}') as closure_ends from c) closures,"
+    f" (select coalesce(array_agg({_micros('b.starts_at')}), '{{}}') as busy_starts,"
+    f"   coalesce(array_agg({_micros('b.ends_at')}), '{{}}') as busy_ends,"
+    "   coalesce(array_agg(b.places), '{}') as busy_places from b) places"
+)
 INSERT_SQL = (
     "with a as ("
     " insert into public.appointments"
@@ -87,20 +110,33 @@ INSERT_SQL = (
 )
 
 
-async def availability_version(db: Database, service_id: UUID) -> int:
-    """The service's availability version, which the database bumps with every change of what
-    the service offers. Read on the cached path, before any request transaction: the two
-    statements of one simple-protocol query share an implicit transaction, so the role set by
-    the first holds for the second, in one round trip without BEGIN and COMMIT. The version
-    is public, so the role is `anon` whoever asks."""
+@dataclass(frozen=True)
+class AvailabilityVersions:
+    """The service's version (hours, closures, the service, its organization) and each asked
+    day's (the appointments that can touch its slots)."""
+
+    service: int
+    days: list[int]
+
+
+async def availability_versions(
+    db: Database, service_id: UUID, first_day: date, last_day: date
+) -> AvailabilityVersions:
+    """The versions the database bumps with every change of what the service offers. Read on
+    the cached path, before any request transaction: the two statements of one
+    simple-protocol query share an implicit transaction, so the role set by the first holds
+    for the second, in one round trip without BEGIN and COMMIT. The versions are public, so
+    the role is `anon` whoever asks."""
+    query = _VERSION_QUERY.format(
+        id=sql.Literal(service_id), first=sql.Literal(first_day), last=sql.Literal(last_day)
+    )
     async with db.pool.connection() as conn:
-        cursor = await conn.execute(_VERSION_QUERY.format(sql.Literal(service_id)))
-        # The version is the answer of the second statement, past the fetch helpers' reach.
+        cursor = await conn.execute(query)
+        # The versions are the answer of the second statement, past the fetch helpers' reach.
         cursor.nextset()
         row = await cursor.fetchone()
     assert row is not None
-    version: int = row["version"]
-    return version
+    return AvailabilityVersions(row["version"], row["days"])
 
 
 async def schedule(conn: Connection, service_id: UUID) -> Row | None:
@@ -112,10 +148,11 @@ async def closures(conn: Connection, service_id: UUID, start: datetime, end: dat
     return await fetch_all(conn, CLOSURES_SQL, {"id": service_id, "start": start, "end": end})
 
 
-async def busy_intervals(
+async def availability_inputs(
     conn: Connection, service_id: UUID, start: datetime, end: datetime
-) -> list[Row]:
-    return await fetch_all(conn, BUSY_SQL, {"id": service_id, "start": start, "end": end})
+) -> Row | None:
+    """What a service offers between two instants and what is taken, in one round trip."""
+    return await fetch_one(conn, AVAILABILITY_SQL, {"id": service_id, "start": start, "end": end})
 
 
 def seal_notes(notes: str | None, appointment_id: UUID) -> bytes | None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass, fields
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
@@ -21,18 +21,20 @@ from slotease.appointments.schemas import (
     AppointmentCreate,
     AppointmentFilters,
     AppointmentUpdate,
-    AvailableSlots,
     Feedback,
     FeedbackCreate,
     Ratings,
-    SlotOut,
 )
 from slotease.appointments.slots import (
-    Busy,
+    DaySlots,
     Schedule,
     WorkingHours,
-    available_slots,
+    day_json,
     is_offered,
+    lead_limits,
+    offered_days,
+    slots_document,
+    within,
 )
 from slotease.auth.principal import Principal
 from slotease.db.database import SERVICE, Connection, Database
@@ -50,7 +52,7 @@ MAX_RANGE_DAYS = 62
 CALENDAR_FEED_PAST = timedelta(days=30)
 CALENDAR_FEED_MAX_EVENTS = 1000
 CALENDAR_TOKEN_PREFIX = "cal_"
-# Entries also carry the minute they were computed for, so the TTL only bounds memory.
+# Entries are keyed by versions and hold for every `now`, so the TTL only bounds memory.
 SLOTS_CACHE_TTL_SECONDS = 120
 
 
@@ -83,22 +85,27 @@ def _schedule(row: Row, closures: list[Row]) -> Schedule:
     )
 
 
-async def active_service(conn: Connection, service_id: UUID) -> Row:
-    row = await repo.schedule(conn, service_id)
+def _offering(row: Row | None) -> Row:
     if row is None or not row["is_active"]:
         raise NotFound("No such service.")
     return row
 
 
+async def active_service(conn: Connection, service_id: UUID) -> Row:
+    return _offering(await repo.schedule(conn, service_id))
+
+
 @dataclass(frozen=True)
 class SlotsRequest:
-    """One availability question, and where its answer is cached."""
+    """One availability question, and where the answer of each of its days is cached."""
 
     service_id: UUID
-    first_day: date
-    last_day: date
+    days: list[date]
     now: datetime
-    cache_key: str
+    day_keys: list[str]
+    # The days found by the last look-up, so that a miss computes the others without reading
+    # the cache again.
+    found: dict[str, str] = field(default_factory=dict)
 
 
 async def slots_request(
@@ -109,46 +116,98 @@ async def slots_request(
     if (last_day - first_day).days + 1 > MAX_RANGE_DAYS:
         raise Unprocessable(f"The range may span at most {MAX_RANGE_DAYS} days.")
     now = _engine_now()
-    # The version is read before the answer is computed: an answer computed from a snapshot
-    # older than a change is stored under the version that change has since replaced. The
-    # database bumps it in every writer's transaction, so it is current once a change answered.
-    version = await repo.availability_version(db, service_id)
-    key = f"{_slots_namespace(service_id)}:{version}:{first_day}:{last_day}:{now:%Y%m%d%H%M}"
-    return SlotsRequest(service_id, first_day, last_day, now, key)
+    # The versions are read before the answer is computed: an answer computed from a snapshot
+    # older than a change is stored under the versions that change has since replaced. The
+    # database bumps them in every writer's transaction, so they are current once a change
+    # answered. A day is keyed by its service's version and its own.
+    versions = await repo.availability_versions(db, service_id, first_day, last_day)
+    days = [first_day + timedelta(days=n) for n in range(len(versions.days))]
+    namespace = f"{_slots_namespace(service_id)}:{versions.service}"
+    keys = [f"{namespace}:{day}:{v}" for day, v in zip(days, versions.days, strict=True)]
+    return SlotsRequest(service_id, days, now, keys)
+
+
+# A cached day holds for every `now`: computed without the notice and advance rules, which are
+# applied as it is served. Its lines: "<notice minutes> <advance days> <timezone>", the slots'
+# starts (microseconds since the epoch, space-separated), then one JSON object per slot.
+def _day_entry(schedule: Schedule, timezone: str, day: DaySlots) -> str:
+    header = f"{schedule.min_notice_minutes} {schedule.max_advance_days} {timezone}"
+    starts = " ".join(str(start) for start, _, _ in day.slots)
+    return "\n".join([header, starts, *day_json(day, schedule.timezone)])
+
+
+def _document(question: SlotsRequest, entries: list[str]) -> str:
+    """The answer from the cached days, each cut to the slots bookable at `question.now`."""
+    timezone = "UTC"
+    slots: list[str] = []
+    for entry in entries:
+        header, starts, *objects = entry.split("\n")
+        notice, advance, timezone = header.split(" ")
+        if not objects:
+            continue
+        limits = lead_limits(question.now, int(notice), int(advance))
+        first, _, rest = starts.partition(" ")
+        # Most days lie wholly between the limits: their slots are taken as they are.
+        if limits[0] <= int(first) and int(rest.rpartition(" ")[2] or first) <= limits[1]:
+            slots.extend(objects)
+        else:
+            slots.extend(objects[within([int(s) for s in starts.split(" ")], limits)])
+    return slots_document(question.service_id, timezone, slots)
 
 
 async def cached_slots_json(cache: Cache, question: SlotsRequest) -> str | None:
-    """The cached answer as JSON, served as it is: the hot path touches no database."""
-    return await cache.get(question.cache_key)
+    """The answer when every day of it is cached: the hot path touches no database."""
+    entries = await cache.get_many(question.day_keys)
+    question.found.update(
+        (key, entry) for key, entry in zip(question.day_keys, entries, strict=True) if entry
+    )
+    if len(question.found) < len(question.day_keys):
+        return None
+    return _document(question, [question.found[key] for key in question.day_keys])
+
+
+def inputs_window(first_day: date, last_day: date) -> Interval:
+    """UTC instants around every zone's version of the local days, known before the
+    service's zone is (the slot engine checks each candidate against the closures and places
+    anyway): offsets stay within 14 hours of UTC, and the last slot's place runs up to a
+    24-hour buffer past the last local midnight, so the window ends two days after it.
+    `app.busy_intervals` looks back 48 hours for the places that began before."""
+    return Interval(
+        datetime.combine(first_day - timedelta(days=1), time.min, tzinfo=UTC),
+        datetime.combine(last_day + timedelta(days=3), time.min, tzinfo=UTC),
+    )
 
 
 async def compute_slots_json(conn: Connection, cache: Cache, question: SlotsRequest) -> str:
-    row = await active_service(conn, question.service_id)
-    zone = ZoneInfo(row["timezone"])
-    window = day_window(question.first_day, question.last_day, zone)
-    closures = await repo.closures(conn, question.service_id, window.starts_at, window.ends_at)
-    busy = await repo.busy_intervals(conn, question.service_id, window.starts_at, window.ends_at)
-    computed = available_slots(
-        _schedule(row, closures),
-        question.first_day,
-        question.last_day,
-        question.now,
-        [Busy(b["starts_at"], b["ends_at"], b["places"]) for b in busy],
-    )
-    answer = AvailableSlots(
-        service_id=question.service_id,
-        timezone=row["timezone"],
-        slots=[
-            SlotOut(
-                starts_at=s.starts_at.astimezone(zone),
-                ends_at=s.ends_at.astimezone(zone),
-                remaining=s.remaining,
+    """The answer, computing only the days its look-up missed (a booking moves on the days
+    it touches, not the month)."""
+    missing = [
+        day
+        for day, key in zip(question.days, question.day_keys, strict=True)
+        if key not in question.found
+    ]
+    if missing:
+        window = inputs_window(missing[0], missing[-1])
+        row = _offering(
+            await repo.availability_inputs(
+                conn, question.service_id, window.starts_at, window.ends_at
             )
-            for s in computed
-        ],
-    ).model_dump_json()
-    await cache.set(question.cache_key, answer, SLOTS_CACHE_TTL_SECONDS)
-    return answer
+        )
+        closures = [
+            {"starts_at": start, "ends_at": end}
+            for start, end in zip(row["closure_starts"], row["closure_ends"], strict=True)
+        ]
+        schedule = _schedule(row, closures)
+        places = list(zip(row["busy_starts"], row["busy_ends"], row["busy_places"], strict=True))
+        offered = {d.day: d for d in offered_days(schedule, missing, None, places)}
+        computed = {
+            key: _day_entry(schedule, row["timezone"], offered[day])
+            for day, key in zip(question.days, question.day_keys, strict=True)
+            if day in offered
+        }
+        await cache.set_many(computed, SLOTS_CACHE_TTL_SECONDS)
+        question.found.update(computed)
+    return _document(question, [question.found[key] for key in question.day_keys])
 
 
 def _appointment(row: Row) -> Appointment:

@@ -1,8 +1,9 @@
 """A small cache of computed answers, each kept for a while.
 
-Callers make their keys current: availability answers are keyed by a version the database
-bumps with every change they depend on, so an entry that a change made stale is never looked
-up again (it then expires on its own). In-process without Redis (one server process), Redis
+Callers make their keys current: availability answers are kept a day each, keyed by versions
+the database bumps with every change they depend on, so an entry that a change made stale is
+never looked up again (it then expires on its own). Entries are read and written in batches:
+one round trip to Redis for a month of days. In-process without Redis (one server process), Redis
 when `REDIS_URL` is set so that all processes share the computed answers.
 """
 
@@ -17,9 +18,9 @@ _PREFIX = "slotease:cache:"
 
 
 class Cache(Protocol):
-    async def get(self, key: str) -> str | None: ...
+    async def get_many(self, keys: list[str]) -> list[str | None]: ...
 
-    async def set(self, key: str, value: str, ttl_seconds: int) -> None: ...
+    async def set_many(self, entries: dict[str, str], ttl_seconds: int) -> None: ...
 
 
 class MemoryCache:
@@ -27,35 +28,43 @@ class MemoryCache:
         self._entries: dict[str, tuple[float, str]] = {}
         self._max_entries = max_entries
 
-    async def get(self, key: str) -> str | None:
+    def _get(self, key: str, now: float) -> str | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
         expires, value = entry
-        if expires <= time.monotonic():
+        if expires <= now:
             self._entries.pop(key, None)
             return None
         return value
 
-    async def set(self, key: str, value: str, ttl_seconds: int) -> None:
+    async def get_many(self, keys: list[str]) -> list[str | None]:
         now = time.monotonic()
-        if len(self._entries) >= self._max_entries:
+        return [self._get(key, now) for key in keys]
+
+    async def set_many(self, entries: dict[str, str], ttl_seconds: int) -> None:
+        now = time.monotonic()
+        if len(self._entries) + len(entries) > self._max_entries:
             self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
-            while len(self._entries) >= self._max_entries:
+            while self._entries and len(self._entries) + len(entries) > self._max_entries:
                 del self._entries[next(iter(self._entries))]
-        self._entries[key] = (now + ttl_seconds, value)
+        for key, value in entries.items():
+            self._entries[key] = (now + ttl_seconds, value)
 
 
 class RedisCache:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def get(self, key: str) -> str | None:
-        value: bytes | None = await self._redis.get(_PREFIX + key)
-        return None if value is None else value.decode()
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        values: list[bytes | None] = await self._redis.mget([_PREFIX + key for key in keys])
+        return [None if value is None else value.decode() for value in values]
 
-    async def set(self, key: str, value: str, ttl_seconds: int) -> None:
-        await self._redis.set(_PREFIX + key, value, ex=ttl_seconds)
+    async def set_many(self, entries: dict[str, str], ttl_seconds: int) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, value in entries.items():
+                pipe.set(_PREFIX + key, value, ex=ttl_seconds)
+            await pipe.execute()
 
 
 def make_cache(redis: Redis | None) -> Cache:

@@ -1,4 +1,4 @@
-"""Reserved for the change that fills it.
+"""Availability by day: appointment changes move on the versions of the days they touch.
 
 Revision ID: 0023
 Revises: 0022
