@@ -4,7 +4,7 @@ insert under the capacity trigger, the statement of its confirmation and reminde
 webhook statement), same client count, in one run; then an SQL check that no slot is
 overbooked.
 
-    .venv/bin/python -m bench.booking [--seconds 15] [--connections 50]
+    .venv/bin/python -m bench.booking [--seconds 15] [--connections 50] [--timeout 2]
 
 Both sides book random slots of one service for random users. The service's capacity is set
 high enough that no slot fills during a run, so both sides run exactly the same statements
@@ -229,6 +229,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument(
+        "--timeout", type=int, default=2, help="seconds before wrk counts a request as failed"
+    )
     args = parser.parse_args()
 
     owner = fresh_database("slotease_bench_booking")
@@ -238,7 +241,14 @@ def main() -> None:
     results: list[Stats] = []
     with api_server(owner, workers=args.workers) as url:
         lua = wrk_lua(users, service, found)
-        wrk("warm-up", f"{url}/v1/appointments", connections=10, seconds=2, requests_lua=lua)
+        wrk(
+            "warm-up",
+            f"{url}/v1/appointments",
+            connections=10,
+            seconds=2,
+            requests_lua=lua,
+            timeout_seconds=args.timeout,
+        )
         results.append(
             wrk(
                 "API: POST /v1/appointments",
@@ -246,6 +256,7 @@ def main() -> None:
                 connections=args.connections,
                 seconds=args.seconds,
                 requests_lua=lua,
+                timeout_seconds=args.timeout,
             )
         )
     script = pgbench_script(org, service).replace(":nslots", str(len(found)))

@@ -143,11 +143,11 @@ async def round_trip(conn: Connection) -> AsyncIterator[None]:
 
 
 async def insert_appointment(conn: Connection, values: Row) -> None:
-    """`values["id"]` is chosen by the caller before the row exists: the notes are sealed to
-    it, and what the booking owes names it. Nothing is read back (see `round_trip`)."""
+    """Sent inside `round_trip`, which answers its refusals. `values["id"]` is chosen by the
+    caller before the row exists: the notes are sealed to it, and what the booking owes names
+    it. Nothing is read back."""
     sealed = {**values, "notes": seal_notes(values["notes"], values["id"])}
-    with refusals(_INSERT_REFUSALS):
-        await conn.execute(INSERT_SQL, sealed)
+    await conn.execute(INSERT_SQL, sealed)
 
 
 async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:
