@@ -1,8 +1,10 @@
 """Booking throughput: `POST /v1/appointments` through the API against pgbench running the
-same booking transaction (identity, schedule, closures, insert under the capacity trigger)
-directly, same client count, in one run; then an SQL check that no slot is overbooked.
+same booking transaction directly (identity, schedule, closures, then in one pipeline the
+insert under the capacity trigger, the statement of its confirmation and reminder jobs and the
+webhook statement), same client count, in one run; then an SQL check that no slot is
+overbooked.
 
-    .venv/bin/python -m bench.booking [--seconds 15] [--connections 50]
+    .venv/bin/python -m bench.booking [--seconds 15] [--connections 50] [--timeout 2]
 
 Both sides book random slots of one service for random users. The service's capacity is set
 high enough that no slot fills during a run, so both sides run exactly the same statements
@@ -26,11 +28,20 @@ from bench.server import BENCH_JWT_SECRET, api_server
 from slotease.appointments.repository import CLOSURES_SQL, INSERT_SQL, SCHEDULE_SQL
 from slotease.appointments.slots import Schedule, WorkingHours, candidate_starts
 from slotease.auth.tokens import mint_access_token
+from slotease.config import Settings
+from slotease.jobs.repository import ENQUEUE_JOBS_SQL, Job
 from slotease.kit.days import day_window
+from slotease.kit.offsets import parse_offsets
+from slotease.notifications.automatic import NOTIFY_TASK, REMIND_TASK
+from slotease.notifications.delivery import NOTIFICATIONS_QUEUE
+from slotease.webhooks.delivery import DELIVER_TASK, JOB_LOCK_PREFIX, WEBHOOKS_QUEUE
+from slotease.webhooks.repository import RECORD_DELIVERIES_SQL
 
 USERS = 200
 CAPACITY = 1000
 ZONE = "Europe/Paris"
+# Stands for the appointment's id in the jobs pgbench enqueues: the id is drawn per booking.
+ID = "00000000-0000-4000-8000-000000000000"
 
 
 def seed(owner: str) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
@@ -88,24 +99,62 @@ def as_pgbench(statement: str) -> str:
     return re.sub(r"%\((\w+)\)s", r":\1", statement)
 
 
+def booking_jobs(starts_at: datetime) -> str:
+    """The jobs the API enqueues for a booking at `starts_at` (its confirmation and the
+    reminders still ahead, at the default offsets), as `app.enqueue_jobs` reads them, the
+    appointment's id being `ID`."""
+    payload_start = starts_at.astimezone(ZoneInfo(ZONE)).isoformat()
+    jobs = [Job(NOTIFY_TASK, {"event": "appointment.created", "subject_id": ID},
+                queue=NOTIFICATIONS_QUEUE)]  # fmt: skip
+    for label, offset in parse_offsets(Settings.model_fields["reminder_offsets"].default).items():
+        if starts_at - offset > datetime.now(UTC):
+            jobs.append(
+                Job(
+                    REMIND_TASK,
+                    {"appointment_id": ID, "starts_at": payload_start, "offset": label},
+                    queue=NOTIFICATIONS_QUEUE,
+                    scheduled_at=starts_at - offset,
+                    queueing_lock=f"reminder:{ID}:{label}",
+                )
+            )
+    return json.dumps([job.spec() for job in jobs])
+
+
 def pgbench_script(org: uuid.UUID, service: uuid.UUID) -> str:
-    # The API sends no notes in this benchmark: NULL, as psycopg binds None; the id the
-    # repository chooses is made by the server here.
-    insert = as_pgbench(INSERT_SQL).replace(":notes", "NULL").replace(":id", "gen_random_uuid()")
+    # The API sends no notes in this benchmark: NULL, as psycopg binds None. The id the API
+    # chooses before the insert is drawn with the choice. No webhook listens, so the webhook
+    # statement stops at its gate, as the API's does; its payload is not read.
+    insert = as_pgbench(INSERT_SQL).replace(":notes", "NULL")
+    jobs = as_pgbench(ENQUEUE_JOBS_SQL).replace(":jobs", f"replace(:jobs, '{ID}', :id)::jsonb")
+    attempt = json.dumps(Job(DELIVER_TASK, queue=WEBHOOKS_QUEUE).spec())
+    webhooks = (
+        as_pgbench(RECORD_DELIVERIES_SQL)
+        .replace(":org", f"'{org}'::uuid")
+        .replace(":event", "'appointment.created'")
+        .replace(":payload", "'{}'::jsonb")
+        .replace(":attempt", f"'{attempt}'")
+        .replace(":lock_prefix", f"'{JOB_LOCK_PREFIX}'")
+    )
     return "\n".join(
         [
             f"\\set u random(1, {USERS})",
             "\\set s random(1, :nslots)",
             "select claims, starts_at, ends_at, day_start as start, day_end as end,"
-            " customer_id from bench.choices where u = :u and s = :s \\gset",
+            " customer_id, jobs, gen_random_uuid() as id"
+            " from bench.choices where u = :u and s = :s \\gset",
             "begin;",
             "select set_config('role', 'authenticated', true),"
             " set_config('request.jwt.claims', :claims, true),"
             " set_config('slotease.api_key_hash', '', true);",
             as_pgbench(SCHEDULE_SQL).replace(":id", f"'{service}'") + ";",
             as_pgbench(CLOSURES_SQL).replace(":id", f"'{service}'") + ";",
+            # The API's one round trip from the insert on (appointments.service.book).
+            "\\startpipeline",
             insert.replace(":organization_id", f"'{org}'").replace(":service_id", f"'{service}'")
             + ";",
+            jobs + ";",
+            webhooks + ";",
+            "\\endpipeline",
             "commit;",
             "",
         ]
@@ -122,7 +171,7 @@ def load_choices(owner: str, users: list[uuid.UUID], found: list[tuple[datetime,
         )
         conn.execute(
             "create table bench.slots (s integer primary key, starts_at timestamptz,"
-            " ends_at timestamptz, day_start timestamptz, day_end timestamptz)"
+            " ends_at timestamptz, day_start timestamptz, day_end timestamptz, jobs text)"
         )
         with conn.cursor() as cursor:
             cursor.executemany(
@@ -133,12 +182,12 @@ def load_choices(owner: str, users: list[uuid.UUID], found: list[tuple[datetime,
                 ],
             )
             cursor.executemany(
-                "insert into bench.slots values (%s, %s, %s, %s, %s)",
-                [(i, *slot) for i, slot in enumerate(found, start=1)],
+                "insert into bench.slots values (%s, %s, %s, %s, %s, %s)",
+                [(i, *slot, booking_jobs(slot[0])) for i, slot in enumerate(found, start=1)],
             )
         conn.execute(
             "create view bench.choices as select u.u, s.s, u.claims, u.customer_id, s.starts_at,"
-            " s.ends_at, s.day_start, s.day_end from bench.users u, bench.slots s"
+            " s.ends_at, s.day_start, s.day_end, s.jobs from bench.users u, bench.slots s"
         )
         conn.execute("grant usage on schema bench to slotease_app")
         conn.execute("grant select on all tables in schema bench to slotease_app")
@@ -180,6 +229,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument(
+        "--timeout", type=int, default=2, help="seconds before wrk counts a request as failed"
+    )
     args = parser.parse_args()
 
     owner = fresh_database("slotease_bench_booking")
@@ -189,7 +241,14 @@ def main() -> None:
     results: list[Stats] = []
     with api_server(owner, workers=args.workers) as url:
         lua = wrk_lua(users, service, found)
-        wrk("warm-up", f"{url}/v1/appointments", connections=10, seconds=2, requests_lua=lua)
+        wrk(
+            "warm-up",
+            f"{url}/v1/appointments",
+            connections=10,
+            seconds=2,
+            requests_lua=lua,
+            timeout_seconds=args.timeout,
+        )
         results.append(
             wrk(
                 "API: POST /v1/appointments",
@@ -197,6 +256,7 @@ def main() -> None:
                 connections=args.connections,
                 seconds=args.seconds,
                 requests_lua=lua,
+                timeout_seconds=args.timeout,
             )
         )
     script = pgbench_script(org, service).replace(":nslots", str(len(found)))

@@ -156,9 +156,11 @@ def wrk(
     seconds: int,
     headers: dict[str, str] | None = None,
     requests_lua: str = "",
+    timeout_seconds: int = 2,
 ) -> Stats:
     """Load `url` with wrk (one thread) and read throughput and p50/p95 from its Lua summary.
-    `requests_lua` may define wrk's `request()` to vary each request."""
+    `requests_lua` may define wrk's `request()` to vary each request. A request unanswered
+    after `timeout_seconds` (wrk's default: 2) counts as failed."""
     lua = requests_lua + (
         "done = function(summary, latency, requests)\n"
         '  io.write(string.format("JSON{\\"rps\\":%f,\\"p50\\":%f,\\"p95\\":%f,\\"errors\\":%d}\\n",'
@@ -169,7 +171,8 @@ def wrk(
     )
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name]
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={timeout_seconds}s"]
+    args += ["-s", script.name]
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     result = subprocess.run([*args, url], capture_output=True, text=True, check=True)

@@ -132,6 +132,34 @@ async def test_a_booking_is_delivered_once_signed_to_the_wanted_webhook_only(
     assert [j[2] for j in jobs(owner, TASK)] == ["succeeded"]
 
 
+async def test_each_listening_webhook_gets_a_delivery_and_its_own_first_attempt(
+    client: httpx.AsyncClient, owner: Owner, endpoint: tuple[Receiver, str]
+) -> None:
+    """The deliveries and their jobs are recorded by one statement, which the booking sends
+    with its INSERT: each job locked to its own delivery, at a first attempt's priority."""
+    clinic = make_clinic(owner)
+    hooks = [
+        await create_webhook(
+            client, clinic.admin, clinic.org_id, endpoint[1], ["appointment.created"]
+        )
+        for _ in range(2)
+    ]
+
+    await book(client, owner, clinic, "09:00")
+
+    recorded = {str(deliveries(owner, hook["id"])[0][0]) for hook in hooks}
+    assert len(recorded) == 2
+    rows = owner.execute(
+        "select args ->> 'delivery_id', lock, queueing_lock, queue_name, priority"
+        " from public.procrastinate_jobs where task_name = %s",
+        (TASK,),
+    ).fetchall()
+    assert {row[0] for row in rows} == recorded
+    for delivery_id, lock, queueing_lock, queue, priority in rows:
+        assert lock == queueing_lock == f"webhook:{delivery_id}"
+        assert (queue, priority) == (WEBHOOKS, priority_of(WEBHOOKS, retry=False))
+
+
 async def test_a_rolled_back_booking_records_and_enqueues_nothing(
     client: httpx.AsyncClient, owner: Owner, endpoint: tuple[Receiver, str], bus: EventBus
 ) -> None:

@@ -5,9 +5,11 @@ translated here into the problems the API answers."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -99,14 +101,13 @@ AVAILABILITY_SQL = (
     f"   coalesce(array_agg({_micros('b.ends_at')}), '{{}}') as busy_ends,"
     "   coalesce(array_agg(b.places), '{}') as busy_places from b) places"
 )
+# The booking's one write: nothing is read back (the caller knows the row it writes), so it can
+# travel in one pipeline with the work it owes (see `round_trip`).
 INSERT_SQL = (
-    "with a as ("
-    " insert into public.appointments"
+    "insert into public.appointments"
     " (id, organization_id, service_id, customer_id, starts_at, ends_at, notes, booked_by)"
     " values (%(id)s, %(organization_id)s, %(service_id)s, %(customer_id)s, %(starts_at)s,"
     " %(ends_at)s, %(notes)s, auth.uid())"
-    " returning *)"
-    f" select {_APPOINTMENT_COLUMNS}, o.timezone from a{_WITH_TIMEZONE}"
 )
 
 
@@ -167,12 +168,23 @@ def _opened(row: Row) -> Row:
     return {**row, "notes": crypto.decrypt_optional(row["notes"], context=context)}
 
 
-async def insert_appointment(conn: Connection, values: Row) -> Row:
-    """The id is chosen here: the notes are sealed to it before the row exists."""
-    appointment_id = uuid4()
-    sealed = {**values, "id": appointment_id, "notes": seal_notes(values["notes"], appointment_id)}
+@asynccontextmanager
+async def round_trip(conn: Connection) -> AsyncIterator[None]:
+    """The statements of the block go to the database together when it ends (psycopg's
+    pipeline mode), in one round trip, and a refusal of the insert is answered then. For a
+    booking: its INSERT takes the service's capacity lock, held until the COMMIT, so what it
+    owes (jobs, webhook deliveries) must not cost round trips of its own in between."""
     with refusals(_INSERT_REFUSALS):
-        return _opened(await fetch_row(conn, INSERT_SQL, sealed))
+        async with conn.pipeline():
+            yield
+
+
+async def insert_appointment(conn: Connection, values: Row) -> None:
+    """Sent inside `round_trip`, which answers its refusals. `values["id"]` is chosen by the
+    caller before the row exists: the notes are sealed to it, and what the booking owes names
+    it. Nothing is read back."""
+    sealed = {**values, "notes": seal_notes(values["notes"], values["id"])}
+    await conn.execute(INSERT_SQL, sealed)
 
 
 async def get_appointment(conn: Connection, appointment_id: UUID) -> Row | None:

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
 from slotease.appointments import calendar
@@ -41,7 +41,7 @@ from slotease.db.database import SERVICE, Connection, Database
 from slotease.db.queries import Row
 from slotease.kit.cache import Cache
 from slotease.kit.days import Interval, day_window
-from slotease.kit.events import DomainEvent, emit
+from slotease.kit.events import DomainEvent, emit, run_transactional_now
 from slotease.kit.eventtypes import AppointmentEventName
 from slotease.kit.pagination import Page, cursor_key, page_of, timestamp_key
 from slotease.kit.problems import Conflict, Forbidden, NotFound, Unauthorized, Unprocessable
@@ -285,24 +285,29 @@ async def book(
         raise Unprocessable("customer_id is required when booking with an API key.")
     service = await active_service(conn, body.service_id)
     ends_at = await offered_end(conn, service, body.starts_at)
-    row = await repo.insert_appointment(
-        conn,
-        {
-            "organization_id": service["organization_id"],
-            "service_id": body.service_id,
-            "customer_id": customer_id,
-            "starts_at": body.starts_at,
-            "ends_at": ends_at,
-            "notes": body.notes,
-        },
-    )
-    appointment = _appointment(row)
-    changed("appointment.created", appointment)
+    values = {
+        "id": uuid4(),
+        "organization_id": service["organization_id"],
+        "service_id": body.service_id,
+        "customer_id": customer_id,
+        "starts_at": body.starts_at,
+        "ends_at": ends_at,
+        "notes": body.notes,
+    }
+    # The row is known before it is written (a new appointment is booked), so what the booking
+    # owes can be worked out before the INSERT takes the service's capacity lock, which is
+    # held until the COMMIT: the answer to keep, the jobs and webhook deliveries of its event
+    # go with the INSERT in one round trip, and the commit follows.
+    appointment = _appointment({**values, "status": "booked", "timezone": service["timezone"]})
     answer = appointment.model_dump(mode="json")
-    if idempotency_key is not None:
-        await repo.save_idempotent_response(
-            conn, idempotency_key, appointment.organization_id, 201, answer
-        )
+    async with repo.round_trip(conn):
+        if idempotency_key is not None:
+            await repo.save_idempotent_response(
+                conn, idempotency_key, appointment.organization_id, 201, answer
+            )
+        await repo.insert_appointment(conn, values)
+        changed("appointment.created", appointment)
+        await run_transactional_now(conn)
     return 201, answer
 
 

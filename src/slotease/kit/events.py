@@ -80,14 +80,16 @@ class AfterCommit:
     bus: EventBus
     events: list[DomainEvent] = field(default_factory=list)
     callbacks: list[Callback] = field(default_factory=list)
+    # How many events the transactional handlers have run on: each runs on an event once.
+    handled: int = 0
 
     async def before_commit(self, conn: Connection) -> None:
-        """Run the transactional handlers on every event collected so far, including those
-        the handlers themselves emit."""
-        index = 0
-        while index < len(self.events):
-            await self.bus.run_transactional(conn, self.events[index])
-            index += 1
+        """Run the transactional handlers on every event collected so far and not yet
+        handled, including those the handlers themselves emit."""
+        while self.handled < len(self.events):
+            event = self.events[self.handled]
+            self.handled += 1
+            await self.bus.run_transactional(conn, event)
 
     async def run(self) -> None:
         # Callbacks first: they keep derived state (caches) in step before anyone is told.
@@ -113,6 +115,14 @@ def _scope() -> AfterCommit:
 def emit(event: DomainEvent) -> None:
     """Publish `event` once the current transaction commits."""
     _scope().events.append(event)
+
+
+async def run_transactional_now(conn: Connection) -> None:
+    """Run the transactional handlers on the events emitted so far now instead of just before
+    the commit. For a write that holds a contended lock until its commit (a booking holds its
+    service's capacity lock): the statements the handlers owe go out with the write, in one
+    pipeline, and the commit follows."""
+    await _scope().before_commit(conn)
 
 
 def on_commit(callback: Callback) -> None:

@@ -8,7 +8,7 @@ write the rows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import repository as jobs_repo
+from slotease.jobs.repository import Job
 from slotease.kit.events import DomainEvent, TransactionalHandler
 from slotease.kit.eventtypes import EventName
 from slotease.kit.offsets import parse_offsets
@@ -44,51 +45,64 @@ def transactional_handler(settings: Settings) -> TransactionalHandler:
 
     async def handle(conn: Connection, event: DomainEvent) -> None:
         payload = event.payload
+        # All of the event's jobs in one statement: a booking sends it while it holds its
+        # service's capacity lock (see appointments.service.book).
+        jobs: list[Job] = []
         if event.name == "queue.moved":
-            await _alert_position(conn, payload, settings.queue_alert_position)
+            jobs.extend(await _position_alert(conn, payload, settings.queue_alert_position))
         elif event.name in _TEMPLATES and _recipient_id(payload) is not None:
             # Only the subject's id: the worker reads every fact of the message again.
-            await jobs_repo.enqueue(
-                conn,
-                NOTIFY_TASK,
-                {"event": event.name, "subject_id": str(payload["id"])},
-                queue=NOTIFICATIONS_QUEUE,
+            jobs.append(
+                Job(
+                    NOTIFY_TASK,
+                    {"event": event.name, "subject_id": str(payload["id"])},
+                    queue=NOTIFICATIONS_QUEUE,
+                )
             )
         if event.name.startswith("appointment.") and "starts_at" in payload:
-            await repo.drop_reminders(conn, UUID(payload["id"]))
+            # A created appointment's id has just been chosen: no reminder of it can wait.
+            if event.name != "appointment.created":
+                await repo.drop_reminders(conn, UUID(payload["id"]))
             if payload.get("status") == "booked":
-                starts_at = datetime.fromisoformat(payload["starts_at"])
-                now = datetime.now(UTC)
-                for label, offset in offsets.items():
-                    if starts_at - offset <= now:
-                        continue
-                    await jobs_repo.enqueue(
-                        conn,
-                        REMIND_TASK,
-                        {"appointment_id": payload["id"], "starts_at": payload["starts_at"],
-                         "offset": label},
-                        queue=NOTIFICATIONS_QUEUE,
-                        scheduled_at=starts_at - offset,
-                        queueing_lock=f"reminder:{payload['id']}:{label}",
-                    )  # fmt: skip
+                jobs.extend(_reminders(payload, offsets))
+        await jobs_repo.enqueue_all(conn, jobs)
 
     return handle
 
 
-async def _alert_position(conn: Connection, payload: dict[str, Any], position: int) -> None:
+async def _position_alert(conn: Connection, payload: dict[str, Any], position: int) -> list[Job]:
     """One change moved a range of the line: when the alert position is in it, the ticket now
     standing there has just reached it (one read of the line's first places, not of the line,
     whoever made the change: the worker finds the holder)."""
     if not payload["first_moved"] <= position <= payload["last_moved"]:
-        return
+        return []
     ticket_id = await repo.ticket_at_position(conn, UUID(payload["queue_id"]), position)
-    if ticket_id is not None:
-        await jobs_repo.enqueue(
-            conn,
+    if ticket_id is None:
+        return []
+    return [
+        Job(
             NOTIFY_TASK,
             {"event": "ticket.position", "subject_id": str(ticket_id)},
             queue=NOTIFICATIONS_QUEUE,
         )
+    ]
+
+
+def _reminders(payload: dict[str, Any], offsets: dict[str, timedelta]) -> list[Job]:
+    """The reminder jobs of a booked appointment, those whose time is still ahead."""
+    starts_at = datetime.fromisoformat(payload["starts_at"])
+    now = datetime.now(UTC)
+    return [
+        Job(
+            REMIND_TASK,
+            {"appointment_id": payload["id"], "starts_at": payload["starts_at"], "offset": label},
+            queue=NOTIFICATIONS_QUEUE,
+            scheduled_at=starts_at - offset,
+            queueing_lock=f"reminder:{payload['id']}:{label}",
+        )
+        for label, offset in offsets.items()
+        if starts_at - offset > now
+    ]
 
 
 def _recipient_id(payload: dict[str, Any]) -> str | None:

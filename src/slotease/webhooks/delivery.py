@@ -24,6 +24,7 @@ from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
+from slotease.jobs.repository import Job
 from slotease.jobs.retry import JitteredBackoff
 from slotease.kit.events import DomainEvent
 from slotease.kit.eventtypes import WEBHOOK_EVENTS
@@ -39,10 +40,13 @@ USER_AGENT = "SlotEase-Webhooks/1.0 (+https://slotease.dev)"
 BACKOFF = JitteredBackoff(max_attempts=1_000, base_seconds=30.0, cap_seconds=3600.0)
 
 
+JOB_LOCK_PREFIX = "webhook:"
+
+
 def job_lock(delivery_id: UUID) -> str:
     """Both the lock (one attempt of a delivery at a time) and the queueing lock (one waiting
     job per delivery) of its jobs."""
-    return f"webhook:{delivery_id}"
+    return f"{JOB_LOCK_PREFIX}{delivery_id}"
 
 
 async def enqueue_attempt(
@@ -69,12 +73,16 @@ async def transactional_handler(conn: Connection, event: DomainEvent) -> None:
     organization_id = event.payload.get("organization_id")
     if event.name not in WEBHOOK_EVENTS or not organization_id:
         return
-    if not await repo.subscribed(conn, UUID(str(organization_id)), event.name):
-        return
-    for delivery_id in await repo.record_deliveries(
-        conn, UUID(str(organization_id)), event.name, event.payload
-    ):
-        await enqueue_attempt(conn, delivery_id)
+    # The deliveries and their first attempts in one statement, lock and queueing lock
+    # `job_lock(delivery)` as `enqueue_attempt` gives them.
+    await repo.record_deliveries(
+        conn,
+        UUID(str(organization_id)),
+        event.name,
+        event.payload,
+        attempt=Job(DELIVER_TASK, queue=WEBHOOKS_QUEUE).spec(),
+        lock_prefix=JOB_LOCK_PREFIX,
+    )
 
 
 @dataclass(frozen=True)

@@ -154,33 +154,46 @@ async def get_delivery(conn: Connection, webhook_id: UUID, delivery_id: UUID) ->
     )
 
 
-async def subscribed(conn: Connection, organization_id: UUID, event: str) -> bool:
-    """Whether any active webhook of the organization listens to `event`: one round trip that
-    spares every other event the recording."""
-    row = await fetch_row(
-        conn,
-        "select app.webhook_subscribed(%(organization_id)s, %(event)s) as yes",
-        {"organization_id": organization_id, "event": event},
-    )
-    return bool(row["yes"])
-
-
 # ----- the delivery log ------------------------------------------------------------------
+# Named so that bench/booking.py runs the very statement a booking sends. The gate spares
+# every event no webhook listens to the recording and its caller check; the deliveries are
+# visible to the jobs' check (app.enqueue_job) since the recording ran first.
+RECORD_DELIVERIES_SQL = (
+    "select case when app.webhook_subscribed(%(org)s, %(event)s) then ("
+    " select count(*) from app.enqueue_jobs(("
+    "   select coalesce(jsonb_agg(%(attempt)s::jsonb || jsonb_build_object("
+    "     'args', jsonb_build_object('delivery_id', d.id),"
+    "     'lock', %(lock_prefix)s::text || d.id::text,"
+    "     'queueing_lock', %(lock_prefix)s::text || d.id::text)), '[]')"
+    "   from app.record_webhook_deliveries(%(org)s, %(event)s, %(payload)s) as d (id))))"
+    " end as enqueued"
+)
+
+
 async def record_deliveries(
-    conn: Connection, organization_id: UUID, event: str, payload: dict[str, Any]
-) -> list[UUID]:
-    """One pending delivery per active webhook of the organization subscribed to `event`. An
+    conn: Connection,
+    organization_id: UUID,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    attempt: dict[str, Any],
+    lock_prefix: str,
+) -> None:
+    """One pending delivery per active webhook of the organization subscribed to `event`, and
+    the job of its first attempt (`attempt`, an `app.enqueue_jobs` job whose args, lock and
+    queueing lock are the delivery's: `lock_prefix` and its id). One statement that reads
+    nothing back, so a booking sends it with its INSERT (see appointments.service.book). An
     appointment's notes stay sealed in the kept payload; the worker opens them to send."""
-    rows = await fetch_all(
-        conn,
-        "select app.record_webhook_deliveries(%(org)s, %(event)s, %(payload)s) as id",
+    await conn.execute(
+        RECORD_DELIVERIES_SQL,
         {
             "org": organization_id,
             "event": event,
             "payload": Jsonb(crypto.seal_in(payload, "notes", context=_notes_context(payload))),
+            "attempt": Jsonb(attempt),
+            "lock_prefix": lock_prefix,
         },
     )
-    return [row["id"] for row in rows]
 
 
 async def reopen_delivery(conn: Connection, delivery_id: UUID) -> None:

@@ -1,2 +1,1 @@
--- Reserved; filled by its change.
-select 1;
+drop function if exists app.enqueue_jobs(jsonb);

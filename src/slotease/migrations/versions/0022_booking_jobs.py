@@ -1,4 +1,4 @@
-"""Reserved for the change that fills it.
+"""A list of jobs enqueued in one statement, each checked as a single one (issue 14).
 
 Revision ID: 0022
 Revises: 0021
