@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -67,23 +69,73 @@ class SmtpProvider:
         self.timeout = timeout
 
     async def send(self, message: Message) -> Receipt:
-        email = build_email(message, self.sender)
+        async with self.session() as session:
+            return await session.send(message)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[SmtpSession]:
+        session = SmtpSession(self)
         try:
-            await aiosmtplib.send(
-                email,
-                hostname=self.host,
-                port=self.port,
-                username=self.username,
-                password=self.password,
-                start_tls=self.starttls,
-                timeout=self.timeout,
-            )
+            yield session
+        finally:
+            await session.close()
+
+
+class SmtpSession:
+    """One SMTP connection for many messages: opened on the first, kept for the next ones,
+    opened again after a lost connection. A refused message leaves the connection usable
+    (aiosmtplib answers it with RSET), so only that message fails."""
+
+    def __init__(self, provider: SmtpProvider) -> None:
+        self.provider = provider
+        self.client: aiosmtplib.SMTP | None = None
+
+    async def send(self, message: Message) -> Receipt:
+        email = build_email(message, self.provider.sender)
+        reused = self.client is not None and self.client.is_connected
+        try:
+            try:
+                await self._send(email)
+            except aiosmtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                # The server closed the connection while it sat idle: one fresh try.
+                await self._send(email)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"recipient refused: {exc}") from exc
+            # A 4xx to RCPT ("mailbox busy", greylisting) is a delay, not a refusal.
+            delayed = all(refusal.code < 500 for refusal in exc.recipients)
+            error = TransientDeliveryError if delayed else PermanentDeliveryError
+            raise error(f"recipient refused: {exc}") from exc
         except aiosmtplib.SMTPResponseException as exc:
+            if exc.code == 421:  # the server is closing the connection
+                await self.close()
             # 5xx is a final answer; 4xx means "try again later" in SMTP.
             error = PermanentDeliveryError if exc.code >= 500 else TransientDeliveryError
             raise error(f"SMTP {exc.code}: {exc.message}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
+            await self.close()
             raise TransientDeliveryError(f"SMTP: {exc}") from exc
-        return Receipt(provider=self.name, message_id=email["Message-ID"])
+        return Receipt(provider=self.provider.name, message_id=email["Message-ID"])
+
+    async def _send(self, email: EmailMessage) -> None:
+        if self.client is None or not self.client.is_connected:
+            provider = self.provider
+            self.client = aiosmtplib.SMTP(
+                hostname=provider.host,
+                port=provider.port,
+                username=provider.username,
+                password=provider.password,
+                start_tls=provider.starttls,
+                timeout=provider.timeout,
+            )
+            await self.client.connect()
+        await self.client.send_message(email)
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is None or not client.is_connected:
+            return
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
