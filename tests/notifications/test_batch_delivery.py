@@ -68,21 +68,32 @@ async def test_a_job_sends_each_email_once_over_one_connection(
     assert len(mailbox.messages) == 5
 
 
-async def test_a_refused_recipient_fails_alone_and_the_others_go_out(
-    owner: Owner, settings: Settings, mailbox: Mailbox
-) -> None:
-    first, refused, last = _customers(owner, 3)
+async def _one_answered(
+    owner: Owner, settings: Settings, mailbox: Mailbox, reply: str
+) -> tuple[User, list[object]]:
+    """A job of three emails whose middle recipient the server answers with `reply`: the
+    others go out over the one connection. Returns that recipient and the three ids."""
+    first, answered, last = _customers(owner, 3)
     org = make_organization(owner, make_user(owner))
-    mailbox.refuse[refused.email] = "550 No such mailbox"
-    ids = queue_deliveries(owner, org, [first.id, refused.id, last.id])
+    mailbox.refuse[answered.email] = reply
+    ids = queue_deliveries(owner, org, [first.id, answered.id, last.id])
 
     async with worker_app(settings) as (app, _):
         await run_jobs(app)
 
     assert [r for r, _ in mailbox.messages] == [[first.email], [last.email]]
-    assert len(set(mailbox.peers)) == 1  # the refusal did not cost the connection
-    sent, failed, sent_too = _outcomes(owner, ids)
+    assert len(set(mailbox.peers)) == 1  # the answer did not cost the connection
+    sent, _, sent_too = _outcomes(owner, ids)
     assert sent == sent_too == ("sent", 1, "smtp", True, None)
+    return answered, ids
+
+
+async def test_a_refused_recipient_fails_alone_and_the_others_go_out(
+    owner: Owner, settings: Settings, mailbox: Mailbox
+) -> None:
+    _, ids = await _one_answered(owner, settings, mailbox, "550 No such mailbox")
+
+    failed = _outcomes(owner, ids)[1]
     assert failed[:4] == ("failed", 1, "smtp", False)
     assert "550" in str(failed[4])
     # A permanent refusal is final: nothing is left for a retry.
@@ -92,17 +103,9 @@ async def test_a_refused_recipient_fails_alone_and_the_others_go_out(
 async def test_a_delayed_recipient_stays_queued_alone_for_the_retry(
     owner: Owner, settings: Settings, mailbox: Mailbox
 ) -> None:
-    first, delayed, last = _customers(owner, 3)
-    org = make_organization(owner, make_user(owner))
-    mailbox.refuse[delayed.email] = "451 Try again later"
-    ids = queue_deliveries(owner, org, [first.id, delayed.id, last.id])
+    delayed, ids = await _one_answered(owner, settings, mailbox, "451 Try again later")
 
-    async with worker_app(settings) as (app, _):
-        await run_jobs(app)
-
-    assert [r for r, _ in mailbox.messages] == [[first.email], [last.email]]
-    sent, queued, sent_too = _outcomes(owner, ids)
-    assert sent == sent_too == ("sent", 1, "smtp", True, None)
+    queued = _outcomes(owner, ids)[1]
     assert queued[:4] == ("queued", 1, "smtp", False)
     assert "451" in str(queued[4])
     [job] = jobs(owner, "notifications.deliver")
