@@ -23,13 +23,19 @@ import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common import app_role_conninfo, fresh_database, machine, worker_role_conninfo
+from bench.common import (
+    app_role_conninfo,
+    drop_database,
+    fresh_database,
+    machine,
+    worker_role_conninfo,
+)
 from bench.server import free_port
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Database, DbIdentity
 from slotease.jobs import repository as jobs_repo
-from slotease.jobs.tasks import jobs
-from slotease.jobs.worker import job_app, worker_options
+from slotease.jobs.worker import job_app, jobs, worker_options
+from slotease.kit.events import EventBus
 from slotease.notifications import service
 from slotease.notifications.delivery import BULK_QUEUE
 from slotease.notifications.schemas import BulkRequest
@@ -89,14 +95,22 @@ def seed(owner: str, recipients: int) -> tuple[uuid.UUID, uuid.UUID, list[uuid.U
             " values (%s, 'Reception', 'R') returning id",
             (org,),
         ).fetchone()[0]  # type: ignore[index]
+        # Verified addresses (email goes to no other) of people who accept the
+        # organization's news (a bulk send needs the marketing opt-in).
         users = [
             row[0]
             for row in conn.execute(
-                "insert into auth.users (email) select 'customer' || g || '@bench.test'"
+                "insert into auth.users (email, email_confirmed_at)"
+                " select 'customer' || g || '@bench.test', now()"
                 " from generate_series(1, %s) g returning id",
                 (recipients,),
             ).fetchall()
         ]
+        conn.execute(
+            "insert into public.consent_events (user_id, purpose, granted, source)"
+            " select u, 'marketing', true, 'bench' from unnest(%s::uuid[]) u",
+            (users,),
+        )
         # Seeding is not what is measured: bulk rows skip the audit trigger.
         conn.execute("set session_replication_role = replica")
         conn.execute(
@@ -118,7 +132,7 @@ class Run:
 
 async def drain(settings: Settings, db: Database, queue: str) -> Run:
     """Run the worker on `queue` until no job is left; how many jobs it finished, how long."""
-    async with job_app(settings, db) as app:
+    async with job_app(settings, db, EventBus()) as app:
         started = time.perf_counter()
         await app.run_worker_async(
             **worker_options(settings, queues=[queue], wait=False, listen_notify=False)
@@ -218,9 +232,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=5_000)
     parser.add_argument("--bare-jobs", type=int, default=2_000)
+    parser.add_argument("--database", default="slotease_bench_notifications")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    owner = fresh_database("slotease_bench_notifications")
+    owner = fresh_database(args.database)
     asyncio.run(measure(owner, args.count, args.bare_jobs))
+    if not args.keep:
+        drop_database(args.database)
 
 
 if __name__ == "__main__":

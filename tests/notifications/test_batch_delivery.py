@@ -11,6 +11,7 @@ from slotease.config import Settings
 from tests.factories import Owner, User, make_organization, make_user
 from tests.notifications.support import (
     Mailbox,
+    body_of,
     jobs,
     queue_deliveries,
     run_jobs,
@@ -55,6 +56,10 @@ async def test_a_job_sends_each_email_once_over_one_connection(
 
     assert sorted(r for r, _ in mailbox.messages) == sorted([c.email] for c in customers)
     assert len(set(mailbox.peers)) == 1
+    # One content for all, each addressed to its own recipient under an id of its own.
+    assert all([m["To"]] == r for r, m in mailbox.messages)
+    assert len({m["Message-ID"] for _, m in mailbox.messages}) == 5
+    assert {body_of(m).strip() for _, m in mailbox.messages} == {"Hello"}
     assert _outcomes(owner, ids) == [("sent", 1, "smtp", True, None)] * 5
     assert [j[2] for j in jobs(owner, "notifications.deliver")] == ["succeeded"]
 
