@@ -121,7 +121,7 @@ def indexes_deferred(conn: psycopg.Connection, tables: list[str]) -> Iterator[No
     for _, definition in indexes:
         # The parent's definition says ON ONLY (the parent alone); built ON the parent it is
         # built on every partition too.
-        conn.execute(definition.replace(" ON ONLY ", " ON ", 1))  # type: ignore[arg-type]
+        conn.execute(definition.replace(" ON ONLY ", " ON ", 1))
     for table, name, definition, _ in reversed(constraints):
         conn.execute(sql.SQL("alter table {} add constraint {} {}").format(
             sql.SQL(table), sql.Identifier(name), sql.SQL(definition)))  # fmt: skip

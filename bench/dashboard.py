@@ -24,7 +24,8 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg.abc import Params, Query
+from psycopg import sql
+from psycopg.abc import Params
 
 from bench.common import (
     app_role_conninfo,
@@ -204,7 +205,9 @@ class Recorder:
         self.conn = conn
         self.statements: list[tuple[str, Params | None]] = []
 
-    async def execute(self, query: Query, params: Params | None = None) -> Any:
+    async def execute(
+        self, query: str | sql.SQL | sql.Composed, params: Params | None = None
+    ) -> Any:
         # Some statements are composed (psycopg.sql): kept as the text the server receives.
         text = query if isinstance(query, str) else query.as_string(self.conn)
         self.statements.append((text, params))

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
+import multiprocessing
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 
 import psycopg
 from aiosmtpd.controller import Controller
@@ -51,27 +54,51 @@ async def noop() -> None:
 
 @dataclass
 class Counter:
-    """An SMTP sink: accepts every message and only counts it."""
+    """An SMTP sink: accepts every message and only counts it, in a count shared with the
+    process that started it."""
 
-    messages: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    count: Synchronized[int]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        with self.lock:
-            self.messages += 1
+        with self.count.get_lock():
+            self.count.value += 1
         return "250 OK"
+
+    @property
+    def messages(self) -> int:
+        return self.count.value
+
+
+def _serve_smtp(count: Synchronized[int], port: int, stop: EventType) -> None:
+    controller = Controller(Counter(count), hostname="127.0.0.1", port=port)
+    controller.start()
+    stop.wait()
+    controller.stop()
 
 
 @contextmanager
 def smtp_sink() -> Iterator[tuple[Counter, int]]:
-    counter = Counter()
+    """The sink in a process of its own, as a mail server is: in the sender's process its
+    thread would wait for the sender's GIL at every SMTP reply."""
+    count: Synchronized[int] = multiprocessing.Value("i", 0)
+    stop = multiprocessing.Event()
     port = free_port()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
+    server = multiprocessing.Process(target=_serve_smtp, args=(count, port, stop), daemon=True)
+    server.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     try:
-        yield counter, port
+        yield Counter(count), port
     finally:
-        controller.stop()
+        stop.set()
+        server.join(5)
 
 
 def seed(owner: str, recipients: int) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
