@@ -12,24 +12,33 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import threading
+import multiprocessing
+import socket
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Event as EventType
 
 import psycopg
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common import app_role_conninfo, fresh_database, machine, worker_role_conninfo
+from bench.common import (
+    app_role_conninfo,
+    drop_database,
+    fresh_database,
+    machine,
+    worker_role_conninfo,
+)
 from bench.server import free_port
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Database, DbIdentity
 from slotease.jobs import repository as jobs_repo
-from slotease.jobs.tasks import jobs
-from slotease.jobs.worker import job_app, worker_options
+from slotease.jobs.worker import job_app, jobs, worker_options
+from slotease.kit.events import EventBus
 from slotease.notifications import service
 from slotease.notifications.delivery import BULK_QUEUE
 from slotease.notifications.schemas import BulkRequest
@@ -45,27 +54,51 @@ async def noop() -> None:
 
 @dataclass
 class Counter:
-    """An SMTP sink: accepts every message and only counts it."""
+    """An SMTP sink: accepts every message and only counts it, in a count shared with the
+    process that started it."""
 
-    messages: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    count: Synchronized[int]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        with self.lock:
-            self.messages += 1
+        with self.count.get_lock():
+            self.count.value += 1
         return "250 OK"
+
+    @property
+    def messages(self) -> int:
+        return self.count.value
+
+
+def _serve_smtp(count: Synchronized[int], port: int, stop: EventType) -> None:
+    controller = Controller(Counter(count), hostname="127.0.0.1", port=port)
+    controller.start()
+    stop.wait()
+    controller.stop()
 
 
 @contextmanager
 def smtp_sink() -> Iterator[tuple[Counter, int]]:
-    counter = Counter()
+    """The sink in a process of its own, as a mail server is: in the sender's process its
+    thread would wait for the sender's GIL at every SMTP reply."""
+    count: Synchronized[int] = multiprocessing.Value("i", 0)
+    stop = multiprocessing.Event()
     port = free_port()
-    controller = Controller(counter, hostname="127.0.0.1", port=port)
-    controller.start()
+    server = multiprocessing.Process(target=_serve_smtp, args=(count, port, stop), daemon=True)
+    server.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     try:
-        yield counter, port
+        yield Counter(count), port
     finally:
-        controller.stop()
+        stop.set()
+        server.join(5)
 
 
 def seed(owner: str, recipients: int) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
@@ -89,14 +122,22 @@ def seed(owner: str, recipients: int) -> tuple[uuid.UUID, uuid.UUID, list[uuid.U
             " values (%s, 'Reception', 'R') returning id",
             (org,),
         ).fetchone()[0]  # type: ignore[index]
+        # Verified addresses (email goes to no other) of people who accept the
+        # organization's news (a bulk send needs the marketing opt-in).
         users = [
             row[0]
             for row in conn.execute(
-                "insert into auth.users (email) select 'customer' || g || '@bench.test'"
+                "insert into auth.users (email, email_confirmed_at)"
+                " select 'customer' || g || '@bench.test', now()"
                 " from generate_series(1, %s) g returning id",
                 (recipients,),
             ).fetchall()
         ]
+        conn.execute(
+            "insert into public.consent_events (user_id, purpose, granted, source)"
+            " select u, 'marketing', true, 'bench' from unnest(%s::uuid[]) u",
+            (users,),
+        )
         # Seeding is not what is measured: bulk rows skip the audit trigger.
         conn.execute("set session_replication_role = replica")
         conn.execute(
@@ -118,7 +159,7 @@ class Run:
 
 async def drain(settings: Settings, db: Database, queue: str) -> Run:
     """Run the worker on `queue` until no job is left; how many jobs it finished, how long."""
-    async with job_app(settings, db) as app:
+    async with job_app(settings, db, EventBus()) as app:
         started = time.perf_counter()
         await app.run_worker_async(
             **worker_options(settings, queues=[queue], wait=False, listen_notify=False)
@@ -218,9 +259,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=5_000)
     parser.add_argument("--bare-jobs", type=int, default=2_000)
+    parser.add_argument("--database", default="slotease_bench_notifications")
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    owner = fresh_database("slotease_bench_notifications")
+    owner = fresh_database(args.database)
     asyncio.run(measure(owner, args.count, args.bare_jobs))
+    if not args.keep:
+        drop_database(args.database)
 
 
 if __name__ == "__main__":

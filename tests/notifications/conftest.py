@@ -25,7 +25,7 @@ def mail() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 def mailbox(mail: tuple[Mailbox, int]) -> Mailbox:
-    mail[0].messages.clear()
+    mail[0].clear()
     return mail[0]
 
 

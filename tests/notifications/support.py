@@ -9,6 +9,7 @@ import json
 import socket
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ class Mailbox:
     # how many wait is counted in `held`.
     accepting: threading.Event = field(default_factory=threading.Event)
     held: int = 0
+    # The client address (host, port) of each accepted message: one per SMTP connection.
+    peers: list[tuple[str, int]] = field(default_factory=list)
+    # Recipients answered with this reply to RCPT instead of "250 OK".
+    refuse: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.accepting.set()
@@ -55,6 +60,19 @@ class Mailbox:
 
     def release(self) -> None:
         self.accepting.set()
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.peers.clear()
+        self.refuse.clear()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not self.accepting.is_set():
@@ -68,6 +86,7 @@ class Mailbox:
         message = message_from_bytes(content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.messages.append((list(envelope.rcpt_tos), message))
+        self.peers.append(session.peer)
         return "250 OK"
 
 
@@ -256,19 +275,36 @@ def queue_delivery(
     data: dict[str, Any] | None = None,
 ) -> Any:
     """A queued notification and the job that delivers it; returns the notification's id."""
-    row = owner.execute(
+    [notification] = queue_deliveries(
+        owner, org, [user_id], channel=channel, template=template, data=data
+    )
+    return notification
+
+
+def queue_deliveries(
+    owner: psycopg.Connection[Any],
+    org: Any,
+    user_ids: list[Any],
+    *,
+    channel: str = "email",
+    template: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> list[Any]:
+    """A queued notification to each of `user_ids` and the one job that delivers them all;
+    returns the notifications' ids in that order."""
+    ids = [uuid.uuid4() for _ in user_ids]
+    owner.execute(
         "insert into public.notifications"
-        " (organization_id, user_id, channel, template, subject, body, data)"
-        " values (%s, %s, %s, %s, 'Hi', 'Hello', %s) returning id",
-        (org, user_id, channel, template, json.dumps(data or {})),
-    ).fetchone()
-    assert row is not None
+        " (id, organization_id, user_id, channel, template, subject, body, data)"
+        " select i, %s, u, %s, %s, 'Hi', 'Hello', %s from unnest(%s::uuid[], %s::uuid[]) t(i, u)",
+        (org, channel, template, json.dumps(data or {}), ids, user_ids),
+    )
     owner.execute(
         "select app.enqueue_job(%s, 'notifications.deliver', %s::jsonb, priority => %s)",
         (
             NOTIFICATIONS_QUEUE,
-            json.dumps({"ids": [str(row[0])]}),
+            json.dumps({"ids": [str(i) for i in ids]}),
             priority_of(NOTIFICATIONS_QUEUE),
         ),
     )
-    return row[0]
+    return ids

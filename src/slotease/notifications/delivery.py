@@ -8,7 +8,8 @@ died half-way) sends nothing twice that it already recorded as sent."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from slotease.appointments import service as appointments
 from slotease.config import Settings
 from slotease.db.database import SERVICE, Connection, Database
+from slotease.db.queries import Row
 from slotease.jobs import queues
 from slotease.jobs import repository as jobs_repo
 from slotease.kit.events import DomainEvent, EventBus
@@ -29,6 +31,8 @@ from slotease.notifications.channels.base import (
     DeliveryError,
     Message,
     Provider,
+    Sender,
+    SessionProvider,
 )
 from slotease.notifications.channels.breaker import (
     Breaker,
@@ -122,6 +126,41 @@ async def enqueue_delivery(
     )
 
 
+# Rows read, delivered and recorded together: one statement reads them, one records them
+# (with the jobs that wait for the end of quiet hours), and a worker that dies half-way sends
+# at most this many again.
+CHUNK_SIZE = 100
+
+
+@dataclass
+class _Chunk:
+    """What delivering a chunk decided, written in one transaction when it ends."""
+
+    records: list[Row] = field(default_factory=list)
+    # After the records commit: the in-app messages shown on their recipients' topics.
+    events: list[DomainEvent] = field(default_factory=list)
+    # Held by quiet hours: one delivery job per moment they end.
+    later: dict[datetime, list[UUID]] = field(default_factory=dict)
+    # Left queued by a transient failure, for the job's next attempt.
+    pending: list[UUID] = field(default_factory=list)
+
+
+class _Senders:
+    """The open sessions of a delivery job, one per provider that keeps one (SMTP), opened
+    on first use and closed with the job."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self.stack = stack
+        self.open: dict[str, Sender] = {}
+
+    async def of(self, provider: Provider) -> Sender:
+        if not isinstance(provider, SessionProvider):
+            return provider
+        if provider.name not in self.open:
+            self.open[provider.name] = await self.stack.enter_async_context(provider.session())
+        return self.open[provider.name]
+
+
 @dataclass
 class Deliverer:
     db: Database
@@ -137,25 +176,50 @@ class Deliverer:
         """Deliver what is still queued; returns the ids a transient failure left queued.
         `queue` is the delivering job's: what waits for the end of quiet hours stays on it."""
         pending: list[UUID] = []
-        for notification_id in ids:
-            if await self._deliver_one(notification_id, last_attempt=last_attempt, queue=queue):
-                pending.append(notification_id)
+        async with AsyncExitStack() as stack:
+            senders = _Senders(stack)
+            for start in range(0, len(ids), CHUNK_SIZE):
+                chunk = _Chunk()
+                async with self.db.transaction(SERVICE) as conn:
+                    rows = await repo.for_delivery(conn, ids[start : start + CHUNK_SIZE])
+                for row in rows:
+                    if row["status"] == "queued":
+                        await self._deliver_row(
+                            row, chunk, senders, last_attempt=last_attempt, queue=queue
+                        )
+                async with self.db.transaction(SERVICE) as conn:
+                    await self._write(conn, chunk, queue)
+                for event in chunk.events:
+                    await self.events.publish(event)
+                pending += chunk.pending
         return pending
 
-    async def _deliver_one(self, notification_id: UUID, *, last_attempt: bool, queue: str) -> bool:
-        async with self.db.transaction(SERVICE) as conn:
-            row = await repo.for_delivery(conn, notification_id)
-        if row is None or row["status"] != "queued":
-            return False
+    async def _write(self, conn: Connection, chunk: _Chunk, queue: str) -> None:
+        """Record the chunk's outcomes so far and enqueue what quiet hours hold back."""
+        await repo.record(conn, chunk.records)
+        for until, held in chunk.later.items():
+            await enqueue_delivery(conn, held, scheduled_at=until, queue=queue)
+        chunk.records, chunk.later = [], {}
+
+    async def _deliver_row(
+        self,
+        row: Row,
+        chunk: _Chunk,
+        senders: _Senders,
+        *,
+        last_attempt: bool,
+        queue: str,
+    ) -> None:
         channel: Channel = row["channel"]
         # Bulk sends (send-bulk) are the organization's news: they need the marketing opt-in.
         if row["data"].get("bulk") and not granted(row["consents"], "marketing"):
-            await self._record(row, "skipped", error=NO_MARKETING_CONSENT)
-            return False
+            _record(chunk, row, "skipped", error=NO_MARKETING_CONSENT)
+            return
         if channel == "in_app":
             outcome = settle_in_app(self.templates, row)
             delivered = outcome.status == "delivered"
-            await self._record(
+            _record(
+                chunk,
                 row,
                 outcome.status,
                 rendered=outcome.rendered,
@@ -163,33 +227,34 @@ class Deliverer:
                 error=outcome.error,
             )
             if delivered and outcome.rendered is not None:
-                await self.events.publish(created_event(row, outcome.rendered))
-            return False
+                chunk.events.append(created_event(row, outcome.rendered))
+            return
         if not row[f"pref_{channel}"]:
-            await self._record(row, "skipped", error=TURNED_OFF)
-            return False
+            _record(chunk, row, "skipped", error=TURNED_OFF)
+            return
         if not granted(row["consents"], channel):
-            await self._record(row, "skipped", error=NO_CONSENT)
-            return False
+            _record(chunk, row, "skipped", error=NO_CONSENT)
+            return
         if not row["data"].get("urgent"):
             until = quiet_until(row["quiet_hours"], datetime.now(UTC))
             if until is not None:
-                async with self.db.transaction(SERVICE) as conn:
-                    await enqueue_delivery(conn, [notification_id], scheduled_at=until, queue=queue)
-                return False
+                chunk.later.setdefault(until, []).append(row["id"])
+                return
         try:
             rendered = render(self.templates, row)
         except TemplateRefused as exc:
             # The organization's template is over its limits: a retry would render it again.
-            await self._record(row, "failed", error=str(exc))
-            return False
+            _record(chunk, row, "failed", error=str(exc))
+            return
         provider = self.providers.get(channel)
         address = _address(row)
         if provider is None or address is None:
             reason = not_configured_reason(channel) if provider is None else f"no {channel} address"
-            await self._record(row, "skipped", rendered=rendered, error=reason)
-            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
-            return False
+            _record(chunk, row, "skipped", rendered=rendered, error=reason)
+            await self._fall_back(
+                row, rendered, chunk, senders, last_attempt=last_attempt, queue=queue
+            )
+            return
         message = Message(
             to=address,
             subject=rendered.subject,
@@ -198,26 +263,32 @@ class Deliverer:
             data={"notification_id": str(row["id"])},
             attachments=await self._attachments(row) if channel == "email" else (),
         )
+        sender = await senders.of(provider)
         try:
-            receipt = await self.breaker.call(provider.name, lambda: provider.send(message))
+            receipt = await self.breaker.call(provider.name, lambda: sender.send(message))
         except DeliveryError as exc:
             give_up = not exc.transient or last_attempt
             if isinstance(exc, CircuitOpen) and self._next_channel(row) is not None:
                 give_up = True  # no point waiting for this provider when another can go
             if not give_up:
-                await self._record(row, "queued", provider=provider.name, error=str(exc))
-                return True
-            await self._record(
-                row, "failed", rendered=rendered, provider=provider.name, error=str(exc)
+                _record(chunk, row, "queued", provider=provider.name, error=str(exc))
+                chunk.pending.append(row["id"])
+                return
+            _record(chunk, row, "failed", rendered=rendered, provider=provider.name, error=str(exc))
+            await self._fall_back(
+                row, rendered, chunk, senders, last_attempt=last_attempt, queue=queue
             )
-            await self._fall_back(row, rendered, last_attempt=last_attempt, queue=queue)
-            return False
-        await self._record(
-            row, "sent", rendered=rendered, provider=receipt.provider, message_id=receipt.message_id
+            return
+        _record(
+            chunk,
+            row,
+            "sent",
+            rendered=rendered,
+            provider=receipt.provider,
+            message_id=receipt.message_id,
         )
-        return False
 
-    async def _attachments(self, row: dict[str, Any]) -> tuple[Attachment, ...]:
+    async def _attachments(self, row: Row) -> tuple[Attachment, ...]:
         appointment_id = row["data"].get("appointment_id")
         if row["template"] not in _CALENDAR_TEMPLATES or not appointment_id:
             return ()
@@ -227,7 +298,7 @@ class Deliverer:
             return ()
         return (Attachment("appointment.ics", "text/calendar", ics),)
 
-    def _next_channel(self, row: dict[str, Any]) -> Channel | None:
+    def _next_channel(self, row: Row) -> Channel | None:
         order: list[Channel] = list(row["fallback_order"])
         if row["channel"] not in order:
             return None
@@ -242,7 +313,14 @@ class Deliverer:
         return None
 
     async def _fall_back(
-        self, row: dict[str, Any], rendered: Rendered, *, last_attempt: bool, queue: str
+        self,
+        row: Row,
+        rendered: Rendered,
+        chunk: _Chunk,
+        senders: _Senders,
+        *,
+        last_attempt: bool,
+        queue: str,
     ) -> None:
         channel = self._next_channel(row)
         if channel is None:
@@ -254,6 +332,9 @@ class Deliverer:
         }
         fallback_id = uuid4()
         async with self.db.transaction(SERVICE) as conn:
+            # The failure commits with its fallback: a job that runs again finds the first
+            # row settled and does not fall back twice.
+            await self._write(conn, chunk, queue)
             await repo.insert_notifications(
                 conn,
                 [
@@ -271,30 +352,34 @@ class Deliverer:
                 ],
             )
         log.info("notification %s falls back from %s to %s", row["id"], row["channel"], channel)
-        await self._deliver_one(fallback_id, last_attempt=last_attempt, queue=queue)
-
-    async def _record(
-        self,
-        row: dict[str, Any],
-        status: str,
-        *,
-        rendered: Rendered | None = None,
-        provider: str | None = None,
-        message_id: str | None = None,
-        error: str | None = None,
-    ) -> None:
         async with self.db.transaction(SERVICE) as conn:
-            await repo.record(
-                conn,
-                row["id"],
-                status=status,
-                subject=rendered.subject if rendered else None,
-                body=rendered.text if rendered else None,
-                provider=provider,
-                provider_message_id=message_id,
-                last_error=error,
-                attempted=provider is not None and provider != "in_app",
-            )
+            fallback = await repo.for_delivery(conn, [fallback_id])
+        for found in fallback:
+            await self._deliver_row(found, chunk, senders, last_attempt=last_attempt, queue=queue)
+
+
+def _record(
+    chunk: _Chunk,
+    row: Row,
+    status: str,
+    *,
+    rendered: Rendered | None = None,
+    provider: str | None = None,
+    message_id: str | None = None,
+    error: str | None = None,
+) -> None:
+    chunk.records.append(
+        {
+            "id": row["id"],
+            "status": status,
+            "subject": rendered.subject if rendered else None,
+            "body": rendered.text if rendered else None,
+            "provider": provider,
+            "provider_message_id": message_id,
+            "last_error": error,
+            "attempted": provider is not None and provider != "in_app",
+        }
+    )
 
 
 def build_deliverer(

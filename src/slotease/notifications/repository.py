@@ -98,15 +98,19 @@ async def audience(
 
 
 async def insert_notifications(conn: Connection, rows: list[Row]) -> None:
-    """Ids are chosen by the caller: staff may insert a notification but not read it back."""
-    async with conn.cursor() as cursor:
-        await cursor.executemany(
-            "insert into public.notifications (id, organization_id, user_id, channel, template,"
-            " subject, body, data, batch_id)"
-            " values (%(id)s, %(organization_id)s, %(user_id)s, %(channel)s, %(template)s,"
-            " %(subject)s, %(body)s, %(data)s, %(batch_id)s)",
-            [{**row, "data": Jsonb(row["data"])} for row in rows],
-        )
+    """Ids are chosen by the caller: staff may insert a notification but not read it back.
+    One statement for all the rows (a bulk send writes them by the hundred)."""
+    columns = ("id", "organization_id", "user_id", "channel", "template", "subject", "body",
+               "data", "batch_id")  # fmt: skip
+    values = {column: [row[column] for row in rows] for column in columns}
+    await conn.execute(
+        "insert into public.notifications (id, organization_id, user_id, channel, template,"
+        " subject, body, data, batch_id)"
+        " select * from unnest(%(id)s::uuid[], %(organization_id)s::uuid[],"
+        " %(user_id)s::uuid[], %(channel)s::text[], %(template)s::text[], %(subject)s::text[],"
+        " %(body)s::text[], %(data)s::jsonb[], %(batch_id)s::uuid[])",
+        {**values, "data": [Jsonb(data) for data in values["data"]]},
+    )
 
 
 async def in_app_to_deliver(conn: Connection, ids: list[UUID]) -> list[Row]:
@@ -180,10 +184,12 @@ async def is_visible(conn: Connection, notification_id: UUID) -> bool:
 
 
 # ----- the worker (service_role) ------------------------------------------------------
-async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
-    """The notification with everything delivering it needs: the recipient's addresses,
-    locale, preferences and latest consent decisions, and the organization's templates."""
-    cursor = await conn.execute(
+async def for_delivery(conn: Connection, ids: list[UUID]) -> list[Row]:
+    """The notifications, in the order of `ids`, with everything delivering them needs: the
+    recipient's addresses, locale, preferences and latest consent decisions, and the
+    organization's templates."""
+    rows = await fetch_all(
+        conn,
         "select n.id, n.created_at, n.organization_id, n.user_id, n.channel, n.template,"
         " n.subject, n.body, n.data, n.status, n.attempts, n.batch_id,"
         # Email goes only to a verified address: to anyone else it has no address to go to.
@@ -197,55 +203,49 @@ async def for_delivery(conn: Connection, notification_id: UUID) -> Row | None:
         " (select jsonb_object_agg(c.purpose, c.granted) from ("
         "   select distinct on (e.purpose) e.purpose, e.granted from public.consent_events e"
         "   where e.user_id = n.user_id order by e.purpose, e.at desc, e.id desc) c) as consents"
-        " from public.notifications n"
+        " from unnest(%(ids)s::uuid[]) with ordinality as i(id, position)"
+        " join public.notifications n on n.id = i.id"
         " join auth.users u on u.id = n.user_id"
         " left join public.user_profiles p on p.user_id = n.user_id"
         " left join public.notification_preferences f on f.user_id = n.user_id"
         " left join public.organizations o on o.id = n.organization_id"
-        " where n.id = %(notification_id)s",
-        {"notification_id": notification_id},
+        " order by i.position",
+        {"ids": ids},
     )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
     # The worker is the one reader of the addresses in plaintext: it hands them to providers.
-    phone_context = crypto.field_context(crypto.PHONE, row["user_id"])
-    return {
-        **_opened(row, row["user_id"]),
-        "phone": crypto.decrypt_optional(row["phone"], context=phone_context),
-    }
-
-
-async def record(
-    conn: Connection,
-    notification_id: UUID,
-    *,
-    status: str,
-    subject: str | None = None,
-    body: str | None = None,
-    provider: str | None = None,
-    provider_message_id: str | None = None,
-    last_error: str | None = None,
-    attempted: bool = True,
-) -> None:
-    await conn.execute(
-        "update public.notifications set status = %(status)s,"
-        " subject = coalesce(%(subject)s, subject), body = coalesce(%(body)s, body),"
-        " provider = coalesce(%(provider)s, provider),"
-        " provider_message_id = coalesce(%(message_id)s, provider_message_id),"
-        " last_error = %(error)s, attempts = attempts + %(attempted)s::int,"
-        " sent_at = case when %(status)s in ('sent', 'delivered') then now() else sent_at end"
-        " where id = %(id)s",
+    return [
         {
-            "id": notification_id,
-            "status": status,
-            "subject": subject,
-            "body": body,
-            "provider": provider,
-            "message_id": provider_message_id,
-            "error": last_error,
-            "attempted": attempted,
-        },
+            **_opened(row, row["user_id"]),
+            "phone": crypto.decrypt_optional(
+                row["phone"], context=crypto.field_context(crypto.PHONE, row["user_id"])
+            ),
+        }
+        for row in rows
+    ]
+
+
+async def record(conn: Connection, outcomes: list[Row]) -> None:
+    """Record delivery outcomes in one statement. Each outcome names its notification (`id`),
+    its `status`, `attempted` (whether a provider was called) and, None to keep what the row
+    has, `subject`, `body`, `provider`, `provider_message_id`; `last_error` replaces the
+    row's."""
+    if not outcomes:
+        return
+    columns = ("id", "status", "subject", "body", "provider", "provider_message_id",
+               "last_error", "attempted")  # fmt: skip
+    await conn.execute(
+        "update public.notifications n set status = r.status,"
+        " subject = coalesce(r.subject, n.subject), body = coalesce(r.body, n.body),"
+        " provider = coalesce(r.provider, n.provider),"
+        " provider_message_id = coalesce(r.provider_message_id, n.provider_message_id),"
+        " last_error = r.last_error, attempts = n.attempts + r.attempted::int,"
+        " sent_at = case when r.status in ('sent', 'delivered') then now() else n.sent_at end"
+        " from unnest(%(id)s::uuid[], %(status)s::text[], %(subject)s::text[],"
+        " %(body)s::text[], %(provider)s::text[], %(provider_message_id)s::text[],"
+        " %(last_error)s::text[], %(attempted)s::boolean[])"
+        " as r(id, status, subject, body, provider, provider_message_id, last_error, attempted)"
+        " where n.id = r.id",
+        {column: [outcome[column] for outcome in outcomes] for column in columns},
     )
 
 

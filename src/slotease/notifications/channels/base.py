@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 Channel = Literal["email", "sms", "push", "in_app"]
 EXTERNAL_CHANNELS: tuple[Channel, ...] = ("push", "sms", "email")
@@ -53,3 +54,15 @@ class Provider(Protocol):
     channel: Channel
 
     async def send(self, message: Message) -> Receipt: ...
+
+
+class Sender(Protocol):
+    async def send(self, message: Message) -> Receipt: ...
+
+
+@runtime_checkable
+class SessionProvider(Protocol):
+    """A provider whose messages are cheaper sent over one open session (one SMTP
+    connection) than one connection each; a delivery job sends all its messages over one."""
+
+    def session(self) -> AbstractAsyncContextManager[Sender]: ...
