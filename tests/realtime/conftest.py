@@ -76,6 +76,11 @@ def start_server(
                 str(port),
                 "--log-level",
                 "warning",
+                # As `slotease serve` runs it.
+                "--ws",
+                "slotease.realtime.transport:FanoutProtocol",
+                "--ws-per-message-deflate",
+                "false",
             ],
             env=env,
             cwd=ROOT,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+import psycopg
+from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
 
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
 from slotease.kit.problems import TooManyRequests, Unauthorized
 from slotease.realtime import service
-from slotease.realtime.hub import Subscriber, error_frame
+from slotease.realtime.hub import TRY_AGAIN_LATER, Subscriber, error_frame
 from slotease.realtime.limits import (
     MESSAGE_TOO_BIG,
     POLICY_VIOLATION,
@@ -23,8 +25,10 @@ from slotease.realtime.limits import (
 )
 from slotease.realtime.schemas import MAX_TOPICS_PER_CONNECTION, Ping, Subscribe, client_message
 from slotease.realtime.topics import Topic, parse_topic
+from slotease.realtime.transport import DirectWriter, frame_socket, send_frames
 
 router = APIRouter(tags=["realtime"])
+log = logging.getLogger(__name__)
 
 # Close code for credentials that are present but bad, or that expired while connected (the
 # WebSocket analogue of a 401).
@@ -62,7 +66,9 @@ async def _serve(websocket: WebSocket, context: AppContext, principal: Principal
     hub = context.realtime.hub
     subscriber = hub.connect()
     budget = MessageBudget(settings.realtime_messages_per_second, settings.realtime_message_burst)
-    sender = asyncio.create_task(_send_frames(websocket, subscriber))
+    socket = frame_socket(websocket)
+    writer = DirectWriter(websocket, socket, subscriber) if socket is not None else None
+    sender = asyncio.create_task(send_frames(websocket, subscriber)) if writer is None else None
     context.realtime_access.watch(subscriber, principal.identity)
     expiry = _close_at_expiry(context, principal, subscriber)
     try:
@@ -85,23 +91,12 @@ async def _serve(websocket: WebSocket, context: AppContext, principal: Principal
     finally:
         context.realtime_access.forget(subscriber)
         hub.disconnect(subscriber)
-        sender.cancel()
+        if writer is not None:
+            writer.stop()
+        if sender is not None:
+            sender.cancel()
         if expiry is not None:
             expiry.cancel()
-
-
-async def _send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
-    """The connection's only writer: drains its send queue, so a slow socket blocks no one
-    else; closes the connection when the hub gave up on it."""
-    try:
-        while (frame := await subscriber.queue.get()) is not None:
-            await websocket.send_text(frame)
-            subscriber.sent()
-        code, reason = subscriber.closing
-        await websocket.close(code=code, reason=reason)
-    except (WebSocketDisconnect, RuntimeError):
-        # The client left; the receive loop sees the disconnect and cleans up.
-        return
 
 
 def _close_at_expiry(
@@ -162,7 +157,14 @@ async def _subscribe(
                 continue
             room -= 1
         wanted[topic] = request.since_seq
-    refusals = await service.refusals_for(context.db, principal.identity, wanted)
+    try:
+        refusals = await service.refusals_for(context.db, principal.identity, wanted)
+    except psycopg.Error as exc:
+        # No answer is no permission; the client reconnects and asks again (close 1013), where
+        # an exception would end the connection without a close frame.
+        log.warning("realtime: subscribe not authorized, the database failed: %s", exc)
+        hub.close(subscriber, TRY_AGAIN_LATER, "authorization unavailable; retry later")
+        return
     for topic, since_seq in wanted.items():
         name = str(topic)
         refusal = refusals[topic]

@@ -1,0 +1,114 @@
+"""Frames written in place by the fan-out (the `slotease.frames` extension), with a fake socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from slotease.realtime.hub import TRY_AGAIN_LATER, Hub
+from slotease.realtime.transport import DirectWriter, text_frame
+
+pytestmark = pytest.mark.anyio
+
+
+class FakeFrameSocket:
+    """Takes frames while `open`; a full one takes none until `unblock()`."""
+
+    def __init__(self, *, full: bool = False) -> None:
+        self.on_writable: Callable[[], None] | None = None
+        self.wire: list[bytes] = []
+        self.full = full
+
+    def can_write(self) -> bool:
+        return not self.full
+
+    def write_frame(self, frame: bytes) -> None:
+        self.wire.append(frame)
+
+    def unblock(self) -> None:
+        self.full = False
+        assert self.on_writable is not None
+        self.on_writable()
+
+    def texts(self) -> list[dict[str, Any]]:
+        return [json.loads(parse(frame)) for frame in self.wire]
+
+
+class FakeWebSocket:
+    def __init__(self) -> None:
+        self.closed_with: int | None = None
+
+    async def close(self, code: int, reason: str = "") -> None:
+        self.closed_with = code
+
+
+def parse(wire: bytes) -> str:
+    """The text of one server frame, read back by websockets' own parser."""
+    reader = StreamReader()
+    reader.feed_data(wire)
+    parser = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(parser)
+    except StopIteration as done:
+        frame: Frame = done.value
+    assert frame.opcode is Opcode.TEXT
+    assert frame.fin
+    return frame.data.decode()
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
+def test_text_frames_have_the_length_encoding_of_rfc_6455(size: int) -> None:
+    text = "é" * (size // 2) + "x" * (size % 2)
+    assert parse(text_frame(text)) == text
+
+
+async def test_events_are_written_in_the_fan_out_and_encoded_once() -> None:
+    hub = Hub(send_queue=16, replay=8)
+    sockets = [FakeFrameSocket() for _ in range(3)]
+    for socket in sockets:
+        subscriber = hub.connect()
+        DirectWriter(FakeWebSocket(), socket, subscriber)  # type: ignore[arg-type]
+        hub.subscribe(subscriber, "queue:q")
+    hub.publish("queue:q", "queue.updated", json.dumps({"n": 1}))
+    # Written before anything awaited: no task per connection.
+    assert [len(socket.wire) for socket in sockets] == [2, 2, 2]
+    assert sockets[0].texts()[1]["payload"] == {"n": 1}
+    assert sockets[0].wire[1] is sockets[1].wire[1] is sockets[2].wire[1]
+
+
+async def test_a_full_socket_keeps_its_frames_queued_until_it_drains() -> None:
+    hub = Hub(send_queue=16, replay=8)
+    socket = FakeFrameSocket()
+    subscriber = hub.connect()
+    DirectWriter(FakeWebSocket(), socket, subscriber)  # type: ignore[arg-type]
+    hub.subscribe(subscriber, "queue:q")
+    socket.full = True
+    for n in range(3):
+        hub.publish("queue:q", "queue.updated", json.dumps({"n": n}))
+    assert len(socket.wire) == 1
+    assert len(subscriber.queue) == 3
+    socket.unblock()
+    assert [f["seq"] for f in socket.texts()[1:]] == [1, 2, 3]
+    assert len(subscriber.queue) == 0
+
+
+async def test_a_socket_that_stays_full_is_resynced_then_closed() -> None:
+    hub = Hub(send_queue=4, replay=8)
+    socket, websocket = FakeFrameSocket(full=True), FakeWebSocket()
+    subscriber = hub.connect()
+    DirectWriter(websocket, socket, subscriber)  # type: ignore[arg-type]
+    hub.subscribe(subscriber, "queue:q")
+    for n in range(10):
+        hub.publish("queue:q", "queue.updated", json.dumps({"n": n}))
+    assert subscriber.dropped
+    assert len(subscriber.queue) == 1
+    socket.unblock()
+    await asyncio.sleep(0)
+    assert websocket.closed_with == TRY_AGAIN_LATER
+    assert socket.wire == []
