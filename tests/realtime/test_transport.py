@@ -24,12 +24,19 @@ class FakeFrameSocket:
         self.on_writable: Callable[[], None] | None = None
         self.wire: list[bytes] = []
         self.full = full
+        self.closed_with: int | None = None
 
     def can_write(self) -> bool:
         return not self.full
 
     def write_frame(self, frame: bytes) -> None:
         self.wire.append(frame)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+    def detach(self, receiver: Callable[[Any], None]) -> None:
+        raise NotImplementedError
 
     def unblock(self) -> None:
         self.full = False
@@ -38,14 +45,6 @@ class FakeFrameSocket:
 
     def texts(self) -> list[dict[str, Any]]:
         return [json.loads(parse(frame)) for frame in self.wire]
-
-
-class FakeWebSocket:
-    def __init__(self) -> None:
-        self.closed_with: int | None = None
-
-    async def close(self, code: int, reason: str = "") -> None:
-        self.closed_with = code
 
 
 def parse(wire: bytes) -> str:
@@ -59,7 +58,7 @@ def parse(wire: bytes) -> str:
         frame: Frame = done.value
     assert frame.opcode is Opcode.TEXT
     assert frame.fin
-    return frame.data.decode()
+    return bytes(frame.data).decode()
 
 
 @pytest.mark.parametrize("size", [0, 125, 126, 65535, 65536])
@@ -73,7 +72,7 @@ async def test_events_are_written_in_the_fan_out_and_encoded_once() -> None:
     sockets = [FakeFrameSocket() for _ in range(3)]
     for socket in sockets:
         subscriber = hub.connect()
-        DirectWriter(FakeWebSocket(), socket, subscriber)  # type: ignore[arg-type]
+        DirectWriter(socket, subscriber)
         hub.subscribe(subscriber, "queue:q")
     hub.publish("queue:q", "queue.updated", json.dumps({"n": 1}))
     # Written before anything awaited: no task per connection.
@@ -86,7 +85,7 @@ async def test_a_full_socket_keeps_its_frames_queued_until_it_drains() -> None:
     hub = Hub(send_queue=16, replay=8)
     socket = FakeFrameSocket()
     subscriber = hub.connect()
-    DirectWriter(FakeWebSocket(), socket, subscriber)  # type: ignore[arg-type]
+    DirectWriter(socket, subscriber)
     hub.subscribe(subscriber, "queue:q")
     socket.full = True
     for n in range(3):
@@ -100,9 +99,9 @@ async def test_a_full_socket_keeps_its_frames_queued_until_it_drains() -> None:
 
 async def test_a_socket_that_stays_full_is_resynced_then_closed() -> None:
     hub = Hub(send_queue=4, replay=8)
-    socket, websocket = FakeFrameSocket(full=True), FakeWebSocket()
+    socket = FakeFrameSocket(full=True)
     subscriber = hub.connect()
-    DirectWriter(websocket, socket, subscriber)  # type: ignore[arg-type]
+    DirectWriter(socket, subscriber)
     hub.subscribe(subscriber, "queue:q")
     for n in range(10):
         hub.publish("queue:q", "queue.updated", json.dumps({"n": n}))
@@ -110,5 +109,5 @@ async def test_a_socket_that_stays_full_is_resynced_then_closed() -> None:
     assert len(subscriber.queue) == 1
     socket.unblock()
     await asyncio.sleep(0)
-    assert websocket.closed_with == TRY_AGAIN_LATER
+    assert socket.closed_with == TRY_AGAIN_LATER
     assert socket.wire == []

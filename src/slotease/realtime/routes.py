@@ -7,10 +7,13 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable
 
 import psycopg
 from fastapi import APIRouter, WebSocket
 from pydantic import ValidationError
+from starlette.types import Message
 
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
@@ -34,6 +37,9 @@ log = logging.getLogger(__name__)
 # WebSocket analogue of a 401).
 INVALID_CREDENTIALS = 4401
 PONG = json.dumps({"type": "pong"})
+INTERNAL_ERROR = 1011
+# Connections closing their count of connections per address (the broker may need Redis).
+_releases: set[asyncio.Task[None]] = set()
 
 
 @router.websocket("/realtime")
@@ -47,6 +53,7 @@ async def realtime(websocket: WebSocket) -> None:
         refusal = TooManyRequests(f"This address already holds {limit} live connections.")
         await websocket.send_denial_response(refusal.response())
         return
+    connection: Connection | None = None
     try:
         await websocket.accept()
         try:
@@ -56,47 +63,142 @@ async def realtime(websocket: WebSocket) -> None:
         except Unauthorized as exc:
             await websocket.close(code=INVALID_CREDENTIALS, reason=exc.detail)
             return
-        await _serve(websocket, context, principal)
+        connection = Connection(context, principal, address, connection_id)
     finally:
-        await context.realtime.close_connection(address, connection_id)
-
-
-async def _serve(websocket: WebSocket, context: AppContext, principal: Principal) -> None:
-    settings = context.settings
-    hub = context.realtime.hub
-    subscriber = hub.connect()
-    budget = MessageBudget(settings.realtime_messages_per_second, settings.realtime_message_burst)
+        if connection is None:
+            await context.realtime.close_connection(address, connection_id)
     socket = frame_socket(websocket)
-    writer = DirectWriter(websocket, socket, subscriber) if socket is not None else None
-    sender = asyncio.create_task(send_frames(websocket, subscriber)) if writer is None else None
-    context.realtime_access.watch(subscriber, principal.identity)
-    expiry = _close_at_expiry(context, principal, subscriber)
+    if socket is not None:
+        # The server writes frames in place and hands over what the client sends: this
+        # coroutine, and the middleware ones around it, end here (realtime.transport).
+        writer = DirectWriter(socket, connection.subscriber)
+        connection.stop_writing = writer.stop
+        socket.detach(connection.on_message)
+        return
+    sender = asyncio.create_task(send_frames(websocket, connection.subscriber))
+    connection.stop_writing = sender.cancel
     try:
         while True:
             message = await websocket.receive()
+            connection.on_message(message)
             if message["type"] == "websocket.disconnect":
                 break
-            if subscriber.dropped:
-                # Closing: what the client still sends is not read.
-                continue
-            text = message_text(message, settings.realtime_max_message_bytes)
-            if text is None:
-                subscriber.queue.clear()
-                hub.close(subscriber, MESSAGE_TOO_BIG, "message too big")
-            elif not budget.spend():
-                subscriber.queue.clear()
-                hub.close(subscriber, POLICY_VIOLATION, "too many messages")
-            else:
-                await _handle(context, principal, subscriber, text)
     finally:
-        context.realtime_access.forget(subscriber)
-        hub.disconnect(subscriber)
-        if writer is not None:
-            writer.stop()
-        if sender is not None:
-            sender.cancel()
-        if expiry is not None:
-            expiry.cancel()
+        connection.close()
+
+
+class Connection:
+    """An accepted, authenticated connection: what its client sends arrives in `on_message`,
+    one ASGI receive event at a time (from the server's protocol, or the receive loop), and is
+    handled in order: while a subscribe waits for the database, later messages wait too."""
+
+    __slots__ = (
+        "_address",
+        "_backlog",
+        "_busy",
+        "_closed",
+        "_context",
+        "_expiry",
+        "_id",
+        "_principal",
+        "budget",
+        "stop_writing",
+        "subscriber",
+    )
+
+    def __init__(
+        self, context: AppContext, principal: Principal, address: str, connection_id: str
+    ) -> None:
+        settings = context.settings
+        self._context = context
+        self._principal = principal
+        self._address = address
+        self._id = connection_id
+        self.subscriber = context.realtime.hub.connect()
+        self.budget = MessageBudget(
+            settings.realtime_messages_per_second, settings.realtime_message_burst
+        )
+        self.stop_writing: Callable[[], object] | None = None
+        self._busy: asyncio.Task[None] | None = None
+        self._backlog: deque[str] | None = None
+        self._closed = False
+        context.realtime_access.watch(self.subscriber, principal.identity)
+        self._expiry = _close_at_expiry(context, principal, self.subscriber)
+
+    def on_message(self, message: Message) -> None:
+        if message["type"] == "websocket.disconnect":
+            self.close()
+            return
+        subscriber = self.subscriber
+        if self._closed or subscriber.dropped:
+            # Closing: what the client still sends is not read.
+            return
+        hub = self._context.realtime.hub
+        text = message_text(message, self._context.settings.realtime_max_message_bytes)
+        if text is None:
+            subscriber.queue.clear()
+            hub.close(subscriber, MESSAGE_TOO_BIG, "message too big")
+        elif not self.budget.spend():
+            subscriber.queue.clear()
+            hub.close(subscriber, POLICY_VIOLATION, "too many messages")
+        elif self._busy is not None:
+            if self._backlog is None:
+                self._backlog = deque()
+            self._backlog.append(text)
+        else:
+            self._handle(text)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        context = self._context
+        context.realtime_access.forget(self.subscriber)
+        context.realtime.hub.disconnect(self.subscriber)
+        if self.stop_writing is not None:
+            self.stop_writing()
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._busy is not None:
+            self._busy.cancel()
+        release = asyncio.create_task(context.realtime.close_connection(self._address, self._id))
+        _releases.add(release)
+        release.add_done_callback(_releases.discard)
+
+    def _handle(self, text: str) -> None:
+        hub = self._context.realtime.hub
+        subscriber = self.subscriber
+        try:
+            message = client_message.validate_json(text)
+        except ValidationError:
+            hub.offer(subscriber, error_frame(None, "bad_request"))
+            return
+        if isinstance(message, Ping):
+            hub.offer(subscriber, PONG)
+            return
+        if not isinstance(message, Subscribe):
+            topic = parse_topic(message.topic)
+            if topic is None:
+                hub.offer(subscriber, error_frame(message.topic, "bad_request"))
+            else:
+                hub.unsubscribe(subscriber, str(topic))
+            return
+        self._busy = asyncio.create_task(
+            _subscribe(self._context, self._principal, subscriber, message)
+        )
+        self._busy.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task[None]) -> None:
+        self._busy = None
+        if task.cancelled() or self._closed:
+            return
+        if (exc := task.exception()) is not None:
+            log.error("realtime: subscribe failed", exc_info=exc)
+            self._context.realtime.hub.close(self.subscriber, INTERNAL_ERROR, "internal error")
+            return
+        backlog = self._backlog
+        while backlog and self._busy is None and not self.subscriber.dropped:
+            self._handle(backlog.popleft())
 
 
 def _close_at_expiry(
@@ -115,28 +217,6 @@ def _expire(context: AppContext, subscriber: Subscriber) -> None:
     hub = context.realtime.hub
     hub.offer(subscriber, error_frame(None, "token_expired"))
     hub.close(subscriber, INVALID_CREDENTIALS, "The access token expired.")
-
-
-async def _handle(
-    context: AppContext, principal: Principal, subscriber: Subscriber, text: str
-) -> None:
-    hub = context.realtime.hub
-    try:
-        message = client_message.validate_json(text)
-    except ValidationError:
-        hub.offer(subscriber, error_frame(None, "bad_request"))
-        return
-    if isinstance(message, Ping):
-        hub.offer(subscriber, PONG)
-        return
-    if not isinstance(message, Subscribe):
-        topic = parse_topic(message.topic)
-        if topic is None:
-            hub.offer(subscriber, error_frame(message.topic, "bad_request"))
-        else:
-            hub.unsubscribe(subscriber, str(topic))
-        return
-    await _subscribe(context, principal, subscriber, message)
 
 
 async def _subscribe(

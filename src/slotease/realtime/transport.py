@@ -1,26 +1,34 @@
-"""How frames reach the sockets: written in place by the hub's fan-out where the server allows
-it, else by one sender task per connection.
+"""How a realtime connection meets its socket: directly through the server's protocol where the
+server allows it, else through the ASGI calls.
 
-`slotease serve` runs uvicorn with `FanoutProtocol`, its websockets (sans-I/O) protocol plus a
-server extension, `slotease.frames`, through which the app writes a ready WebSocket frame to
-the socket without awaiting anything. An event is then serialised and framed once, and the
-same bytes are written to every subscriber in the fan-out loop itself: no task, coroutine or
-future per connection, idle or busy. A socket whose kernel buffer is full takes nothing more:
-frames wait in the subscriber's bounded queue until the transport asks for more, so a slow
-client still costs only its own freshness (the hub's overflow rules apply unchanged).
+`slotease serve` runs uvicorn with `FanoutProtocol`: its websockets (sans-I/O) protocol plus a
+server extension, `slotease.frames`, with two powers.
+- **Frames written in place.** The app writes a ready WebSocket frame to the socket without
+  awaiting anything. An event is serialised and framed once, and the same bytes are written
+  to every subscriber in the fan-out loop itself. A socket whose send buffer is full takes
+  nothing more: frames wait in the subscriber's bounded queue until the transport asks for
+  more, so a slow client still costs only its own freshness (the hub's overflow rules hold).
+- **Detached connections.** Once a connection is accepted and authenticated, the endpoint
+  hands the protocol a callback for what the client sends and returns: the protocol keeps
+  the socket open and calls it with each message. An idle connection then holds no task and
+  no coroutine (the endpoint's, and those of every middleware around it, are gone), only the
+  protocol and the connection's own small objects.
 
-Under another ASGI server (granian, uvicorn's other protocols) the extension is absent and
-each connection keeps a sender task draining its queue through `websocket.send_text`.
+Under another ASGI server (granian, uvicorn's other protocols) the extension is absent: each
+connection keeps its endpoint coroutine reading and a sender task draining its queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
@@ -28,6 +36,8 @@ from slotease.realtime.hub import Subscriber
 
 FRAMES_EXTENSION = "slotease.frames"
 _FIN_TEXT = 0x81
+
+Receiver = Callable[[Message], None]
 
 
 class FrameSocket(Protocol):
@@ -40,6 +50,12 @@ class FrameSocket(Protocol):
 
     def write_frame(self, frame: bytes) -> None:
         """Write a complete, unmasked WebSocket frame."""
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+    def detach(self, receiver: Receiver) -> None:
+        """From now on hand every ASGI receive event (the disconnect last) to `receiver`,
+        and keep the connection open when the endpoint returns."""
 
 
 def text_frame(text: str) -> bytes:
@@ -74,12 +90,84 @@ class _FrameCache:
 _cache = _FrameCache()
 
 
+class _Inbox:
+    """uvicorn's receive queue, lighter than the asyncio.Queue (three deques) it replaces, and
+    a direct call once the connection is detached."""
+
+    __slots__ = ("_messages", "_waiter", "receiver")
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self.receiver: Receiver | None = None
+
+    def put_nowait(self, message: Message) -> None:
+        if self.receiver is not None:
+            self.receiver(message)
+            return
+        self._messages.append(message)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._messages
+
+    def take(self) -> list[Message]:
+        messages, self._messages = self._messages, []
+        return messages
+
+    async def get(self) -> Message:
+        while not self._messages:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._messages.pop(0)
+
+
+class _Writable:
+    """uvicorn's "send buffer below the high mark" flag, lighter than an asyncio.Event: the
+    waiters' list exists only while someone waits."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters or [], None
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = []
+        self._waiters.append(waiter)
+        await waiter
+
+
 class FanoutProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets (sans-I/O) protocol with the `slotease.frames` extension."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.queue: _Inbox = _Inbox()  # type: ignore[assignment]
+        self.writable: _Writable = _Writable()  # type: ignore[assignment]
         self.on_writable: Callable[[], None] | None = None
+        self.detached = False
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -100,6 +188,30 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
     def write_frame(self, frame: bytes) -> None:
         self.transport.write(frame)
 
+    async def close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(ClientDisconnected):
+            await self.send({"type": "websocket.close", "code": code, "reason": reason})
+
+    def detach(self, receiver: Receiver) -> None:
+        self.detached = True
+        # The handshake is over: its request and response (headers and all) are not needed.
+        del self.request, self.response
+        for message in self.queue.take():
+            receiver(message)
+        self.queue.receiver = receiver
+        self._resume_reading()
+
+    def send_receive_event_to_app(self) -> None:
+        super().send_receive_event_to_app()
+        # uvicorn pauses reading until the app took the message; a detached receiver took it.
+        if self.detached:
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
     def resume_writing(self) -> None:
         super().resume_writing()
         if self.on_writable is not None:
@@ -108,6 +220,27 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.on_writable = None
         super().connection_lost(exc)
+
+    async def run_asgi(self) -> None:
+        # uvicorn's, except that a detached connection stays open when the endpoint returns.
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        if self.detached:
+            # Only the accept and close paths of `send` read the scope, and those are past.
+            del self.scope
+        elif self.close_timer is None:
+            self.transport.close()
 
 
 def frame_socket(websocket: WebSocket) -> FrameSocket | None:
@@ -119,10 +252,9 @@ class DirectWriter:
     """Writes a subscriber's frames as soon as the hub queues them, while the socket takes
     them; the rest waits in the queue until the socket is writable again."""
 
-    __slots__ = ("_closing", "_socket", "_subscriber", "_websocket")
+    __slots__ = ("_closing", "_socket", "_subscriber")
 
-    def __init__(self, websocket: WebSocket, socket: FrameSocket, subscriber: Subscriber) -> None:
-        self._websocket = websocket
+    def __init__(self, socket: FrameSocket, subscriber: Subscriber) -> None:
         self._socket = socket
         self._subscriber = subscriber
         self._closing: asyncio.Task[None] | None = None
@@ -135,7 +267,7 @@ class DirectWriter:
             text = queue.pop()
             if text is None:
                 code, reason = self._subscriber.closing
-                self._closing = asyncio.create_task(_close(self._websocket, code, reason))
+                self._closing = asyncio.create_task(self._socket.close(code, reason))
                 return
             self._socket.write_frame(_cache.frame(text))
             self._subscriber.sent()
@@ -145,14 +277,6 @@ class DirectWriter:
         self._socket.on_writable = None
 
 
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    try:
-        await websocket.close(code=code, reason=reason)
-    except (WebSocketDisconnect, RuntimeError):
-        # The client left already; the receive loop sees the disconnect and cleans up.
-        return
-
-
 async def send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
     """A connection's writer where the server has no `slotease.frames`: drains its send queue,
     so a slow socket blocks no one else; closes the connection when the hub gave up on it."""
@@ -160,7 +284,8 @@ async def send_frames(websocket: WebSocket, subscriber: Subscriber) -> None:
         while (frame := await subscriber.queue.get()) is not None:
             await websocket.send_text(frame)
             subscriber.sent()
+        code, reason = subscriber.closing
+        await websocket.close(code=code, reason=reason)
     except (WebSocketDisconnect, RuntimeError):
+        # The client left; the receive loop sees the disconnect and cleans up.
         return
-    code, reason = subscriber.closing
-    await _close(websocket, code, reason)
