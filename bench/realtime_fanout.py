@@ -48,6 +48,7 @@ CLIENT_SOURCE = Path(__file__).resolve().parent / "wsclient"
 EVENT_TIMEOUT_SECONDS = 60
 IDLE_SECONDS = 2
 PAUSE_SECONDS = 0.2
+PEER = "websockets broadcast"
 
 
 def bench_app() -> FastAPI:
@@ -198,7 +199,7 @@ async def measure(
         if process.returncode is None:
             process.kill()
             await process.wait()
-    return Result(
+    result = Result(
         label,
         clients,
         percentile(latencies, 0.5),
@@ -206,6 +207,9 @@ async def measure(
         per_connection,
         load,
     )
+    # Each row as soon as it is measured: a long run that fails later keeps what it got.
+    print(row(result), flush=True)
+    return result
 
 
 async def run(
@@ -269,7 +273,7 @@ async def run(
                 results.append(
                     await measure(
                         client,
-                        "websockets broadcast",
+                        PEER,
                         peer_url.replace("http", "ws"),
                         server_pids(peer_url),
                         topic,
@@ -281,20 +285,28 @@ async def run(
     return results
 
 
-def table(results: list[Result]) -> str:
-    lines = [
-        "| clients | server | p50 ms | p95 ms | KB / idle connection | p95 / peer | load (1 min) |",
-        "|---:|---|---:|---:|---:|---:|---:|",
-    ]
-    peers = {result.clients: result for result in results if result.label.startswith("websockets")}
-    for result in results:
-        peer = peers.get(result.clients)
-        ratio = f"{result.p95_ms / peer.p95_ms:.2f}" if peer is not None else ""
-        lines.append(
-            f"| {result.clients:,} | {result.label} | {result.p50_ms:.1f} | {result.p95_ms:.1f}"
-            f" | {result.kb_per_connection:.1f} | {ratio} | {result.load:.2f} |"
-        )
-    return "\n".join(lines)
+HEADER = (
+    "| clients | server | p50 ms | p95 ms | KB / idle connection | load (1 min) |\n"
+    "|---:|---|---:|---:|---:|---:|"
+)
+
+
+def row(result: Result) -> str:
+    return (
+        f"| {result.clients:,} | {result.label} | {result.p50_ms:.1f} | {result.p95_ms:.1f}"
+        f" | {result.kb_per_connection:.1f} | {result.load:.2f} |"
+    )
+
+
+def ratios(results: list[Result]) -> str:
+    """Each server's p95 against the peer's at the same number of clients."""
+    peers = {result.clients: result for result in results if result.label == PEER}
+    return "\n".join(
+        f"{result.clients:,} clients, {result.label}: p95 {result.p95_ms / peer.p95_ms:.2f}"
+        f" x the peer's, memory {result.kb_per_connection / peer.kb_per_connection:.2f} x"
+        for result in results
+        if result.label != PEER and (peer := peers.get(result.clients)) is not None
+    )
 
 
 def main() -> None:
@@ -311,9 +323,9 @@ def main() -> None:
     if args.peer:
         asyncio.run(peer_server(args.peer))
         return
+    print(f"Realtime fan-out, one server process; {machine()}\n\n{HEADER}", flush=True)
     results = asyncio.run(run(args.clients, args.events, args.servers, not args.no_peer))
-    print(f"Realtime fan-out, one server process; {machine()}\n")
-    print(table(results))
+    print(f"\n{ratios(results)}")
 
 
 if __name__ == "__main__":

@@ -49,12 +49,30 @@ func field(frame []byte, name string) (int64, bool) {
 	return value, err == nil
 }
 
+// connect opens one connection and subscribes it.
+func connect(dialer *websocket.Dialer, url string, subscribe []byte) (*websocket.Conn, error) {
+	conn, _, err := dialer.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := conn.WriteMessage(websocket.TextMessage, subscribe); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	_, reply, err := conn.ReadMessage()
+	if err != nil || !bytes.Contains(reply, []byte(`"subscribed"`)) {
+		conn.Close()
+		return nil, fmt.Errorf("subscribe: %s %v", reply, err)
+	}
+	return conn, nil
+}
+
 func main() {
 	url := flag.String("url", "", "WebSocket URL")
 	clients := flag.Int("clients", 1000, "connections to open")
 	topic := flag.String("topic", "", "topic to subscribe to")
 	events := flag.Int("events", 10, "events to wait for (payload n = 0 .. events-1)")
-	batch := flag.Int("batch", 100, "connections opened at once")
+	batch := flag.Int("batch", 50, "connections opened at once")
 	timeout := flag.Duration("timeout", 120*time.Second, "give up after this long")
 	flag.Parse()
 
@@ -93,18 +111,15 @@ func main() {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				conn, _, err := dialer.Dial(*url, nil)
+				conn, err := connect(&dialer, *url, subscribe)
+				for attempt := 1; err != nil && attempt < 5; attempt++ {
+					// A loaded server may ask to come back later (close 1013), as a
+					// browser would.
+					time.Sleep(time.Duration(attempt) * time.Second)
+					conn, err = connect(&dialer, *url, subscribe)
+				}
 				if err != nil {
 					errs <- err
-					return
-				}
-				if err := conn.WriteMessage(websocket.TextMessage, subscribe); err != nil {
-					errs <- err
-					return
-				}
-				_, reply, err := conn.ReadMessage()
-				if err != nil || !bytes.Contains(reply, []byte(`"subscribed"`)) {
-					errs <- fmt.Errorf("subscribe: %s %v", reply, err)
 					return
 				}
 				opened[i] = conn
