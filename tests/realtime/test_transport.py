@@ -29,8 +29,11 @@ class FakeFrameSocket:
     def can_write(self) -> bool:
         return not self.full
 
-    def write_frame(self, frame: bytes) -> None:
+    def write_frame(self, frame: bytes) -> bool:
+        if self.full:
+            return False
         self.wire.append(frame)
+        return True
 
     async def close(self, code: int, reason: str) -> None:
         self.closed_with = code

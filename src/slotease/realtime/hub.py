@@ -46,15 +46,15 @@ class SendQueue:
     """A bounded FIFO with a single consumer; lighter than asyncio.Queue, which matters when
     every idle connection holds one."""
 
-    __slots__ = ("_frames", "_limit", "_waiter", "on_put")
+    __slots__ = ("_frames", "_limit", "_waiter", "write_now")
 
     def __init__(self, limit: int) -> None:
         self._frames: deque[str | None] = deque()
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
-        # A consumer that writes without awaiting (realtime.transport.DirectWriter) drains the
-        # queue from here, in the fan-out loop, instead of being woken.
-        self.on_put: Callable[[], None] | None = None
+        # A consumer that writes without awaiting (realtime.transport.DirectWriter) takes a
+        # frame here, in the fan-out loop, while none waits before it; True when it did.
+        self.write_now: Callable[[str | None], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -64,10 +64,10 @@ class SendQueue:
         return len(self._frames) >= self._limit
 
     def put(self, frame: str | None) -> None:
+        if self.write_now is not None and not self._frames and self.write_now(frame):
+            return
         self._frames.append(frame)
-        if self.on_put is not None:
-            self.on_put()
-        elif self._waiter is not None and not self._waiter.done():
+        if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     def clear(self) -> None:

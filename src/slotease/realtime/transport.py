@@ -48,8 +48,8 @@ class FrameSocket(Protocol):
     def can_write(self) -> bool:
         """True while the connection is open and its send buffer is below the high mark."""
 
-    def write_frame(self, frame: bytes) -> None:
-        """Write a complete, unmasked WebSocket frame."""
+    def write_frame(self, frame: bytes) -> bool:
+        """Write a complete, unmasked WebSocket frame, if `can_write()`; False when not."""
 
     async def close(self, code: int, reason: str) -> None: ...
 
@@ -185,8 +185,13 @@ class FanoutProtocol(WebSocketsSansIOProtocol):
             and self.writable.is_set()
         )
 
-    def write_frame(self, frame: bytes) -> None:
+    def write_frame(self, frame: bytes) -> bool:
+        # `can_write()` for an accepted connection, the only kind that has a writer; inlined,
+        # since this runs once per subscriber and event.
+        if self.close_sent or self.disconnected or not self.writable.is_set():
+            return False
         self.transport.write(frame)
+        return True
 
     async def close(self, code: int, reason: str) -> None:
         with contextlib.suppress(ClientDisconnected):
@@ -249,8 +254,8 @@ def frame_socket(websocket: WebSocket) -> FrameSocket | None:
 
 
 class DirectWriter:
-    """Writes a subscriber's frames as soon as the hub queues them, while the socket takes
-    them; the rest waits in the queue until the socket is writable again."""
+    """Writes a subscriber's frames as the hub queues them, while the socket takes them; the
+    rest waits in the queue until the socket is writable again."""
 
     __slots__ = ("_closing", "_socket", "_subscriber")
 
@@ -258,22 +263,30 @@ class DirectWriter:
         self._socket = socket
         self._subscriber = subscriber
         self._closing: asyncio.Task[None] | None = None
-        subscriber.queue.on_put = self.drain
+        subscriber.queue.write_now = self.write_now
         socket.on_writable = self.drain
+
+    def write_now(self, text: str | None) -> bool:
+        if self._closing is not None:
+            return False
+        if text is None:
+            if not self._socket.can_write():
+                return False
+            code, reason = self._subscriber.closing
+            self._closing = asyncio.create_task(self._socket.close(code, reason))
+            return True
+        if not self._socket.write_frame(_cache.frame(text)):
+            return False
+        self._subscriber.sent()
+        return True
 
     def drain(self) -> None:
         queue = self._subscriber.queue
         while len(queue) and self._closing is None and self._socket.can_write():
-            text = queue.pop()
-            if text is None:
-                code, reason = self._subscriber.closing
-                self._closing = asyncio.create_task(self._socket.close(code, reason))
-                return
-            self._socket.write_frame(_cache.frame(text))
-            self._subscriber.sent()
+            self.write_now(queue.pop())
 
     def stop(self) -> None:
-        self._subscriber.queue.on_put = None
+        self._subscriber.queue.write_now = None
         self._socket.on_writable = None
 
 
