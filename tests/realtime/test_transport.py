@@ -1,4 +1,5 @@
-"""Frames written in place by the fan-out (the `slotease.frames` extension), with a fake socket."""
+"""Frames written in place by the fan-out (the `slotease.frames` extension), with a fake socket,
+and the protocol that offers it, with a fake transport."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from uvicorn import Config
+from uvicorn.server import ServerState
+from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
 from websockets.streams import StreamReader
+from websockets.uri import parse_uri
 
 from slotease.realtime.hub import TRY_AGAIN_LATER, Hub
-from slotease.realtime.transport import DirectWriter, text_frame
+from slotease.realtime.transport import FRAMES_EXTENSION, DirectWriter, FanoutProtocol, text_frame
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +120,67 @@ async def test_a_socket_that_stays_full_is_resynced_then_closed() -> None:
     await asyncio.sleep(0)
     assert socket.closed_with == TRY_AGAIN_LATER
     assert socket.wire == []
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5000), "sockname": ("127.0.0.1", 8000)}.get(name, default)
+
+
+HANDSHAKE = (
+    b"GET /v1/realtime HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+async def test_a_detached_connection_stays_open_and_hands_over_what_the_client_sends() -> None:
+    received: list[Any] = []
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        assert (await receive())["type"] == "websocket.connect"
+        await send({"type": "websocket.accept"})
+        socket: FanoutProtocol = scope["extensions"][FRAMES_EXTENSION]["socket"]
+        socket.detach(received.append)
+
+    config = Config(endpoint, ws_per_message_deflate=False, lifespan="off")
+    config.load()
+    protocol = FanoutProtocol(config, ServerState(), {})
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    protocol.data_received(HANDSHAKE)
+    await asyncio.sleep(0.01)
+    assert transport.written.startswith(b"HTTP/1.1 101")
+    assert not transport.closed
+    assert not protocol.tasks
+    client = ClientProtocol(parse_uri("ws://localhost/v1/realtime"))
+    client.state = OPEN
+    client.send_text(b'{"type":"ping"}')
+    protocol.data_received(b"".join(client.data_to_send()))
+    assert received == [{"type": "websocket.receive", "text": '{"type":"ping"}'}]
+    transport.written.clear()
+    assert protocol.write_frame(text_frame("hello"))
+    assert parse(bytes(transport.written)) == "hello"
+    protocol.connection_lost(None)
+    assert received[-1]["type"] == "websocket.disconnect"
+    assert not protocol.write_frame(text_frame("gone"))
