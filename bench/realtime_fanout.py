@@ -56,10 +56,13 @@ def bench_app() -> FastAPI:
     stamped with the time it is published."""
     app = create_app()
 
-    @app.post("/bench/publish", status_code=204)
-    async def publish(payload: dict[str, Any], request: Request) -> None:
+    @app.post("/bench/publish")
+    async def publish(payload: dict[str, Any], request: Request) -> dict[str, float]:
         event = DomainEvent("queue.updated", {**payload, "t": time.time_ns()})
+        started = time.perf_counter()
         await app_context(request).events.publish(event)
+        # The fan-out loop runs inside the publish: this is the time to write every socket.
+        return {"fanout_ms": (time.perf_counter() - started) * 1000}
 
     return app
 
@@ -157,6 +160,8 @@ class Result:
     p95_ms: float
     kb_per_connection: float
     load: float
+    # p95 of the server's own time to hand the event to every socket, where it reports it.
+    fanout_p95_ms: float | None
 
 
 async def measure(
@@ -167,7 +172,7 @@ async def measure(
     topic: str,
     clients: int,
     events: int,
-    publish: Callable[[int], Awaitable[None]],
+    publish: Callable[[int], Awaitable[float | None]],
 ) -> Result:
     before = rss_bytes(pids)
     process = await asyncio.create_subprocess_exec(
@@ -185,8 +190,10 @@ async def measure(
         await asyncio.sleep(IDLE_SECONDS)
         per_connection = (rss_bytes(pids) - before) / clients / 1024
         latencies: list[float] = []
+        fanouts: list[float] = []
         for n in range(events):
-            await publish(n)
+            if (fanout_ms := await publish(n)) is not None:
+                fanouts.append(fanout_ms)
             line = await asyncio.wait_for(process.stdout.readline(), EVENT_TIMEOUT_SECONDS)
             stats = json.loads(line)
             if stats["event"] != n or stats["received"] != clients:
@@ -206,6 +213,7 @@ async def measure(
         percentile(latencies, 0.95),
         per_connection,
         load,
+        percentile(fanouts, 0.95) if fanouts else None,
     )
     # Each row as soon as it is measured: a long run that fails later keeps what it got.
     print(row(result), flush=True)
@@ -245,9 +253,11 @@ async def run(
             ) as api:
                 async with httpx.AsyncClient(base_url=api) as http:
 
-                    async def publish_api(n: int) -> None:
+                    async def publish_api(n: int) -> float:
                         response = await http.post("/bench/publish", json={**payload, "n": n})
                         response.raise_for_status()
+                        fanout_ms: float = response.json()["fanout_ms"]
+                        return fanout_ms
 
                     results.append(
                         await measure(
@@ -286,14 +296,15 @@ async def run(
 
 
 HEADER = (
-    "| clients | server | p50 ms | p95 ms | KB / idle connection | load (1 min) |\n"
-    "|---:|---|---:|---:|---:|---:|"
+    "| clients | server | p50 ms | p95 ms | server write p95 ms | KB / idle connection"
+    " | load (1 min) |\n|---:|---|---:|---:|---:|---:|---:|"
 )
 
 
 def row(result: Result) -> str:
     return (
         f"| {result.clients:,} | {result.label} | {result.p50_ms:.1f} | {result.p95_ms:.1f}"
+        f" | {'' if result.fanout_p95_ms is None else f'{result.fanout_p95_ms:.1f}'}"
         f" | {result.kb_per_connection:.1f} | {result.load:.2f} |"
     )
 
