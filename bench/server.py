@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
@@ -24,9 +24,26 @@ def free_port() -> int:
         return port
 
 
+def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
+    """The command line that serves the factory `app`: `uvicorn` (optionally `uvicorn:<ws>`,
+    one of uvicorn's `--ws` implementations or a protocol class) or `granian`."""
+    name, _, ws = server.partition(":")
+    address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    common = [app, "--factory", *address, "--no-access-log", "--log-level", "warning"]
+    if name == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "asgi", *common]
+    ws_args: Sequence[str] = ("--ws", ws) if ws else ()
+    return [sys.executable, "-m", "uvicorn", *common, *ws_args]
+
+
 @contextmanager
 def api_server(
-    owner: str, *, workers: int = 1, pool_size: int = 20, app: str = "slotease.app:create_app"
+    owner: str,
+    *,
+    workers: int = 1,
+    pool_size: int = 20,
+    app: str = "slotease.app:create_app",
+    server: str = "uvicorn",
 ) -> Iterator[str]:
     """The API (or another factory of it) on a free port, with limits out of the way; yields
     its base URL."""
@@ -45,25 +62,7 @@ def api_server(
         "SLOTEASE_POOL_MAX_SIZE": str(pool_size),
         "SLOTEASE_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
+    process = subprocess.Popen(server_command(server, app, port, workers), env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):

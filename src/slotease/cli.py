@@ -142,6 +142,11 @@ def _serve(
         # The server refuses an oversized frame before buffering it (close 1009), instead of
         # reading up to its 16 MiB default and leaving the check to the endpoint.
         ws_max_size=settings.realtime_max_message_bytes,
+        # The realtime fan-out writes each event's frame, encoded once, to every socket
+        # (realtime.transport); per-connection compression would mean one encoding and one
+        # zlib context (tens of KB) per connection, for frames of a few hundred bytes.
+        ws="slotease.realtime.transport:FanoutProtocol",
+        ws_per_message_deflate=False,
     )
     if workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()

@@ -116,6 +116,9 @@ def test_serve_configures_the_websocket_heartbeats(
     env["SLOTEASE_RUN_WORKER"] = "false"
     assert run_cli("serve", env=env).exit_code == 0
     assert (configs[0].ws_ping_interval, configs[0].ws_ping_timeout) == (20.0, 20.0)
+    # The realtime fan-out's protocol, and no compression, which would frame per connection.
+    assert configs[0].ws == "slotease.realtime.transport:FanoutProtocol"
+    assert configs[0].ws_per_message_deflate is False
     env |= {"SLOTEASE_WS_PING_INTERVAL": "5", "SLOTEASE_WS_PING_TIMEOUT": "7.5"}
     assert run_cli("serve", env=env).exit_code == 0
     assert (configs[1].ws_ping_interval, configs[1].ws_ping_timeout) == (5.0, 7.5)

@@ -21,6 +21,9 @@ from tests.conftest import DB_POOLER, TEST_ENCRYPTION_KEYS, TEST_JWT_SECRET, wai
 
 ROOT = Path(__file__).resolve().parents[2]
 ServerFactory = Callable[..., AbstractContextManager[str]]
+# As `slotease serve` runs it: frames written in place, connections detached. The endpoint's
+# other path, for servers without that extension, runs under uvicorn's own protocol.
+FANOUT_PROTOCOL = "slotease.realtime.transport:FanoutProtocol"
 
 
 def free_port() -> int:
@@ -40,7 +43,7 @@ def start_server(
     """Starts the app (tests.realtime.server) in a uvicorn process; yields its base URL."""
 
     @contextmanager
-    def start(**settings: str) -> Iterator[str]:
+    def start(ws: str = FANOUT_PROTOCOL, **settings: str) -> Iterator[str]:
         port = free_port()
         env = {
             key: value
@@ -76,6 +79,10 @@ def start_server(
                 str(port),
                 "--log-level",
                 "warning",
+                "--ws",
+                ws,
+                "--ws-per-message-deflate",
+                "false",
             ],
             env=env,
             cwd=ROOT,
@@ -92,10 +99,11 @@ def start_server(
     return start
 
 
-@pytest.fixture(scope="module")
-def server_url(start_server: ServerFactory) -> Iterator[str]:
-    """One server with the in-process broker and a replay buffer of three events per topic."""
-    with start_server(SLOTEASE_REALTIME_REPLAY="3") as url:
+@pytest.fixture(scope="module", params=[FANOUT_PROTOCOL, "websockets-sansio"])
+def server_url(start_server: ServerFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """One server with the in-process broker and a replay buffer of three events per topic,
+    under each WebSocket protocol."""
+    with start_server(request.param, SLOTEASE_REALTIME_REPLAY="3") as url:
         yield url
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from slotease.realtime.hub import TRY_AGAIN_LATER, Hub
-from slotease.realtime.routes import _send_frames
+from slotease.realtime.transport import send_frames
 
 pytestmark = pytest.mark.anyio
 
@@ -42,8 +42,8 @@ async def test_a_stuck_consumer_never_delays_a_fast_one() -> None:
     fast, stuck = FakeSocket(expect=1001), FakeSocket(blocked=True)
     fast_sub, stuck_sub = hub.connect(), hub.connect()
     tasks = [
-        asyncio.create_task(_send_frames(fast, fast_sub)),  # type: ignore[arg-type]
-        asyncio.create_task(_send_frames(stuck, stuck_sub)),  # type: ignore[arg-type]
+        asyncio.create_task(send_frames(fast, fast_sub)),  # type: ignore[arg-type]
+        asyncio.create_task(send_frames(stuck, stuck_sub)),  # type: ignore[arg-type]
     ]
     for subscriber in (fast_sub, stuck_sub):
         hub.subscribe(subscriber, "queue:q")

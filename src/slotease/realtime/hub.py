@@ -2,8 +2,9 @@
 
 Every topic has a `seq` that rises by one per event and a bounded replay buffer of its latest
 frames, so a client that reconnects can ask for what it missed. Fan-out never awaits a socket:
-it appends the frame (serialised once per topic) to each subscriber's bounded send queue, and
-one sender task per connection drains that queue. A subscriber whose queue is full loses what
+it appends the frame (serialised once per topic) to each subscriber's bounded send queue, which
+the connection's writer drains (`realtime.transport`: in place while the socket takes it, or a
+sender task). A subscriber whose queue is full loses what
 was queued and is told to resync each of its topics; one that is still stuck at the next
 overflow is closed. A slow client therefore costs its own freshness, never anyone else's.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from itertools import islice
 from typing import Protocol
 
@@ -45,12 +47,15 @@ class SendQueue:
     """A bounded FIFO with a single consumer; lighter than asyncio.Queue, which matters when
     every idle connection holds one."""
 
-    __slots__ = ("_frames", "_limit", "_waiter")
+    __slots__ = ("_frames", "_limit", "_waiter", "write_now")
 
     def __init__(self, limit: int) -> None:
         self._frames: deque[str | None] = deque()
         self._limit = limit
         self._waiter: asyncio.Future[None] | None = None
+        # A consumer that writes without awaiting (realtime.transport.DirectWriter) takes a
+        # frame here, in the fan-out loop, while none waits before it; True when it did.
+        self.write_now: Callable[[str | None], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -60,12 +65,17 @@ class SendQueue:
         return len(self._frames) >= self._limit
 
     def put(self, frame: str | None) -> None:
+        if self.write_now is not None and not self._frames and self.write_now(frame):
+            return
         self._frames.append(frame)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     def clear(self) -> None:
         self._frames.clear()
+
+    def pop(self) -> str | None:
+        return self._frames.popleft()
 
     async def get(self) -> str | None:
         while not self._frames:
