@@ -139,6 +139,17 @@ def database_cpu_seconds(owner: str) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
 
+def cpu_use(api: int, worker: int, owner: str) -> dict[str, float]:
+    """CPU seconds used so far by each side; locust's, once it has ended and been reaped."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "API": cpu_seconds(api),
+        "worker": cpu_seconds(worker),
+        "PostgreSQL backends": database_cpu_seconds(owner),
+        "locust": children.ru_utime + children.ru_stime,
+    }
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -184,12 +195,11 @@ def outcome(owner: str) -> str:
         tickets = conn.execute(
             "select status, count(*) from public.tickets group by 1 order by 1"
         ).fetchall()
-    return (
-        "appointments "
-        + ", ".join(f"{status} {count:,}" for status, count in appointments)
-        + "; tickets "
-        + ", ".join(f"{status} {count:,}" for status, count in tickets)
-    )
+    return f"appointments {_counts(appointments)}; tickets {_counts(tickets)}"
+
+
+def _counts(rows: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{status} {count:,}" for status, count in rows) or "none"
 
 
 def main() -> None:
@@ -227,14 +237,13 @@ def main() -> None:
             wait_for(lambda: answers(url), "slotease serve", api)
             wait_for(lambda: worker_registered(owner), "slotease worker", worker)
             before = load_average()
-            locust_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = cpu_use(api.pid, worker.pid, owner)
+            wall = time.monotonic()
             during = locust(url, plan_path, prefix, args)
-            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.monotonic() - wall
             cpu = {
-                "API": cpu_seconds(api.pid),
-                "worker": cpu_seconds(worker.pid),
-                "PostgreSQL backends": database_cpu_seconds(owner),
-                "locust": used.ru_utime + used.ru_stime - locust_cpu.ru_utime - locust_cpu.ru_stime,
+                name: seconds - started[name]
+                for name, seconds in cpu_use(api.pid, worker.pid, owner).items()
             }
             after = load_average()
         summary = report.read(prefix)
@@ -248,7 +257,10 @@ def main() -> None:
     )
     print(
         f"Load average before {before}, during {' / '.join(during) or '-'}, after {after}."
-        " CPU seconds: " + ", ".join(f"{name} {seconds:,.0f}" for name, seconds in cpu.items())
+        f" CPU seconds over the {wall:.0f} s of load: "
+        + ", ".join(f"{name} {seconds:,.1f}" for name, seconds in cpu.items())
+        + f"; the API used {cpu['API'] / wall:.0%} of one core,"
+        f" {cpu['API'] * 1000 / max(summary.total.requests, 1):.1f} ms of CPU per request."
     )
     print(f"Outcome: {outcome(owner)}; overbooked slots: **{overbooked}**.\n")
     print(report.markdown(summary))

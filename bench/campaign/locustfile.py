@@ -67,6 +67,17 @@ def _mine(environment: Environment, people: list[Any], turn: int) -> Any:
     return mine[turn % len(mine)]
 
 
+def _what_went_wrong(response: Any) -> str:
+    """A short, groupable reason: the status and the problem type, or the client's error."""
+    if response.status_code == 0:
+        return f"no answer: {type(response.error).__name__}"
+    try:
+        problem = response.json()["type"].rsplit("/", 1)[-1]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        problem = (response.text or "")[:80]
+    return f"{response.status_code} {problem}"
+
+
 class _Caller(FastHttpUser):
     abstract = True
     network_timeout = 30.0
@@ -102,7 +113,7 @@ class _Caller(FastHttpUser):
                 response.request_meta["name"] = f"{name} [{status}]"
                 response.success()
                 return status, None
-            response.failure(f"{status}: {(response.text or '')[:200]}")
+            response.failure(_what_went_wrong(response))
             return status, None
 
     def wrong(self, check: str, detail: str) -> None:

@@ -4,6 +4,7 @@ p50/p95/p99 and errors, with the refusals the contract expects counted apart."""
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,12 @@ def _percentile(value: str) -> int:
     return int(value) if value not in ("", "N/A") else 0
 
 
+def _reason(error: str) -> str:
+    """The locustfile's reason, out of the exception's repr locust records."""
+    wrapped = re.fullmatch(r"\w+\(['\"](.*)['\"]\)", error)
+    return wrapped.group(1) if wrapped else error
+
+
 def read(prefix: Path) -> Summary:
     """The `<prefix>_stats.csv`, `_failures.csv` and `_exceptions.csv` locust wrote."""
     routes: list[Route] = []
@@ -79,12 +86,13 @@ def read(prefix: Path) -> Summary:
         raise RuntimeError(f"{prefix}_stats.csv has no Aggregated row")
     with open(f"{prefix}_failures.csv", newline="") as failures:
         failed = [
-            (line["Name"], line["Error"], int(line["Occurrences"]))
+            (line["Name"], _reason(line["Error"]), int(line["Occurrences"]))
             for line in csv.DictReader(failures)
         ]
     with open(f"{prefix}_exceptions.csv", newline="") as exceptions:
         crashed = sum(int(line["Count"]) for line in csv.DictReader(exceptions))
     routes.sort(key=lambda r: (-r.requests, r.name))
+    failed.sort(key=lambda f: (-f[2], f[0]))
     return Summary(routes, total, failed, crashed)
 
 
@@ -101,9 +109,7 @@ def markdown(summary: Summary) -> str:
     ]
     if summary.failures:
         lines += ["", "| route | error | count |", "|---|---|---|"]
-        lines += [
-            f"| {name} | {error[:120]} | {count:,} |" for name, error, count in summary.failures
-        ]
+        lines += [f"| {name} | {error} | {count:,} |" for name, error, count in summary.failures]
     over = summary.over_goal()
     lines += [
         "",
