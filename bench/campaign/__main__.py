@@ -10,7 +10,8 @@ The bench database is `slotease_bench_locust` on BENCH_SERVER_URL; Redis is REDI
 (default redis://127.0.0.1:6379/7, emptied first). Without `--api-workers`, `slotease serve`
 runs as many processes as it chooses by default. The server keeps its default pool and rate
 limits per user: every simulated person is signed in, so no anonymous limit per address
-(all of them call from 127.0.0.1) stands in the way.
+(all of them call from 127.0.0.1) stands in the way; the WebSocket connections per address
+are lifted for the same reason.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def server_environment(owner: str, redis_url: str) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "SLOTEASE_JWT_SECRET": BENCH_JWT_SECRET,
         "SLOTEASE_LOG_LEVEL": "WARNING",
+        # Every simulated person connects from 127.0.0.1.
+        "SLOTEASE_REALTIME_CONNECTIONS_PER_ADDRESS": "100000",
     }
 
 

@@ -6,7 +6,8 @@ pace: most of the time they look at a centre's services and a week of its availa
 book one of the earliest free slots with an Idempotency-Key, and sometimes send the same
 request again (a client retrying after a lost answer), which must answer the same
 appointment; they look at their appointments, cancel some (and book again later), join a
-centre's walk-in queue and poll their ticket until it is served, or leave the line. Counter
+centre's walk-in queue and follow their ticket until it is served (half of them on the
+realtime WebSocket, the others by polling), or leave the line. Counter
 staff call the next ticket, start and complete it.
 
 Only the public HTTP API is used, so the file stays valid whatever the server does inside.
@@ -18,8 +19,10 @@ errors; any other unexpected answer is a failure of its route.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -28,8 +31,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import gevent  # type: ignore[import-untyped]
 from locust import FastHttpUser, between, events, task
 from locust.env import Environment
+from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.sync.client import ClientConnection, connect
 
 from bench.campaign.plan import Counter, Person, Plan
 
@@ -40,7 +46,10 @@ EARLIEST = 20
 RESEND_SHARE = 0.1
 CANCEL_SHARE = 0.3
 LEAVE_LINE_SHARE = 0.05
+# Ticket holders who follow their ticket on `GET /v1/realtime` rather than by polling.
+WATCH_SHARE = 0.5
 ACTIVE_TICKET = {"waiting", "called", "serving"}
+TICKET_ENDS = {"ticket.served", "ticket.no_show", "ticket.cancelled"}
 
 # Each process hands out its slice of the accounts in turn (counters restart at every fork).
 _next_customer = itertools.count()
@@ -118,12 +127,18 @@ class _Caller(FastHttpUser):
 
     def wrong(self, check: str, detail: str) -> None:
         """A correctness check of the answers failed: recorded as an error row of its own."""
+        self.record("CHECK", check, 0.0, AssertionError(detail))
+
+    def record(
+        self, kind: str, name: str, milliseconds: float, failure: Exception | None = None
+    ) -> None:
+        """A measure that is not an HTTP request of the client, in locust's statistics."""
         self.environment.events.request.fire(
-            request_type="CHECK",
-            name=check,
-            response_time=0,
+            request_type=kind,
+            name=name,
+            response_time=milliseconds,
             response_length=0,
-            exception=AssertionError(detail),
+            exception=failure,
             context={},
         )
 
@@ -133,12 +148,18 @@ class Customer(_Caller):
 
     def on_start(self) -> None:
         person: Person = _mine(self.environment, plan().customers, next(_next_customer))
+        self.token = person.token
         self.headers = {"Authorization": f"Bearer {person.token}"}
         self.centre = random.choice(plan().centres)
         self.service = random.choice(self.centre.services)
         self.slots: list[str] = []
         self.appointment: str | None = None
         self.ticket: str | None = None
+        self.watcher: gevent.Greenlet | None = None
+
+    def on_stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.kill()
 
     @task(1)
     def directory(self) -> None:
@@ -247,6 +268,44 @@ class Customer(_Caller):
         )
         if ticket is not None:
             self.ticket = ticket["id"]
+            if random.random() < WATCH_SHARE:
+                self.watcher = gevent.spawn(self.follow, ticket["id"])
+
+    def follow(self, ticket: str) -> None:
+        """Subscribe to the ticket's topic and read its events until it ends."""
+        url = f"{(self.host or '').replace('http', 'ws', 1)}/v1/realtime?token={self.token}"
+        started = time.perf_counter()
+        try:
+            with connect(url, open_timeout=30) as ws:
+                ws.send(json.dumps({"type": "subscribe", "topic": f"ticket:{ticket}"}))
+                answer = json.loads(ws.recv(timeout=30))
+                took = (time.perf_counter() - started) * 1000
+                if answer.get("type") != "subscribed":
+                    self.record(
+                        "WS",
+                        "WS /v1/realtime subscribe ticket:{id}",
+                        took,
+                        AssertionError(str(answer)),
+                    )
+                    return
+                self.record("WS", "WS /v1/realtime subscribe ticket:{id}", took)
+                self.read_until_end(ws)
+        except (OSError, ValueError, WebSocketException) as failure:
+            took = (time.perf_counter() - started) * 1000
+            self.record("WS", "WS /v1/realtime subscribe ticket:{id}", took, failure)
+        finally:
+            if self.ticket == ticket:
+                self.ticket = None
+            self.watcher = None
+
+    def read_until_end(self, ws: ClientConnection) -> None:
+        try:
+            for frame in ws:
+                message = json.loads(frame)
+                if message.get("type") == "event" and message.get("event") in TICKET_ENDS:
+                    return
+        except ConnectionClosed as closed:
+            self.record("WS", "WS /v1/realtime ticket:{id} events", 0.0, closed)
 
     @task(3)
     def watch_ticket(self) -> None:
@@ -268,6 +327,8 @@ class Customer(_Caller):
                 refused={409},
             )
             self.ticket = None
+            return
+        if self.watcher is not None:
             return
         _, ticket = self.call(
             "GET", f"/v1/tickets/{self.ticket}", name="GET /v1/tickets/{id}", ok={200}
