@@ -50,6 +50,8 @@ LEAVE_LINE_SHARE = 0.05
 WATCH_SHARE = 0.5
 ACTIVE_TICKET = {"waiting", "called", "serving"}
 TICKET_ENDS = {"ticket.served", "ticket.no_show", "ticket.cancelled"}
+SUBSCRIBED = "WS /v1/realtime subscribe ticket:{id}"
+FOLLOWED = "WS /v1/realtime ticket:{id} events"
 
 # Each process hands out its slice of the accounts in turn (counters restart at every fork).
 _next_customer = itertools.count()
@@ -281,18 +283,13 @@ class Customer(_Caller):
                 answer = json.loads(ws.recv(timeout=30))
                 took = (time.perf_counter() - started) * 1000
                 if answer.get("type") != "subscribed":
-                    self.record(
-                        "WS",
-                        "WS /v1/realtime subscribe ticket:{id}",
-                        took,
-                        AssertionError(str(answer)),
-                    )
+                    self.record("WS", SUBSCRIBED, took, AssertionError(str(answer)))
                     return
-                self.record("WS", "WS /v1/realtime subscribe ticket:{id}", took)
+                self.record("WS", SUBSCRIBED, took)
                 self.read_until_end(ws)
         except (OSError, ValueError, WebSocketException) as failure:
             took = (time.perf_counter() - started) * 1000
-            self.record("WS", "WS /v1/realtime subscribe ticket:{id}", took, failure)
+            self.record("WS", SUBSCRIBED, took, failure)
         finally:
             if self.ticket == ticket:
                 self.ticket = None
@@ -305,7 +302,7 @@ class Customer(_Caller):
                 if message.get("type") == "event" and message.get("event") in TICKET_ENDS:
                     return
         except ConnectionClosed as closed:
-            self.record("WS", "WS /v1/realtime ticket:{id} events", 0.0, closed)
+            self.record("WS", FOLLOWED, 0.0, closed)
 
     @task(3)
     def watch_ticket(self) -> None:
