@@ -7,13 +7,14 @@ book one of the earliest free slots with an Idempotency-Key, and sometimes send 
 request again (a client retrying after a lost answer), which must answer the same
 appointment; they look at their appointments, cancel some (and book again later), join a
 centre's walk-in queue and follow their ticket until it is served (half of them on the
-realtime WebSocket, the others by polling), or leave the line. Counter
-staff call the next ticket, start and complete it.
+realtime WebSocket, the others by polling), or leave the line. Counter staff call the next
+ticket, start and complete it.
 
 Only the public HTTP API is used, so the file stays valid whatever the server does inside.
-A refusal the contract gives in normal use (409: the slot filled up since it was listed) is a
-success recorded under its own name, `<route> [409]`, which the runner counts apart from the
-errors; any other unexpected answer is a failure of its route.
+A refusal the contract gives in normal use (409: the slot filled up since it was listed, or a
+desk took the ticket its holder is leaving) is a success recorded under its own name,
+`<route> [409]`, which the runner counts apart from the errors; any other unexpected answer
+is a failure of its route.
 """
 
 from __future__ import annotations
