@@ -275,9 +275,11 @@ class Customer(_Caller):
                 self.watcher = gevent.spawn(self.follow, ticket["id"])
 
     def follow(self, ticket: str) -> None:
-        """Subscribe to the ticket's topic and read its events until it ends."""
+        """Subscribe to the ticket's topic and read its events until it ends; after a
+        failure the ticket is polled instead, as a client would."""
         url = f"{(self.host or '').replace('http', 'ws', 1)}/v1/realtime?token={self.token}"
         started = time.perf_counter()
+        ended = False
         try:
             with connect(url, open_timeout=30) as ws:
                 ws.send(json.dumps({"type": "subscribe", "topic": f"ticket:{ticket}"}))
@@ -287,23 +289,27 @@ class Customer(_Caller):
                     self.record("WS", SUBSCRIBED, took, AssertionError(str(answer)))
                     return
                 self.record("WS", SUBSCRIBED, took)
-                self.read_until_end(ws)
+                ended = self.read_until_end(ws)
         except (OSError, ValueError, WebSocketException) as failure:
             took = (time.perf_counter() - started) * 1000
             self.record("WS", SUBSCRIBED, took, failure)
         finally:
-            if self.ticket == ticket:
+            if ended and self.ticket == ticket:
                 self.ticket = None
-            self.watcher = None
+            # A later ticket may have its own watcher by now.
+            if self.watcher is gevent.getcurrent():
+                self.watcher = None
 
-    def read_until_end(self, ws: ClientConnection) -> None:
+    def read_until_end(self, ws: ClientConnection) -> bool:
+        """Whether the ticket's end arrived before the connection closed."""
         try:
             for frame in ws:
                 message = json.loads(frame)
                 if message.get("type") == "event" and message.get("event") in TICKET_ENDS:
-                    return
+                    return True
         except ConnectionClosed as closed:
             self.record("WS", FOLLOWED, 0.0, closed)
+        return False
 
     @task(3)
     def watch_ticket(self) -> None:
@@ -316,15 +322,16 @@ class Customer(_Caller):
         if self.ticket is None:
             return
         if random.random() < LEAVE_LINE_SHARE:
-            # 409: a desk started serving it meanwhile.
-            self.call(
+            # 409: a desk started serving it meanwhile, so it stays followed until served.
+            status, _ = self.call(
                 "DELETE",
                 f"/v1/tickets/{self.ticket}",
                 name="DELETE /v1/tickets/{id}",
                 ok={200},
                 refused={409},
             )
-            self.ticket = None
+            if status == 200:
+                self.ticket = None
             return
         if self.watcher is not None:
             return
