@@ -1,0 +1,1 @@
+"""A booking campaign opening under locust (issue 14): `python -m bench.campaign`."""
