@@ -3,30 +3,77 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import httpx
 
-from bench.common import app_role_conninfo
+from bench.common import app_role_conninfo, free_port
+
+__all__ = ["BENCH_JWT_SECRET", "api_server", "free_port"]
 
 BENCH_JWT_SECRET = "bench-secret-" + "x" * 40
 
+Server = Literal["uvicorn", "granian"]
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+
+def server_command(app: str, *, server: Server, port: int, workers: int) -> list[str]:
+    """The command line of `server` serving the factory `app`."""
+    if server == "granian":
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--loop",
+            "uvloop",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            app,
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--http",
+        "httptools",
+        "--loop",
+        "uvloop",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
 @contextmanager
 def api_server(
-    owner: str, *, workers: int = 1, pool_size: int = 20, app: str = "slotease.app:create_app"
+    owner: str,
+    *,
+    workers: int = 1,
+    pool_size: int = 20,
+    app: str = "slotease.app:create_app",
+    server: Server = "uvicorn",
 ) -> Iterator[str]:
     """The API (or another factory of it) on a free port, with limits out of the way; yields
     its base URL."""
@@ -46,23 +93,7 @@ def api_server(
         "SLOTEASE_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
+        server_command(app, server=server, port=port, workers=workers), env=env
     )
     url = f"http://127.0.0.1:{port}"
     try:
