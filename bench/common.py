@@ -204,6 +204,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# The process behind each server a benchmark started, by its URL (for cpu_seconds).
+PIDS: dict[str, int] = {}
+
 # The compiled peer (shared/peers): the same statement served by Go's net/http and pgx.
 PEER_BINARY = Path(os.environ.get("BENCH_PEER", "/tmp/peers-bin/sqlhttp"))
 PEER_BUILD = Path(__file__).resolve().parents[2] / "shared" / "peers" / "build.sh"
@@ -236,6 +239,7 @@ def sql_peer(
     }
     process = subprocess.Popen([str(PEER_BINARY)], env=env)
     url = f"http://127.0.0.1:{port}/q"
+    PIDS[url] = process.pid
     try:
         for _ in range(100):
             try:
@@ -249,6 +253,32 @@ def sql_peer(
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) spent so far by `pid` and every live descendant of it: what a
+    server costs per request, which the machine's other load leaves nearly unchanged where
+    throughput and latency are not."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        times[process] = (int(fields[11]) + int(fields[12])) / tick
+    family = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for process, parent in parents.items():
+            if parent in family and process not in family:
+                family.add(process)
+                grew = True
+    return sum(times.get(process, 0.0) for process in family)
 
 
 def load_average() -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import httpx
 
-from bench.common import app_role_conninfo, free_port
+from bench.common import PIDS, app_role_conninfo, free_port
 
 __all__ = ["BENCH_JWT_SECRET", "api_server", "free_port"]
 
@@ -96,6 +96,7 @@ def api_server(
         server_command(app, server=server, port=port, workers=workers), env=env
     )
     url = f"http://127.0.0.1:{port}"
+    PIDS[url] = process.pid
     try:
         for _ in range(200):
             try:

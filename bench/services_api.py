@@ -17,8 +17,10 @@ from typing import Any, get_args
 import psycopg
 
 from bench.common import (
+    PIDS,
     Stats,
     app_role_conninfo,
+    cpu_seconds,
     fresh_database,
     load_average,
     machine,
@@ -62,11 +64,14 @@ def peer_statement(owner: str) -> str:
     return f"select coalesce(json_agg(x), '[]'::json) from ({statement}) x"
 
 
-def measured(label: str, url: str, args: Any) -> Stats:
+def measured(label: str, base: str, url: str, args: Any) -> Stats:
+    """wrk on `url` of the server at `base`, with the server's CPU time per request."""
     # Warm the pool and the plan caches before measuring.
     wrk("warm-up", url, connections=10, seconds=2)
+    cpu = cpu_seconds(PIDS[base])
     stats = wrk(label, url, connections=args.connections, seconds=args.seconds)
-    print(f"{stats.row()} load {load_average()}", flush=True)
+    per_request = (cpu_seconds(PIDS[base]) - cpu) / (stats.throughput * args.seconds) * 1000
+    print(f"{stats.row()} {per_request:.2f} | {load_average()} |", flush=True)
     return stats
 
 
@@ -87,14 +92,16 @@ def main() -> None:
     org_ids = seed_organizations(owner, organizations=500, services_per_org=8)
     org = org_ids[0]
     route = f"/v1/organizations/{org}/services"
-    print("| side | requests/s | p50 (ms) | p95 (ms) |")
-    print("|---|---|---|---|")
+    print("| side | requests/s | p50 (ms) | p95 (ms) | server CPU ms/request | load average |")
+    print("|---|---|---|---|---|---|")
     with api_server(owner, workers=1, server=args.server) as url:
-        single = measured(f"API ({args.server}, 1 process)", url + route, args)
-    with api_server(owner, workers=args.workers, server=args.server) as url:
-        several = measured(f"API ({args.server}, {args.workers} processes)", url + route, args)
+        single = measured(f"API ({args.server}, 1 process)", url, url + route, args)
+    # The processes share the peer's 20 connections, so as not to exhaust the shared server.
+    pool_size = max(5, 20 // args.workers)
+    with api_server(owner, workers=args.workers, pool_size=pool_size, server=args.server) as url:
+        several = measured(f"API ({args.server}, {args.workers} processes)", url, url + route, args)
     with sql_peer(app_role_conninfo(owner), peer_statement(owner)) as url:
-        peer = measured("compiled peer (Go, pgx), same SQL", f"{url}?p={org}", args)
+        peer = measured("compiled peer (Go, pgx), same SQL", url, f"{url}?p={org}", args)
     direct = pgbench(
         "pgbench, same SQL",
         app_role_conninfo(owner),
@@ -103,7 +110,7 @@ def main() -> None:
         seconds=args.seconds,
         protocol="simple",
     )
-    print(f"{direct.row()} load {load_average()}")
+    print(f"{direct.row()} | {load_average()} |")
     print(
         f"\nMachine: {machine()}; {args.connections} connections, {args.seconds} s each;"
         f" load average after: {load_average()}"
