@@ -160,6 +160,7 @@ def wrk(
     seconds: int,
     headers: dict[str, str] | None = None,
     requests_lua: str = "",
+    timeout_seconds: int | None = None,
 ) -> Stats:
     """Load `url` with wrk (one thread) and read throughput and p50/p95 from its Lua summary.
     `requests_lua` may define wrk's `request()` to vary each request."""
@@ -174,6 +175,9 @@ def wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(lua)
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", script.name]
+    if timeout_seconds is not None:
+        # wrk counts a request slower than its 2 s default as failed.
+        args.append(f"--timeout={timeout_seconds}s")
     for name, value in (headers or {}).items():
         args += ["-H", f"{name}: {value}"]
     result = subprocess.run([*args, url], capture_output=True, text=True, check=True)
