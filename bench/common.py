@@ -10,9 +10,11 @@ import json
 import os
 import platform
 import re
+import socket
 import statistics
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -246,3 +248,85 @@ def machine() -> str:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+# The process behind each server a benchmark started, by its URL (for cpu_seconds).
+PIDS: dict[str, int] = {}
+
+# The compiled peer (shared/peers): the same statement served by Go's net/http and pgx.
+PEER_BINARY = Path(os.environ.get("BENCH_PEER", "/tmp/peers-bin/sqlhttp"))
+PEER_BUILD = Path(__file__).resolve().parents[2] / "shared" / "peers" / "build.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def sql_peer(
+    conninfo: str, statement: str, *, role: str = "anon", claims: str = '{"role":"anon"}'
+) -> Iterator[str]:
+    """The compiled peer serving `statement` (one `$1`, one json value) as `role` with
+    `claims`, built first if missing; yields the URL to add `?p=<param>` to."""
+    if not PEER_BINARY.exists():
+        subprocess.run(["bash", str(PEER_BUILD), str(PEER_BINARY.parent)], check=True)
+    port = free_port()
+    env = {
+        **os.environ,
+        "PEER_DSN": conninfo,
+        "PEER_SQL": statement,
+        "PEER_ROLE": role,
+        "PEER_CLAIMS": claims,
+        "PEER_PORT": str(port),
+        "PEER_POOL": "20",
+    }
+    process = subprocess.Popen([str(PEER_BINARY)], env=env)
+    url = f"http://127.0.0.1:{port}/q"
+    PIDS[url] = process.pid
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the peer did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) spent so far by `pid` and every live descendant of it: what a
+    server costs per request, which the machine's other load leaves nearly unchanged where
+    throughput and latency are not."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        process = int(stat.parent.name)
+        parents[process] = int(fields[1])
+        times[process] = (int(fields[11]) + int(fields[12])) / tick
+    family = {pid}
+    grew = True
+    while grew:
+        grew = False
+        for process, parent in parents.items():
+            if parent in family and process not in family:
+                family.add(process)
+                grew = True
+    return sum(times.get(process, 0.0) for process in family)
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"

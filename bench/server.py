@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ from contextlib import contextmanager
 
 import httpx
 
-from bench.common import app_role_conninfo
+from bench.common import PIDS, app_role_conninfo, free_port
+
+__all__ = ["BENCH_JWT_SECRET", "api_server", "free_port"]
 
 BENCH_JWT_SECRET = "bench-secret-" + "x" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
@@ -31,9 +25,11 @@ def server_command(server: str, app: str, port: int, workers: int) -> list[str]:
     address = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     common = [app, "--factory", *address, "--no-access-log", "--log-level", "warning"]
     if name == "granian":
-        return [sys.executable, "-m", "granian", "--interface", "asgi", *common]
+        return [sys.executable, "-m", "granian", "--interface", "asgi", "--loop", "uvloop", *common]
     ws_args: Sequence[str] = ("--ws", ws) if ws else ()
-    return [sys.executable, "-m", "uvicorn", *common, *ws_args]
+    # What `slotease serve` runs: httptools and uvloop.
+    fast = ["--http", "httptools", "--loop", "uvloop"]
+    return [sys.executable, "-m", "uvicorn", *common, *fast, *ws_args]
 
 
 @contextmanager
@@ -64,6 +60,7 @@ def api_server(
     }
     process = subprocess.Popen(server_command(server, app, port, workers), env=env)
     url = f"http://127.0.0.1:{port}"
+    PIDS[url] = process.pid
     try:
         for _ in range(200):
             try:

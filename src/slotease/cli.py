@@ -75,7 +75,10 @@ def migrate(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server processes (default: one per core this process may use)."),
+    ] = None,
     demo: Annotated[bool, typer.Option("--demo", help="Seed the demo data first.")] = False,
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Run no job worker here (use `slotease worker`).")
@@ -93,7 +96,14 @@ def serve(
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         with serving(settings.data_dir) if settings.database_url is None else nullcontext():
-            _serve(settings, host=host, port=port, workers=workers, demo=demo, no_worker=no_worker)
+            _serve(
+                settings,
+                host=host,
+                port=port,
+                workers=workers or usable_cores(),
+                demo=demo,
+                no_worker=no_worker,
+            )
     except AlreadyServing as busy:
         typer.echo(
             f"SlotEase is already running on the data directory {busy.data_dir}"
@@ -104,6 +114,12 @@ def serve(
         raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, a container's cpuset), not the
+    machine's: one server process per core is what keeps them all busy without contention."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _exit_on_signal(signum: int, frame: FrameType | None) -> None:

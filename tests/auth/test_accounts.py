@@ -54,6 +54,12 @@ async def test_changing_the_password_ends_every_other_session(
     assert response.status_code == 204
     # The other session's access token and refresh token stop working at once.
     assert_problem(await client.get("/v1/me", headers=bearer(other)), 401)
+    # Also on the public list read in one round trip, whose rows the ended session never sees.
+    services = f"/v1/organizations/{make_organization(owner)}/services"
+    ended = await client.get(services, headers=bearer(other))
+    assert_problem(ended, 401)
+    assert ended.json()["detail"] == "The session has ended; sign in again."
+    assert (await client.get(services, headers=bearer(current))).status_code == 200
     refreshed = await client.post(
         "/v1/auth/token",
         json={"grant_type": "refresh_token", "refresh_token": other["refresh_token"]},

@@ -225,6 +225,8 @@ async def test_revoked_key_answers_401_and_leaves_the_list(
     assert (
         await client.get(keys_url(organization), headers={"apikey": created["key"]})
     ).status_code == 200
+    services = f"/v1/organizations/{organization}/services"
+    assert (await client.get(services, headers={"apikey": created["key"]})).status_code == 200
 
     response = await client.delete(
         f"{keys_url(organization)}/{created['id']}", headers=admin.headers
@@ -234,6 +236,8 @@ async def test_revoked_key_answers_401_and_leaves_the_list(
     assert_problem(
         await client.get(keys_url(organization), headers={"apikey": created["key"]}), 401
     )
+    # The public list, read in one round trip, refuses the revoked key too.
+    assert_problem(await client.get(services, headers={"apikey": created["key"]}), 401)
     listed = (await client.get(keys_url(organization), headers=admin.headers)).json()
     assert created["id"] not in [item["id"] for item in listed["items"]]
     again = await client.delete(f"{keys_url(organization)}/{created['id']}", headers=admin.headers)

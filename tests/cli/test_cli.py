@@ -111,6 +111,8 @@ def test_serve_configures_the_websocket_heartbeats(
         configs.append(server.config)
 
     monkeypatch.setattr(cli._Server, "run", run)
+    # One process: the single-process server is the one this test stands in for.
+    monkeypatch.setattr(cli, "usable_cores", lambda: 1)
     env = {"DATABASE_URL": owner_conninfo, "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET}
     # serve hands SLOTEASE_RUN_WORKER to its processes; naming it here restores it afterwards.
     env["SLOTEASE_RUN_WORKER"] = "false"
@@ -122,3 +124,31 @@ def test_serve_configures_the_websocket_heartbeats(
     env |= {"SLOTEASE_WS_PING_INTERVAL": "5", "SLOTEASE_WS_PING_TIMEOUT": "7.5"}
     assert run_cli("serve", env=env).exit_code == 0
     assert (configs[1].ws_ping_interval, configs[1].ws_ping_timeout) == (5.0, 7.5)
+
+
+def test_serve_runs_one_process_per_usable_core_unless_told(
+    run_cli: RunCli, owner_conninfo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from uvicorn import Config, supervisors
+
+    from slotease import cli
+
+    supervised: list[Config] = []
+
+    class Supervisor:
+        def __init__(self, config: Config, sockets: object) -> None:
+            supervised.append(config)
+
+        def run(self) -> None:
+            pass
+
+    monkeypatch.setattr(supervisors, "Multiprocess", Supervisor)
+    monkeypatch.setattr(cli, "usable_cores", lambda: 3)
+    env = {
+        "DATABASE_URL": owner_conninfo,
+        "SLOTEASE_JWT_SECRET": TEST_JWT_SECRET,
+        "SLOTEASE_RUN_WORKER": "false",
+    }
+    assert run_cli("serve", "--port", "0", env=env).exit_code == 0
+    assert run_cli("serve", "--port", "0", "--workers", "2", env=env).exit_code == 0
+    assert [config.workers for config in supervised] == [3, 2]

@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from slotease.config import Settings
-from slotease.kit.ratelimit import KEY_PREFIX
+from slotease.kit import ratelimit
+from slotease.kit.ratelimit import KEY_PREFIX, MovingWindows
 from tests.auth.support import issue_api_key
 from tests.factories import Owner, make_organization, make_user
 from tests.kit.apps import build_app, client, served
@@ -246,3 +247,22 @@ async def test_redis_outage_lets_requests_through(
     warnings = [r for r in caplog.records if r.name == "slotease.kit.ratelimit"]
     # One warning for the outage, not one per request.
     assert len(warnings) == 1
+
+
+def test_the_in_process_window_moves_and_forgets_idle_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: now[0])
+    windows = MovingWindows()
+    assert windows.hit("a", 2, 60) == (True, 1060.0, 1)
+    now[0] = 1030.0
+    assert windows.hit("a", 2, 60) == (True, 1060.0, 0)
+    # Full: refused, and counted nowhere, until the oldest hit leaves the window.
+    assert windows.hit("a", 2, 60) == (False, 1060.0, 0)
+    now[0] = 1060.0
+    assert windows.hit("a", 2, 60) == (True, 1090.0, 0)
+    # A key whose hits all left their window is dropped by the next sweep.
+    windows.hit("b", 5, 10)
+    assert len(windows) == 2
+    now[0] = 1200.0
+    windows.hit("c", 5, 10)
+    assert len(windows) == 1

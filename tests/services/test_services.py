@@ -5,7 +5,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import TypeAdapter
 
+from slotease.kit.pagination import Page, encode_cursor
+from slotease.services.schemas import Service
 from tests.factories import Owner, User, make_organization, make_service, make_user
 from tests.organizations.arrange import two_tenants
 from tests.organizations.checks import assert_invalid, assert_problem
@@ -512,3 +515,45 @@ async def test_closures_are_admin_only_and_tenant_bound(
     assert_problem(response, 404)
     assert count_rows(owner, "service_closures", org_b) == 1
     assert_problem(await client.get(f"/v1/services/{uuid.uuid4()}/closures"), 404)
+
+
+async def test_the_public_list_is_the_bytes_pydantic_would_write(
+    client: httpx.AsyncClient, owner: Owner
+) -> None:
+    """The list's JSON is built by PostgreSQL: it must stay byte for byte what FastAPI writes
+    for `Page[Service]` (fields, order, formats, escaping, the cursor)."""
+    org_id = make_organization(owner)
+    names = ['Zahn "quote" \\ slash', "Éléphant 🦷 ü", "a\ttab\u0001ctl", "Plain", "Ärzte/Dr"]
+    ids = [make_service(owner, org_id, name=name) for name in names]
+    owner.execute(
+        "update public.services set price = 40, currency = 'EUR', buffer_minutes = 5 where id = %s",
+        (ids[0],),
+    )
+    owner.execute("update public.services set price = 12.5 where id = %s", (ids[1],))
+    make_service(owner, org_id, name="No hours", hours=())
+    adapter = TypeAdapter(Page[Service])
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = await client.get(f"/v1/organizations/{org_id}/services", params=params)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/json"
+        listed = response.json()
+        items = []
+        for item in listed["items"]:
+            one = await client.get(f"/v1/services/{item['id']}")
+            items.append(Service.model_validate_json(one.content))
+        expected_cursor = (
+            encode_cursor([items[-1].name, items[-1].id]) if listed["next_cursor"] else None
+        )
+        expected = adapter.dump_json(Page(items=items, next_cursor=expected_cursor))
+        assert response.content == expected
+        pages += 1
+        cursor = listed["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    empty = make_organization(owner)
+    response = await client.get(f"/v1/organizations/{empty}/services")
+    assert response.content == adapter.dump_json(Page[Service](items=[], next_cursor=None))

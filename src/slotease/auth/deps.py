@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,7 +12,8 @@ from fastapi import Depends, Request
 from slotease.auth import repository
 from slotease.auth.principal import Principal, resolve_principal
 from slotease.context import AppContext, app_context
-from slotease.db.database import ANONYMOUS, Connection, Database
+from slotease.db.database import ANONYMOUS, Checks, Connection, Database, Reader
+from slotease.db.queries import Row
 from slotease.kit.clientaddress import client_address
 from slotease.kit.events import after_commit_scope
 from slotease.kit.problems import Forbidden, Unauthorized
@@ -47,24 +49,36 @@ async def get_principal(request: Request, context: ContextDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def caller_checks(context: AppContext, principal: Principal) -> Checks | None:
+    """What the caller's credentials must pass before anything is answered, asked in the
+    transaction's first round trip: an access token's session must still be live (a password
+    change or reset revokes the other sessions, and their access tokens with them), and an API
+    key valid, which also tells the rate limiter whether it may count the key apart."""
+    key_hash = principal.identity.api_key_hash
+    statement = repository.caller_checks(principal.session_id, key_hash is not None)
+    if statement is None:
+        return None
+
+    def verify(row: Row) -> None:
+        if "session_live" in row and not row["session_live"]:
+            raise Unauthorized("The session has ended; sign in again.")
+        if key_hash is not None:
+            if not row["key_live"]:
+                context.limiter.key_refused(key_hash)
+                raise Unauthorized("The API key is not valid.")
+            context.limiter.key_accepted(key_hash)
+
+    return Checks(*statement, verify)
+
+
 @asynccontextmanager
 async def caller_transaction(
     context: AppContext, principal: Principal, db: Database | None = None
 ) -> AsyncIterator[Connection]:
-    """A transaction acting as the caller on `db` (the primary by default), whose API key (if
-    any) is checked first by the same function the policies use, and whose access token's
-    session must still be live: a password change or reset revokes the other sessions, and
-    their access tokens with them."""
-    async with (db or context.db).transaction(principal.identity) as conn:
-        session_id = principal.session_id
-        if session_id is not None and not await repository.session_is_live(conn, session_id):
-            raise Unauthorized("The session has ended; sign in again.")
-        key_hash = principal.identity.api_key_hash
-        if key_hash is not None:
-            if not await repository.api_key_is_live(conn):
-                context.limiter.key_refused(key_hash)
-                raise Unauthorized("The API key is not valid.")
-            context.limiter.key_accepted(key_hash)
+    """A transaction acting as the caller on `db` (the primary by default), once the caller's
+    credentials passed `caller_checks`."""
+    checks = caller_checks(context, principal)
+    async with (db or context.db).transaction(principal.identity, checks) as conn:
         yield conn
 
 
@@ -137,6 +151,15 @@ async def read_session(
 
 
 ReadDbDep = Annotated[Connection, Depends(read_session, scope="function")]
+
+
+async def read_once(principal: PrincipalDep, context: ContextDep, db: ReadDatabaseDep) -> Reader:
+    """For a hot read of one statement: runs it as the caller, checked like `read_session`, on
+    the same database, in a transaction of its own that costs one round trip."""
+    return partial(db.read, principal.identity, checks=caller_checks(context, principal))
+
+
+ReadOnceDep = Annotated[Reader, Depends(read_once)]
 
 
 async def require_user(principal: PrincipalDep) -> Principal:

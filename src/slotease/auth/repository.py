@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from psycopg import sql
 from psycopg.errors import ForeignKeyViolation
 
 from slotease.db.database import Connection, DbIdentity, act_as
@@ -105,11 +106,23 @@ async def session_user(conn: Connection, token_hash: str) -> Row | None:
     )
 
 
-async def session_is_live(conn: Connection, session_id: UUID) -> bool:
-    row = await fetch_row(
-        conn, "select app.session_is_live(%(session_id)s) as live", {"session_id": session_id}
-    )
-    return bool(row["live"])
+def caller_checks(
+    session_id: UUID | None, api_key: bool
+) -> tuple[sql.Composed, dict[str, Any]] | None:
+    """One select of what the caller's credentials need beyond the policies, or None when
+    they need nothing: `session_live`, whether the access token's session is still live,
+    and `key_live`, whether the API key the transaction acts for exists, unrevoked and
+    unexpired (checked by the same function the policies use)."""
+    columns: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    if session_id is not None:
+        columns.append(sql.SQL("app.session_is_live(%(session_id)s) as session_live"))
+        params["session_id"] = session_id
+    if api_key:
+        columns.append(sql.SQL("exists (select from app.api_key_grant()) as key_live"))
+    if not columns:
+        return None
+    return sql.SQL("select {}").format(sql.SQL(", ").join(columns)), params
 
 
 async def revoke_family_of_token(conn: Connection, token_hash: str) -> None:
@@ -250,12 +263,6 @@ async def expire_api_key(
         " where id = %(key_id)s and organization_id = %(organization_id)s",
         {"grace_minutes": grace_minutes, "key_id": key_id, "organization_id": organization_id},
     )
-
-
-async def api_key_is_live(conn: Connection) -> bool:
-    """Whether the API key the transaction acts for exists, unrevoked and unexpired: checked by
-    the same function the policies use."""
-    return await fetch_one(conn, "select key_id from app.api_key_grant()") is not None
 
 
 async def delete_expired_refresh_families(conn: Connection) -> int:

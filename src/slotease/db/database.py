@@ -9,18 +9,21 @@ in Python filters rows by tenant.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor, sql
 from psycopg.errors import QueryCanceled
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from slotease.db.catalogue import SessionVariable
 from slotease.kit.problems import Problem
+
+log = logging.getLogger(__name__)
 
 DbRole = Literal["anon", "authenticated", "service_role"]
 Connection = AsyncConnection[DictRow]
@@ -56,6 +59,26 @@ IDENTITY_SQL = (
 _VARIABLE_SQL = ", set_config(%(name_{0})s, %(value_{0})s, true)"
 
 
+@dataclass(frozen=True)
+class Checks:
+    """A statement run right after the identity is set, in the same round trip, whose one row
+    `verify` reads before anything else is answered (it raises to refuse the caller): how the
+    layer above checks what the policies alone do not (a session still live, a key valid)."""
+
+    statement: sql.Composed
+    params: Mapping[str, Any]
+    verify: Callable[[DictRow], None]
+
+
+class Reader(Protocol):
+    """Runs one read-only statement as the caller in one round trip (`Database.read`, bound
+    to the caller by auth.deps): what a hot read's repository takes instead of a connection."""
+
+    async def __call__(
+        self, statement: sql.Composed, params: Mapping[str, Any]
+    ) -> list[DictRow]: ...
+
+
 def identity_params(identity: DbIdentity) -> dict[str, str]:
     """The parameters of IDENTITY_SQL for `identity`."""
     return {
@@ -69,13 +92,21 @@ async def act_as(
     conn: Connection, identity: DbIdentity, variables: Mapping[SessionVariable, str] | None = None
 ) -> None:
     """Switch the open transaction of `conn` to `identity` until it ends, with `variables`
-    (the process's settings that functions and triggers read)."""
+    (the process's settings that functions and triggers read). In pipeline mode the statement
+    is only queued: it leaves with whatever follows it."""
     params = identity_params(identity)
     extra = list((variables or {}).items())
     for index, (name, value) in enumerate(extra):
         params |= {f"name_{index}": name, f"value_{index}": value}
     statement = IDENTITY_SQL + "".join(_VARIABLE_SQL.format(i) for i in range(len(extra)))
     await conn.execute(statement, params)
+
+
+async def _checked(cursor: AsyncCursor[DictRow] | None, checks: Checks | None) -> None:
+    if cursor is not None and checks is not None:
+        row = await cursor.fetchone()
+        assert row is not None  # a select without FROM returns its one row
+        checks.verify(row)
 
 
 def session_options(*, statement_timeout: float, idle_in_transaction_timeout: float) -> str:
@@ -85,6 +116,31 @@ def session_options(*, statement_timeout: float, idle_in_transaction_timeout: fl
         f"-c statement_timeout={round(statement_timeout * 1000)}"
         f" -c idle_in_transaction_session_timeout={round(idle_in_transaction_timeout * 1000)}"
     )
+
+
+@asynccontextmanager
+async def _ending(conn: Connection) -> AsyncIterator[None]:
+    """Roll back the transaction `conn` is in when the block fails (a committed or never
+    begun one is left alone), without hiding the failure."""
+    try:
+        yield
+    except BaseException:
+        try:
+            await conn.rollback()
+        except Exception as failure:  # a broken connection: the pool discards it
+            log.warning("rollback failed: %s", failure)
+        raise
+
+
+@contextmanager
+def _timeouts_answered() -> Iterator[None]:
+    try:
+        yield
+    except QueryCanceled as exc:
+        raise StatementTimedOut(
+            "The database took too long to answer; try again shortly.",
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 class Database:
@@ -130,18 +186,51 @@ class Database:
         await self.pool.close()
 
     @asynccontextmanager
-    async def transaction(self, identity: DbIdentity) -> AsyncIterator[Connection]:
-        """One transaction acting as `identity`; committed when the block exits cleanly. A
-        statement that outran the pool's `statement_timeout` ends it as a 503 problem."""
-        try:
-            async with self.pool.connection() as conn, conn.transaction():
-                await act_as(conn, identity, self.variables)
+    async def transaction(
+        self, identity: DbIdentity, checks: Checks | None = None
+    ) -> AsyncIterator[Connection]:
+        """One transaction acting as `identity`, refused first by `checks` if they say so;
+        committed when the block exits cleanly. BEGIN, the identity and the checks leave in
+        one round trip (pipeline mode), which ends before the block runs: its statements then
+        raise their errors where they are executed, as usual. A statement that outran the
+        pool's `statement_timeout` ends it as a 503 problem."""
+        with _timeouts_answered():
+            async with self.pool.connection() as conn, _ending(conn):
+                async with conn.pipeline():
+                    checked = await self._begin(conn, identity, checks)
+                await _checked(checked, checks)
                 yield conn
-        except QueryCanceled as exc:
-            raise StatementTimedOut(
-                "The database took too long to answer; try again shortly.",
-                headers={"Retry-After": "1"},
-            ) from exc
+                await conn.commit()
+
+    async def read(
+        self,
+        identity: DbIdentity,
+        statement: sql.Composed,
+        params: Mapping[str, Any],
+        checks: Checks | None = None,
+    ) -> list[DictRow]:
+        """The rows of one read-only `statement` run as `identity` in a transaction of its
+        own: BEGIN, the identity, the checks, the statement and COMMIT in one round trip. The
+        checks are read before the rows, so a refused caller gets its refusal and never the
+        rows (computed by a statement that writes nothing)."""
+        with _timeouts_answered():
+            async with self.pool.connection() as conn, _ending(conn):
+                async with conn.pipeline():
+                    checked = await self._begin(conn, identity, checks)
+                    cursor = await conn.execute(statement, params)
+                    await conn.execute("commit")
+                await _checked(checked, checks)
+                rows: list[DictRow] = await cursor.fetchall()
+                return rows
+
+    async def _begin(
+        self, conn: Connection, identity: DbIdentity, checks: Checks | None
+    ) -> AsyncCursor[DictRow] | None:
+        """Queue BEGIN, the identity and the checks on `conn`, in pipeline mode. psycopg's own
+        `transaction()` would sync the pipeline after its BEGIN: one round trip more."""
+        await conn.execute("begin")
+        await act_as(conn, identity, self.variables)
+        return None if checks is None else await conn.execute(checks.statement, checks.params)
 
     async def ping(self) -> bool:
         async with self.pool.connection(timeout=2) as conn:

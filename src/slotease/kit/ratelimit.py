@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
@@ -91,6 +91,7 @@ def _signs_in(scope: Scope) -> bool:
 
 
 _WARNING_INTERVAL_SECONDS = 60.0
+_SWEEP_INTERVAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,49 @@ class Quota:
         }
 
 
+class MovingWindows:
+    """Moving windows in this process's memory: per key, the times of its hits still inside
+    the window, oldest first, so a hit costs no more than dropping the ones that left it."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, tuple[float, deque[float]]] = {}
+        self._next_sweep = 0.0
+
+    def __len__(self) -> int:
+        """The keys remembered."""
+        return len(self._hits)
+
+    def hit(self, key: str, amount: int, expiry: float) -> tuple[bool, float, int]:
+        """Count one hit if fewer than `amount` fell in the last `expiry` seconds: whether it
+        was allowed, when the window's oldest hit leaves it, and how many hits remain."""
+        now = time.time()
+        self._sweep(now)
+        hits = self._hits.setdefault(key, (expiry, deque()))[1]
+        while hits and hits[0] <= now - expiry:
+            hits.popleft()
+        allowed = len(hits) < amount
+        if allowed:
+            hits.append(now)
+        return allowed, (hits[0] if hits else now) + expiry, amount - len(hits)
+
+    def _sweep(self, now: float) -> None:
+        # Keys whose last hit left its window are forgotten, so that callers who came once
+        # (an address, a key) do not keep memory for the process's life.
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + _SWEEP_INTERVAL_SECONDS
+        for key, (expiry, hits) in list(self._hits.items()):
+            if not hits or hits[-1] <= now - expiry:
+                del self._hits[key]
+
+
 class RateLimiter:
     def __init__(self, settings: Settings, metrics: Metrics, redis: Redis | None) -> None:
-        storage: Storage
-        if redis is None:
-            storage = MemoryStorage()
-        else:
+        # Without Redis the windows live here: limits' MemoryStorage hands an expiry pass to a
+        # thread about once a request, the costliest step of the request path (issue 14).
+        self._strategy: MovingWindowRateLimiter | None = None
+        self._windows = MovingWindows()
+        if redis is not None:
             # The connections come from the app's client; the URI only selects redis-py.
             storage = RedisStorage(
                 "async+redis://",
@@ -123,7 +161,7 @@ class RateLimiter:
                 key_prefix=KEY_PREFIX,
                 wrap_exceptions=True,
             )
-        self._strategy = MovingWindowRateLimiter(storage)
+            self._strategy = MovingWindowRateLimiter(storage)
         self._metrics = metrics
         self._limits: dict[str, RateLimitItem] = {
             "api_key": parse(settings.rate_limit_api_key),
@@ -160,12 +198,17 @@ class RateLimiter:
     async def hit(self, kind: str, key: str) -> Quota | None:
         """Count one request; None when the storage failed and the request goes unchecked."""
         item = self._limits[kind]
-        try:
-            allowed = await self._strategy.hit(item, key)
-            reset_at, remaining = await self._strategy.get_window_stats(item, key)
-        except StorageError as exc:
-            self.storage_failed(exc)
-            return None
+        if self._strategy is None:
+            allowed, reset_at, remaining = self._windows.hit(
+                f"{kind}:{key}", item.amount, item.get_expiry()
+            )
+        else:
+            try:
+                allowed = await self._strategy.hit(item, key)
+                reset_at, remaining = await self._strategy.get_window_stats(item, key)
+            except StorageError as exc:
+                self.storage_failed(exc)
+                return None
         if not allowed:
             self._metrics.rate_limited.labels(kind).inc()
         return Quota(

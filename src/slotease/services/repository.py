@@ -13,7 +13,7 @@ from uuid import UUID
 
 from psycopg import sql
 
-from slotease.db.database import Connection
+from slotease.db.database import Connection, Reader
 from slotease.db.queries import Row, assignments, fetch_all, fetch_one, fetch_row, keyset_after
 from slotease.kit.dberrors import refused_as, write_refusals
 
@@ -28,6 +28,20 @@ _SERVICE = sql.SQL(
     " 'start', to_char(h.start_time, 'HH24:MI'), 'end', to_char(h.end_time, 'HH24:MI'))"
     " order by h.weekday, h.start_time)"
     " from public.service_working_hours h where h.service_id = s.id), '[]') as working_hours"
+)
+
+# The same service as the JSON of services.schemas.Service, built by PostgreSQL: its fields
+# in its order and formats (the price a decimal string, hours as "HH:MM"), compact like
+# pydantic's output (row_to_json and array_to_json add no spaces, unlike json_build_object
+# and json_agg), so the public list answers these bytes as they are.
+_SERVICE_JSON = sql.SQL(
+    "s.id, s.organization_id, s.name, s.duration_minutes, s.capacity, s.buffer_minutes,"
+    " s.min_notice_minutes, s.max_advance_days, s.slot_interval_minutes,"
+    " coalesce((select array_to_json(array_agg(row_to_json(h) order by h.weekday, h.start))"
+    " from (select w.weekday, to_char(w.start_time, 'HH24:MI') as start,"
+    " to_char(w.end_time, 'HH24:MI') as \"end\""
+    " from public.service_working_hours w where w.service_id = s.id) h), '[]') as working_hours,"
+    " s.price::text as price, s.currency, s.is_active"
 )
 
 _CLOSURE = sql.SQL("c.id, c.service_id, c.starts_at, c.ends_at, c.reason")
@@ -87,29 +101,37 @@ def active_services_statement(
     org_id: UUID, *, after: Sequence[Any] | None, limit: int
 ) -> tuple[sql.Composed, dict[str, Any]]:
     """The one statement behind the public services list (also run by bench/services_api.py
-    through pgbench, so both sides of that benchmark run the very same SQL)."""
-    params: dict[str, Any] = {"org_id": org_id, "limit": limit}
+    through the compiled peer and pgbench, so every side of that benchmark runs the very same
+    SQL). One row, or none when the caller cannot see the organization: `items`, the page's
+    first `limit` services as the answer's JSON text, and `last_name`, `last_id`, the key of
+    the last of them when one more follows (the next page's cursor)."""
+    params: dict[str, Any] = {"org_id": org_id, "fetch": limit + 1, "limit": limit}
     keyset = keyset_after("s.name, s.id", after, params)
     query = sql.SQL(
-        "select s.* from public.organizations o left join lateral ("
-        " select {} from public.services s"
+        "select coalesce(array_to_json(array_agg(p.item order by p.n)"
+        " filter (where p.n <= %(limit)s))::text, '[]') as items,"
+        " (array_agg(p.name) filter (where p.n = %(limit)s and p.more))[1] as last_name,"
+        " (array_agg(p.id) filter (where p.n = %(limit)s and p.more))[1] as last_id"
+        " from public.organizations o left join lateral ("
+        " select x.name, x.id, row_to_json(x) as item,"
+        " row_number() over (order by x.name, x.id) as n, count(*) over () > %(limit)s as more"
+        " from (select {} from public.services s"
         " where s.organization_id = o.id and s.is_active and {}"
-        " order by s.name, s.id limit %(limit)s) s on true"
-        " where o.id = %(org_id)s"
-    ).format(_SERVICE, keyset)
+        " order by s.name, s.id limit %(fetch)s) x) p on true"
+        " where o.id = %(org_id)s group by o.id"
+    ).format(_SERVICE_JSON, keyset)
     return query, params
 
 
-async def list_active_services(
-    conn: Connection, org_id: UUID, *, after: Sequence[Any] | None, limit: int
-) -> list[Row] | None:
-    """A page of the organization's active services by (name, id), or None when the caller
-    cannot see the organization: one statement, as this is a hot public read."""
+async def active_services_page(
+    read: Reader, org_id: UUID, *, after: Sequence[Any] | None, limit: int
+) -> Row | None:
+    """A page of the organization's active services by (name, id) as JSON (see
+    active_services_statement), or None when the caller cannot see the organization: one
+    statement in one round trip, as this is a hot public read."""
     query, params = active_services_statement(org_id, after=after, limit=limit)
-    rows = await fetch_all(conn, query, params)
-    if not rows:
-        return None
-    return [row for row in rows if row["id"] is not None]
+    rows = await read(query, params)
+    return rows[0] if rows else None
 
 
 @refused

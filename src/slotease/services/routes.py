@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from slotease.auth.deps import DbDep, ReadDbDep, SignedIn
+from slotease.auth.deps import DbDep, ReadDbDep, ReadOnceDep, SignedIn
 from slotease.kit.openapi import ADMIN_ONLY, NOT_FOUND
 from slotease.kit.pagination import DEFAULT_LIMIT, CursorQuery, LimitQuery, Page
 from slotease.services import service
@@ -30,12 +30,13 @@ async def create_service(org_id: UUID, body: ServiceCreate, _: SignedIn, conn: D
     return await service.create_service(conn, org_id, body)
 
 
-@router.get("/organizations/{org_id}/services", responses=NOT_FOUND)
+@router.get("/organizations/{org_id}/services", response_model=Page[Service], responses=NOT_FOUND)
 async def list_services(
-    org_id: UUID, conn: ReadDbDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
-) -> Page[Service]:
+    org_id: UUID, read: ReadOnceDep, limit: LimitQuery = DEFAULT_LIMIT, cursor: CursorQuery = None
+) -> Response:
     """The organization's active services with their working hours, by name."""
-    return await service.list_services(conn, org_id, limit=limit, cursor=cursor)
+    body = await service.list_services(read, org_id, limit=limit, cursor=cursor)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/services/{service_id}", responses=NOT_FOUND)
