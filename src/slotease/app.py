@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         db=db,
         reads=read_routing(settings, db, redis),
-        jwt_secret=TokenKeys(
+        token_keys=TokenKeys(
             settings.resolved_jwt_secret(),
             SigningKeys(jwks_url, refresh_seconds=settings.jwks_refresh_seconds)
             if jwks_url
@@ -102,9 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await context.db.open()
         await open_keyring(settings, context.db, as_service=False)
         context.accounts = await accounts_mode(context.db, settings, as_service=False)
-        if context.jwt_secret.jwks is not None:
+        if context.token_keys.jwks is not None:
             # The first fetch before serving, so that no request waits for it.
-            await to_thread.run_sync(context.jwt_secret.jwks.refresh)
+            await to_thread.run_sync(context.token_keys.jwks.refresh)
         await context.reads.start()
         await context.realtime.start()
         await context.realtime_access.start()
@@ -160,7 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=context.limiter,
         identify=partial(
             resolve_principal,
-            keys=context.jwt_secret,
+            keys=context.token_keys,
             issuers=settings.accepted_jwt_issuers,
         ),
         settings=settings,

@@ -28,7 +28,7 @@ class AppContext:
     # Where lag-tolerant reads go: a replica that keeps up, or `db`.
     reads: ReadRouting
     # What access tokens are checked with (the HS256 secret, and a JWKS when configured).
-    jwt_secret: TokenKeys
+    token_keys: TokenKeys
     # Who owns the accounts, decided at start (auth.service.accounts_mode).
     accounts: Accounts
     metrics: Metrics

@@ -58,11 +58,11 @@ def test_migrate_sql_prints_the_whole_schema_script(run_cli: RunCli) -> None:
 
 
 def test_migrate_sql_from_a_revision_prints_only_the_later_ones(run_cli: RunCli) -> None:
-    result = run_cli("migrate", "--sql", "--from", "0024")
+    result = run_cli("migrate", "--sql", "--from", "0023")
     assert result.exit_code == 0, result.output
     assert "create trigger slotease_user_profile" in result.stdout
     assert "create table public.appointments" not in result.stdout
-    assert "UPDATE alembic_version SET version_num='0025' WHERE" in result.stdout
+    assert "UPDATE alembic_version SET version_num='0024' WHERE" in result.stdout
     unknown = run_cli("migrate", "--sql", "--from", "9999")
     assert unknown.exit_code == 2
     assert "unknown revision" in unknown.output

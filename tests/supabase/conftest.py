@@ -24,7 +24,7 @@ from tests.supabase import project
 # back-fill must give them their profile.
 EARLY_METADATA = {"name": "Grace Hopper", "phone": "+33 1 23 45 67 89"}
 UPGRADED_METADATA = {"full_name": "Katherine Johnson"}
-PREVIOUS = "0024"
+PREVIOUS = "0023"
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def early_user(server_conninfo: str, project_name: str) -> tuple[uuid.UUID, str]
 def upgraded_user(
     server_conninfo: str, project_name: str, early_user: object
 ) -> tuple[uuid.UUID, str]:
-    """The project with SlotEase up to 0024 (the script from an empty database, as the
+    """The project with SlotEase up to 0023 (the script from an empty database, as the
     non-superuser owner), and a user Supabase Auth made then, before SlotEase's profiles
     followed its users."""
     owner = project.with_user(server_conninfo, project.OWNER, project_name)

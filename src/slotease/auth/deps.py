@@ -40,7 +40,7 @@ async def get_principal(request: Request, context: ContextDep) -> Principal:
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is None:
         cached = resolve_principal(
-            request, context.jwt_secret, context.settings.accepted_jwt_issuers
+            request, context.token_keys, context.settings.accepted_jwt_issuers
         )
         request.state.principal = cached
     return cached

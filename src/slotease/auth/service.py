@@ -321,7 +321,7 @@ def _access_token(
     ttl = context.settings.access_token_ttl_seconds
     return AccessToken(
         access_token=mint_access_token(
-            context.jwt_secret.secret,
+            context.token_keys.secret,
             user_id=user_id,
             email=email,
             ttl_seconds=ttl,

@@ -58,7 +58,7 @@ async def realtime(websocket: WebSocket) -> None:
         await websocket.accept()
         try:
             principal = resolve_principal(
-                websocket, context.jwt_secret, context.settings.accepted_jwt_issuers
+                websocket, context.token_keys, context.settings.accepted_jwt_issuers
             )
         except Unauthorized as exc:
             await websocket.close(code=INVALID_CREDENTIALS, reason=exc.detail)

@@ -1,2 +1,0 @@
--- Reserved; filled by its change.
-select 1;
