@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from uvicorn import server as uvicorn_server
+from uvicorn.supervisors.multiprocess import Process
 
 from slotease.config import ConfigurationError, Settings, describe_validation_error, get_settings
 from slotease.kit.logs import configure_logging, logging_config
@@ -130,7 +131,7 @@ def _serve(
     settings: Settings, *, host: str, port: int, workers: int, demo: bool, no_worker: bool
 ) -> None:
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors import Multiprocess, multiprocess
 
     from slotease.db.urls import owner_conninfo
     from slotease.migrations import runner
@@ -165,6 +166,8 @@ def _serve(
         ws_per_message_deflate=False,
     )
     if workers > 1:
+        # The supervisor builds its workers by this name; each worker's server is then ours.
+        multiprocess.Process = _WorkerProcess  # type: ignore[misc]
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     config.load_app()
@@ -188,6 +191,17 @@ class _Server(uvicorn_server.Server):
         logging.shutdown()
         atexit._run_exitfuncs()
         os._exit(128 + sig)
+
+
+class _WorkerProcess(Process):
+    """A worker of `serve --workers N` whose server is `_Server`, so that a SIGTERM sent while
+    the app starts ends it at once there too (the supervisor waits for every worker)."""
+
+    @property
+    def server(self) -> uvicorn_server.Server:
+        if self._server is None:
+            self._server = _Server(config=self.config)
+        return self._server
 
 
 @cli.command()
