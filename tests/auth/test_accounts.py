@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from tests.auth.accounts import (
     password_grant,
 )
 from tests.auth.support import PASSWORD, assert_problem, new_email, sign_up
-from tests.factories import Owner, User, add_member, make_organization, make_user
+from tests.factories import Owner, User, add_member, make_organization, make_service, make_user
 from tests.notifications.support import Mailbox, run_jobs, with_smtp, worker_app
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("clean_jobs")]
@@ -54,12 +55,19 @@ async def test_changing_the_password_ends_every_other_session(
     assert response.status_code == 204
     # The other session's access token and refresh token stop working at once.
     assert_problem(await client.get("/v1/me", headers=bearer(other)), 401)
-    # Also on the public list read in one round trip, whose rows the ended session never sees.
-    services = f"/v1/organizations/{make_organization(owner)}/services"
-    ended = await client.get(services, headers=bearer(other))
-    assert_problem(ended, 401)
-    assert ended.json()["detail"] == "The session has ended; sign in again."
-    assert (await client.get(services, headers=bearer(current))).status_code == 200
+    # Also on the reads made in one round trip, the public list and an availability miss,
+    # whose rows the ended session never sees.
+    org_id = make_organization(owner)
+    week = {
+        "from": str(date.today() + timedelta(days=1)),
+        "to": str(date.today() + timedelta(days=7)),
+    }
+    slots = ("/v1/available-slots", {"service_id": str(make_service(owner, org_id)), **week})
+    for path, params in ((f"/v1/organizations/{org_id}/services", {}), slots):
+        ended = await client.get(path, params=params, headers=bearer(other))
+        assert_problem(ended, 401)
+        assert ended.json()["detail"] == "The session has ended; sign in again."
+        assert (await client.get(path, params=params, headers=bearer(current))).status_code == 200
     refreshed = await client.post(
         "/v1/auth/token",
         json={"grant_type": "refresh_token", "refresh_token": other["refresh_token"]},
